@@ -1,0 +1,10 @@
+//! Domain vocabulary shared by every Reel crate: identifiers, media kinds, asset types,
+//! the room lifecycle state machine. No I/O lives here, so everything is testable with a
+//! manual clock.
+
+pub mod ids;
+pub mod lifecycle;
+pub mod media;
+
+pub use ids::*;
+pub use media::*;

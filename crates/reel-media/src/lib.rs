@@ -1,0 +1,43 @@
+//! Media formats, free of sockets and clocks: the capture journal (write, read, recover),
+//! codec bitstream headers, a streaming WebM muxer, the remux from journals to playable
+//! files, and small readers for IVF and Ogg files that test publishers send from.
+//!
+//! Everything here works on `Read`/`Write` values handed in by the caller, so the same code
+//! serves the server, the `reel journal inspect` command, tests and fuzzers.
+
+pub mod codec;
+pub mod ebml;
+pub mod ivf;
+pub mod journal;
+pub mod ogg;
+pub mod remux;
+pub mod webm;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum MediaError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a Reel journal (bad magic)")]
+    NotAJournal,
+    #[error("unsupported journal version {0}")]
+    UnsupportedVersion(u16),
+    #[error("corrupt journal header: {0}")]
+    CorruptHeader(String),
+    #[error("malformed {what}: {why}")]
+    Malformed { what: &'static str, why: String },
+    #[error("cannot remux: {0}")]
+    Remux(String),
+}
+
+impl MediaError {
+    pub fn malformed(what: &'static str, why: impl Into<String>) -> Self {
+        MediaError::Malformed {
+            what,
+            why: why.into(),
+        }
+    }
+}
+
+pub type Result<T, E = MediaError> = std::result::Result<T, E>;

@@ -1,0 +1,318 @@
+//! Journals → one playable file, without transcoding.
+//!
+//! Timing is the heart of it. Each frame carries its RTP timestamp and its arrival time;
+//! each track may carry RTCP sender reports. Lip sync needs audio and video on one clock:
+//! - when every track has a sender report, frames are placed on the *sender's* wall clock
+//!   (the report maps RTP time to NTP time, and one sender has one clock);
+//! - otherwise on the receiver's clock: a track's RTP clock is anchored where
+//!   `arrival − rtp/clock_rate` is smallest, i.e. at the frame that met the least network and
+//!   reassembly delay, which jitter cannot push earlier.
+//!
+//! Video starts at its first keyframe and, after packet loss, resumes at the next keyframe:
+//! the picture freezes rather than showing a corrupted frame.
+
+use crate::codec::{self, Dimensions};
+use crate::journal::{flags, JournalHeader, JournalReader, Record};
+use crate::webm::{TrackSpec, WebmWriter};
+use crate::{MediaError, Result};
+use reel_core::MediaKind;
+use serde::Serialize;
+use std::io::{Read, Seek, Write};
+
+/// A linear map from a track's extended RTP time to microseconds on some wall clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anchor {
+    pub rtp: u64,
+    pub unix_us: i64,
+}
+
+impl Anchor {
+    fn to_us(self, rtp: u64, clock_rate: u32) -> i64 {
+        let delta = rtp as i128 - self.rtp as i128;
+        self.unix_us + (delta * 1_000_000 / clock_rate.max(1) as i128) as i64
+    }
+}
+
+/// What the first pass learns about one journal.
+#[derive(Debug, Clone)]
+pub struct TrackPlan {
+    pub header: JournalHeader,
+    pub frames: u64,
+    /// Receiver-clock anchor (least-delay frame).
+    pub arrival_anchor: Option<Anchor>,
+    /// Sender-clock anchor from the first sender report.
+    pub sender_anchor: Option<Anchor>,
+    pub first_keyframe_dims: Option<Dimensions>,
+    pub first_rtp: Option<u64>,
+    pub last_rtp: Option<u64>,
+}
+
+pub fn analyze<R: Read>(input: R) -> Result<TrackPlan> {
+    let mut reader = JournalReader::open(input)?;
+    let header = reader.header().clone();
+    let clock = header.clock_rate.max(1) as i128;
+    let mut plan = TrackPlan {
+        header: header.clone(),
+        frames: 0,
+        arrival_anchor: None,
+        sender_anchor: None,
+        first_keyframe_dims: None,
+        first_rtp: None,
+        last_rtp: None,
+    };
+    let mut best_offset: Option<i64> = None;
+    let mut pending_sr: Option<(u32, i64)> = None;
+    while let Some(record) = reader.next_record()? {
+        match record {
+            Record::Frame {
+                rtp_time,
+                arrival_unix_us,
+                flags,
+                data,
+            } => {
+                plan.frames += 1;
+                plan.first_rtp.get_or_insert(rtp_time);
+                plan.last_rtp = Some(rtp_time);
+                let offset = arrival_unix_us - (rtp_time as i128 * 1_000_000 / clock) as i64;
+                if best_offset.is_none_or(|b| offset < b) {
+                    best_offset = Some(offset);
+                    plan.arrival_anchor = Some(Anchor {
+                        rtp: rtp_time,
+                        unix_us: arrival_unix_us,
+                    });
+                }
+                if plan.first_keyframe_dims.is_none() && flags & flags::KEYFRAME != 0 {
+                    plan.first_keyframe_dims = codec::keyframe_dimensions(header.codec, &data);
+                }
+                if let Some((sr_rtp, ntp)) = pending_sr.take() {
+                    if plan.sender_anchor.is_none() {
+                        // Extend the report's 32-bit timestamp with this frame's high bits.
+                        let diff = (rtp_time as u32).wrapping_sub(sr_rtp) as i32 as i64;
+                        let sr_ext = (rtp_time as i64 - diff).max(0) as u64;
+                        plan.sender_anchor = Some(Anchor {
+                            rtp: sr_ext,
+                            unix_us: ntp,
+                        });
+                    }
+                }
+            }
+            Record::SenderReport {
+                rtp_time,
+                ntp_unix_us,
+            } => {
+                pending_sr.get_or_insert((rtp_time, ntp_unix_us));
+            }
+            _ => {}
+        }
+    }
+    Ok(plan)
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RemuxReport {
+    /// Wall-clock (receiver) time of the first sample in the file.
+    pub start_unix_us: i64,
+    pub duration_ms: f64,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    /// Video frames left out because they could not be decoded cleanly.
+    pub skipped_frames: u64,
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    /// Which clock lined the tracks up: "sender_report" or "arrival".
+    pub sync: &'static str,
+}
+
+struct Input<R: Read> {
+    reader: JournalReader<R>,
+    plan: TrackPlan,
+    anchor: Anchor,
+    track_number: u8,
+    next: Option<(i64, u8, Vec<u8>)>,
+    waiting_for_keyframe: bool,
+    last_ts: Option<i64>,
+    intervals: (u64, i64),
+}
+
+impl<R: Read> Input<R> {
+    /// Next frame as (µs on the chosen clock, flags, data).
+    fn advance(&mut self) -> Result<()> {
+        self.next = None;
+        while let Some(record) = self.reader.next_record()? {
+            if let Record::Frame {
+                rtp_time,
+                flags,
+                data,
+                ..
+            } = record
+            {
+                let us = self.anchor.to_us(rtp_time, self.plan.header.clock_rate);
+                self.next = Some((us, flags, data));
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Muxes one video track (optional) and one audio track (optional) into WebM.
+/// `tracks` pairs each first-pass plan with a fresh reader of the same journal.
+pub fn remux_webm<R: Read, W: Write + Seek>(
+    tracks: Vec<(TrackPlan, JournalReader<R>)>,
+    out: W,
+) -> Result<(W, RemuxReport)> {
+    let mut video = None;
+    let mut audio = None;
+    for (plan, reader) in tracks {
+        if plan.frames == 0 {
+            continue;
+        }
+        let slot = match plan.header.kind {
+            MediaKind::Video => &mut video,
+            MediaKind::Audio => &mut audio,
+        };
+        if slot.is_none() {
+            *slot = Some((plan, reader));
+        }
+    }
+    if video.is_none() && audio.is_none() {
+        return Err(MediaError::Remux("no media was captured".into()));
+    }
+    if let Some((plan, _)) = &video {
+        if plan.first_keyframe_dims.is_none() {
+            // Without a keyframe nothing can be decoded; keep the audio rather than fail.
+            video = None;
+            if audio.is_none() {
+                return Err(MediaError::Remux("video never had a keyframe".into()));
+            }
+        }
+    }
+    let all: Vec<&TrackPlan> = video.iter().chain(audio.iter()).map(|(p, _)| p).collect();
+    let use_sender = all.iter().all(|p| p.sender_anchor.is_some());
+    let mut specs = Vec::new();
+    let mut inputs: Vec<Input<R>> = Vec::new();
+    for (plan, reader) in video.into_iter().chain(audio) {
+        let anchor = if use_sender {
+            plan.sender_anchor
+        } else {
+            plan.arrival_anchor
+        }
+        .expect("tracks with frames have an anchor");
+        specs.push(match plan.header.kind {
+            MediaKind::Video => {
+                let d = plan.first_keyframe_dims.expect("checked above");
+                TrackSpec::Video {
+                    codec: plan.header.codec,
+                    width: d.width,
+                    height: d.height,
+                }
+            }
+            MediaKind::Audio => TrackSpec::Audio {
+                codec: plan.header.codec,
+                sample_rate: plan.header.clock_rate,
+                channels: 2,
+            },
+        });
+        let mut input = Input {
+            reader,
+            track_number: specs.len() as u8,
+            waiting_for_keyframe: plan.header.kind == MediaKind::Video,
+            plan,
+            anchor,
+            next: None,
+            last_ts: None,
+            intervals: (0, 0),
+        };
+        input.advance()?;
+        inputs.push(input);
+    }
+    let origin_us = inputs
+        .iter()
+        .filter_map(|i| i.next.as_ref().map(|n| n.0))
+        .min()
+        .unwrap_or(0);
+    let start_unix_us = inputs
+        .iter()
+        .filter_map(|i| {
+            let first = i.plan.first_rtp?;
+            let arrival = i.plan.arrival_anchor?;
+            Some(arrival.to_us(first, i.plan.header.clock_rate))
+        })
+        .min()
+        .unwrap_or(0);
+
+    let mut writer = WebmWriter::new(out, &specs)?;
+    let mut report = RemuxReport {
+        start_unix_us,
+        duration_ms: 0.0,
+        video_frames: 0,
+        audio_frames: 0,
+        skipped_frames: 0,
+        width: None,
+        height: None,
+        sync: if use_sender {
+            "sender_report"
+        } else {
+            "arrival"
+        },
+    };
+    let mut end_ms: f64 = 0.0;
+    loop {
+        let Some(idx) = inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, input)| input.next.as_ref().map(|n| (n.0, i)))
+            .min()
+            .map(|(_, i)| i)
+        else {
+            break;
+        };
+        let input = &mut inputs[idx];
+        let (us, flags, data) = input.next.take().expect("chosen input has a frame");
+        let kind = input.plan.header.kind;
+        let keyframe = match kind {
+            MediaKind::Audio => true,
+            MediaKind::Video => codec::is_keyframe(input.plan.header.codec, &data),
+        };
+        if kind == MediaKind::Video {
+            if flags & flags::DISCONTINUITY != 0 && !keyframe {
+                input.waiting_for_keyframe = true;
+            }
+            if keyframe {
+                input.waiting_for_keyframe = false;
+                if let Some(d) = codec::keyframe_dimensions(input.plan.header.codec, &data) {
+                    report.width.get_or_insert(d.width);
+                    report.height.get_or_insert(d.height);
+                }
+            }
+        }
+        let ts_ms = (us - origin_us) / 1000;
+        if input.waiting_for_keyframe {
+            report.skipped_frames += 1;
+        } else {
+            writer.write_frame(input.track_number, ts_ms, keyframe, &data)?;
+            match kind {
+                MediaKind::Video => report.video_frames += 1,
+                MediaKind::Audio => report.audio_frames += 1,
+            }
+            // Estimate how long this frame lasts from the track's mean frame interval.
+            if let Some(last) = input.last_ts {
+                input.intervals.0 += 1;
+                input.intervals.1 += us - last;
+            }
+            input.last_ts = Some(us);
+            let frame_us = match (kind, input.intervals) {
+                (MediaKind::Audio, _) => codec::opus_packet_samples(&data)
+                    .map(|s| s as i64 * 1_000_000 / 48_000)
+                    .unwrap_or(20_000),
+                (MediaKind::Video, (n, total)) if n > 0 => total / n as i64,
+                (MediaKind::Video, _) => 33_333,
+            };
+            end_ms = end_ms.max((us - origin_us + frame_us) as f64 / 1000.0);
+        }
+        input.advance()?;
+    }
+    report.duration_ms = end_ms;
+    let out = writer.finish(end_ms)?;
+    Ok((out, report))
+}
