@@ -1,1 +1,403 @@
+//! WebRTC ingest, sans-IO: every WHIP publisher's `str0m::Rtc` behind one UDP port.
+//!
+//! [`Ingest`] is fed offers, datagrams and the time, and drained with [`Ingest::poll_output`]
+//! for datagrams to send, events (tracks, frames, sender reports, departures) and the next
+//! timeout. It owns no socket and reads no clock, so tests run it on a manual clock and the
+//! server drives it from one task.
+//!
+//! Datagrams are routed by source address once ICE has paired a publisher with it; the
+//! first STUN binding from a new address is routed by its ICE username (`Rtc::accepts`).
+//!
+//! A publisher is a bulkhead: input that makes its `Rtc` fail, or even panic, ends that
+//! publisher (`EndReason::Disconnected`) and no other.
 
+mod sdp_policy;
+
+pub use sdp_policy::{check_offer, SUPPORTED_CODECS};
+
+use reel_core::{Codec, EndReason, MediaKind, PublicationId, TrackId};
+use reel_media::codec;
+use reel_media::journal::flags;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use str0m::change::SdpOffer;
+use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum WhipError {
+    #[error("malformed SDP offer: {0}")]
+    BadSdp(String),
+    #[error("the offer has no codec Reel records (supported: opus, vp8, vp9)")]
+    NoSupportedCodec,
+    #[error("the offer sends no audio or video")]
+    NothingToReceive,
+    #[error("at capacity ({0} publishers)")]
+    AtCapacity(usize),
+    #[error("publication already exists")]
+    Duplicate,
+    #[error("webrtc engine: {0}")]
+    Engine(String),
+}
+
+impl WhipError {
+    /// True when the publisher sent something wrong (4xx), false when it is ours or load.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, Self::BadSdp(_) | Self::NoSupportedCodec | Self::NothingToReceive)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// The address put in the ICE host candidate (public IP + media port).
+    pub candidate_addr: SocketAddr,
+    pub max_publishers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum IngestEvent {
+    Connected {
+        publication: PublicationId,
+    },
+    TrackOpened {
+        publication: PublicationId,
+        track: TrackId,
+        mid: String,
+        kind: MediaKind,
+        codec: Codec,
+        clock_rate: u32,
+    },
+    Frame {
+        publication: PublicationId,
+        track: TrackId,
+        rtp_time: u64,
+        arrival: Instant,
+        flags: u8,
+        data: Arc<[u8]>,
+    },
+    SenderReport {
+        publication: PublicationId,
+        track: TrackId,
+        rtp_time: u32,
+        ntp_unix_us: i64,
+    },
+    /// The publisher is gone; no further event names it.
+    Closed {
+        publication: PublicationId,
+        reason: EndReason,
+    },
+}
+
+#[derive(Debug)]
+pub enum IngestOutput {
+    Transmit { destination: SocketAddr, contents: Vec<u8> },
+    Event(IngestEvent),
+    Timeout(Instant),
+}
+
+struct Track {
+    id: TrackId,
+    kind: MediaKind,
+    codec: Codec,
+    last_sr_ntp: Option<SystemTime>,
+    last_keyframe_request: Option<Instant>,
+    seen_keyframe: bool,
+}
+
+struct Publisher {
+    rtc: Rtc,
+    tracks: HashMap<Mid, Track>,
+    next_timeout: Instant,
+    closing: Option<EndReason>,
+}
+
+pub struct Ingest {
+    config: IngestConfig,
+    publishers: HashMap<PublicationId, Publisher>,
+    by_source: HashMap<SocketAddr, PublicationId>,
+    queue: VecDeque<IngestOutput>,
+}
+
+/// Ask for a keyframe at most this often per track: a PLI storm helps nobody.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+fn map_codec(c: str0m::format::Codec) -> Option<Codec> {
+    use str0m::format::Codec as S;
+    match c {
+        S::Opus => Some(Codec::Opus),
+        S::Vp8 => Some(Codec::Vp8),
+        S::Vp9 => Some(Codec::Vp9),
+        _ => None,
+    }
+}
+
+fn unix_us(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+impl Ingest {
+    pub fn new(config: IngestConfig) -> Self {
+        Ingest {
+            config,
+            publishers: HashMap::new(),
+            by_source: HashMap::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    pub fn publisher_count(&self) -> usize {
+        self.publishers.len()
+    }
+
+    pub fn has_publication(&self, publication: &PublicationId) -> bool {
+        self.publishers.contains_key(publication)
+    }
+
+    /// Accepts a WHIP offer for a new publication and returns the SDP answer.
+    pub fn accept_offer(
+        &mut self,
+        now: Instant,
+        publication: PublicationId,
+        offer_sdp: &str,
+    ) -> Result<String, WhipError> {
+        if self.publishers.contains_key(&publication) {
+            return Err(WhipError::Duplicate);
+        }
+        if self.publishers.len() >= self.config.max_publishers {
+            return Err(WhipError::AtCapacity(self.config.max_publishers));
+        }
+        check_offer(offer_sdp)?;
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| WhipError::BadSdp(e.to_string()))?;
+        let candidate_addr = self.config.candidate_addr;
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            // Recording only needs what we can remux without transcoding.
+            let mut rtc = RtcConfig::new()
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_vp8(true)
+                .enable_vp9(true)
+                .set_ice_lite(true)
+                .build(now);
+            let candidate = Candidate::host(candidate_addr, "udp")
+                .map_err(|e| WhipError::Engine(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+            let answer = rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .map_err(|e| WhipError::BadSdp(e.to_string()))?;
+            Ok::<_, WhipError>((rtc, answer))
+        }));
+        let (rtc, answer) = match built {
+            Ok(result) => result?,
+            Err(_) => return Err(WhipError::BadSdp("offer crashed the WebRTC engine".into())),
+        };
+        self.publishers.insert(
+            publication,
+            Publisher { rtc, tracks: HashMap::new(), next_timeout: now, closing: None },
+        );
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Ends a publication (WHIP DELETE, or the session ended under it).
+    pub fn close(&mut self, publication: &PublicationId, reason: EndReason) -> bool {
+        match self.publishers.get_mut(publication) {
+            Some(p) => {
+                p.closing.get_or_insert(reason);
+                p.rtc.disconnect();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A datagram arrived on the media port. Returns false when no publisher claims it
+    /// (garbage, or a late packet of a publisher already gone).
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        datagram: &[u8],
+    ) -> bool {
+        let Ok(contents) = datagram.try_into() else { return false };
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
+        let owner = match self.by_source.get(&source) {
+            Some(id) if self.publishers.contains_key(id) => Some(id.clone()),
+            _ => self
+                .publishers
+                .iter()
+                .find(|(_, p)| p.rtc.accepts(&input))
+                .map(|(id, _)| id.clone()),
+        };
+        let Some(id) = owner else { return false };
+        let publisher = self.publishers.get_mut(&id).expect("owner exists");
+        if !publisher.rtc.accepts(&input) {
+            return false;
+        }
+        self.by_source.insert(source, id.clone());
+        let result = catch_unwind(AssertUnwindSafe(|| publisher.rtc.handle_input(input)));
+        if !matches!(result, Ok(Ok(()))) {
+            publisher.closing.get_or_insert(EndReason::Disconnected);
+            publisher.rtc.disconnect();
+        }
+        self.drain(&id, now);
+        true
+    }
+
+    /// Advances time for every publisher whose timer is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PublicationId> = self
+            .publishers
+            .iter()
+            .filter(|(_, p)| p.next_timeout <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let publisher = self.publishers.get_mut(&id).expect("due publisher exists");
+            let result =
+                catch_unwind(AssertUnwindSafe(|| publisher.rtc.handle_input(Input::Timeout(now))));
+            if !matches!(result, Ok(Ok(()))) {
+                publisher.closing.get_or_insert(EndReason::Disconnected);
+                publisher.rtc.disconnect();
+            }
+            self.drain(&id, now);
+        }
+    }
+
+    /// The next output: datagrams and events first, then when to call `handle_timeout`.
+    pub fn poll_output(&mut self) -> IngestOutput {
+        if let Some(out) = self.queue.pop_front() {
+            return out;
+        }
+        let next = self.publishers.values().map(|p| p.next_timeout).min();
+        IngestOutput::Timeout(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1)))
+    }
+
+    /// Polls one publisher until it only has a timeout left, queueing what it produced.
+    fn drain(&mut self, id: &PublicationId, now: Instant) {
+        let Some(publisher) = self.publishers.get_mut(id) else { return };
+        loop {
+            if !publisher.rtc.is_alive() {
+                let reason = publisher.closing.unwrap_or(EndReason::Disconnected);
+                self.publishers.remove(id);
+                self.by_source.retain(|_, p| p != id);
+                self.queue.push_back(IngestOutput::Event(IngestEvent::Closed {
+                    publication: id.clone(),
+                    reason,
+                }));
+                return;
+            }
+            let output = match catch_unwind(AssertUnwindSafe(|| publisher.rtc.poll_output())) {
+                Ok(Ok(output)) => output,
+                _ => {
+                    publisher.closing.get_or_insert(EndReason::Disconnected);
+                    publisher.rtc.disconnect();
+                    continue;
+                }
+            };
+            match output {
+                Output::Timeout(t) => {
+                    publisher.next_timeout = t;
+                    return;
+                }
+                Output::Transmit(t) => self.queue.push_back(IngestOutput::Transmit {
+                    destination: t.destination,
+                    contents: t.contents.to_vec(),
+                }),
+                Output::Event(event) => handle_event(id, publisher, event, now, &mut self.queue),
+            }
+        }
+    }
+}
+
+fn handle_event(
+    id: &PublicationId,
+    publisher: &mut Publisher,
+    event: Event,
+    now: Instant,
+    queue: &mut VecDeque<IngestOutput>,
+) {
+    let mut emit = |e: IngestEvent| queue.push_back(IngestOutput::Event(e));
+    match event {
+        Event::Connected => emit(IngestEvent::Connected { publication: id.clone() }),
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+            publisher.closing.get_or_insert(EndReason::Disconnected);
+            publisher.rtc.disconnect();
+        }
+        Event::MediaData(data) => {
+            let Some(codec) = map_codec(data.params.spec().codec) else { return };
+            let mid = data.mid;
+            let track = publisher.tracks.entry(mid).or_insert_with(|| {
+                let track = Track {
+                    id: TrackId::generate(),
+                    kind: codec.kind(),
+                    codec,
+                    last_sr_ntp: None,
+                    last_keyframe_request: None,
+                    seen_keyframe: false,
+                };
+                emit(IngestEvent::TrackOpened {
+                    publication: id.clone(),
+                    track: track.id.clone(),
+                    mid: mid.to_string(),
+                    kind: track.kind,
+                    codec,
+                    clock_rate: data.params.spec().clock_rate.get(),
+                });
+                track
+            });
+            if track.codec != codec {
+                // A payload type switch to another codec mid-track cannot go into one
+                // journal; keep the first codec's frames.
+                return;
+            }
+            if let Some(sr) = &data.last_sender_info {
+                if track.last_sr_ntp != Some(sr.ntp_time) {
+                    track.last_sr_ntp = Some(sr.ntp_time);
+                    emit(IngestEvent::SenderReport {
+                        publication: id.clone(),
+                        track: track.id.clone(),
+                        rtp_time: sr.rtp_time.numer() as u32,
+                        ntp_unix_us: unix_us(sr.ntp_time),
+                    });
+                }
+            }
+            let keyframe = codec::is_keyframe(codec, &data.data);
+            let mut frame_flags = 0;
+            if keyframe {
+                frame_flags |= flags::KEYFRAME;
+            }
+            if !data.contiguous {
+                frame_flags |= flags::DISCONTINUITY;
+            }
+            let needs_keyframe = track.kind == MediaKind::Video
+                && !keyframe
+                && (!data.contiguous || !track.seen_keyframe);
+            track.seen_keyframe |= keyframe;
+            emit(IngestEvent::Frame {
+                publication: id.clone(),
+                track: track.id.clone(),
+                rtp_time: data.time.numer(),
+                arrival: data.network_time,
+                flags: frame_flags,
+                data: data.data.clone(),
+            });
+            let due = track
+                .last_keyframe_request
+                .is_none_or(|t| now.duration_since(t) >= KEYFRAME_REQUEST_INTERVAL);
+            if needs_keyframe && due {
+                track.last_keyframe_request = Some(now);
+                if let Some(mut writer) = publisher.rtc.writer(mid) {
+                    let _ = writer.request_keyframe(data.rid, KeyframeRequestKind::Pli);
+                }
+            }
+        }
+        _ => {}
+    }
+}

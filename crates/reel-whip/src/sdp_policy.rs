@@ -1,0 +1,68 @@
+//! What Reel accepts in a WHIP offer, checked before str0m sees it so that the publisher
+//! gets a precise reason: 400 for text that is not SDP, 422 for SDP Reel cannot record.
+
+use crate::WhipError;
+
+/// Codecs recorded without transcoding (rtpmap encoding names, lower case).
+pub const SUPPORTED_CODECS: &[&str] = &["opus", "vp8", "vp9"];
+
+/// Largest offer accepted; real offers with simulcast stay well under 16 KiB.
+pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+
+pub fn check_offer(sdp: &str) -> Result<(), WhipError> {
+    if sdp.len() > MAX_OFFER_BYTES {
+        return Err(WhipError::BadSdp(format!("offer larger than {MAX_OFFER_BYTES} bytes")));
+    }
+    let mut lines = sdp.lines().map(str::trim_end).filter(|l| !l.is_empty());
+    if lines.next() != Some("v=0") {
+        return Err(WhipError::BadSdp("an SDP offer starts with v=0".into()));
+    }
+    let mut media_sections = 0;
+    let mut in_media = false;
+    let mut supported = false;
+    for line in lines {
+        let Some((kind, value)) = line.split_once('=') else {
+            return Err(WhipError::BadSdp(format!("line without '=': {:.40}", line)));
+        };
+        if kind.len() != 1 {
+            return Err(WhipError::BadSdp(format!("bad line type: {:.40}", line)));
+        }
+        if kind == "m" {
+            in_media = value.starts_with("audio ") || value.starts_with("video ");
+            media_sections += usize::from(in_media);
+        } else if kind == "a" && in_media {
+            if let Some(map) = value.strip_prefix("rtpmap:") {
+                let name = map.split_whitespace().nth(1).and_then(|e| e.split('/').next());
+                if name.is_some_and(|n| SUPPORTED_CODECS.contains(&n.to_ascii_lowercase().as_str())) {
+                    supported = true;
+                }
+            }
+        }
+    }
+    if media_sections == 0 {
+        return Err(WhipError::NothingToReceive);
+    }
+    if !supported {
+        return Err(WhipError::NoSupportedCodec);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        assert!(matches!(check_offer("hello"), Err(WhipError::BadSdp(_))));
+        assert!(matches!(check_offer("v=0\r\nnonsense\r\n"), Err(WhipError::BadSdp(_))));
+        assert!(matches!(
+            check_offer("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\n"),
+            Err(WhipError::NothingToReceive)
+        ));
+        let h264_only = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n";
+        assert!(matches!(check_offer(h264_only), Err(WhipError::NoSupportedCodec)));
+        let vp8 = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+        assert!(check_offer(vp8).is_ok());
+    }
+}
