@@ -1,1 +1,48 @@
+//! The HTTP face of Reel: the `/v1` REST API (API-key auth), the WHIP endpoint (publish-token
+//! auth, RFC 9725) and `/healthz`. Handlers validate, call the recorder or the database, and
+//! map every failure through [`ApiError`]; no business rule lives here.
 
+mod error;
+mod extract;
+mod v1;
+mod whip;
+
+pub use error::ApiError;
+
+use axum::routing::get;
+use axum::Router;
+use reel_db::Db;
+use reel_recorder::Recorder;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct ApiConfig {
+    /// Base URL clients reach this server at, used in `whip_url`.
+    pub public_url: String,
+    pub default_empty_timeout: Duration,
+    pub default_max_duration: Duration,
+}
+
+pub struct Inner {
+    pub db: Db,
+    pub recorder: Recorder,
+    pub config: ApiConfig,
+}
+
+pub type AppState = Arc<Inner>;
+
+pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
+    let state = Arc::new(Inner {
+        db,
+        recorder,
+        config,
+    });
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .nest("/v1", v1::routes())
+        .nest("/whip", whip::routes())
+        .with_state(state)
+}

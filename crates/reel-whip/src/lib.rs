@@ -13,7 +13,7 @@
 
 mod sdp_policy;
 
-pub use sdp_policy::{check_offer, SUPPORTED_CODECS};
+pub use sdp_policy::{check_offer, MAX_OFFER_BYTES, SUPPORTED_CODECS};
 
 use reel_core::{Codec, EndReason, MediaKind, PublicationId, TrackId};
 use reel_media::codec;
@@ -48,7 +48,10 @@ pub enum WhipError {
 impl WhipError {
     /// True when the publisher sent something wrong (4xx), false when it is ours or load.
     pub fn is_client_error(&self) -> bool {
-        matches!(self, Self::BadSdp(_) | Self::NoSupportedCodec | Self::NothingToReceive)
+        matches!(
+            self,
+            Self::BadSdp(_) | Self::NoSupportedCodec | Self::NothingToReceive
+        )
     }
 }
 
@@ -57,6 +60,8 @@ pub struct IngestConfig {
     /// The address put in the ICE host candidate (public IP + media port).
     pub candidate_addr: SocketAddr,
     pub max_publishers: usize,
+    /// A publisher that has not connected (ICE + DTLS) by then is dropped.
+    pub connect_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +100,10 @@ pub enum IngestEvent {
 
 #[derive(Debug)]
 pub enum IngestOutput {
-    Transmit { destination: SocketAddr, contents: Vec<u8> },
+    Transmit {
+        destination: SocketAddr,
+        contents: Vec<u8>,
+    },
     Event(IngestEvent),
     Timeout(Instant),
 }
@@ -114,6 +122,7 @@ struct Publisher {
     tracks: HashMap<Mid, Track>,
     next_timeout: Instant,
     closing: Option<EndReason>,
+    connect_deadline: Option<Instant>,
 }
 
 pub struct Ingest {
@@ -137,7 +146,9 @@ fn map_codec(c: str0m::format::Codec) -> Option<Codec> {
 }
 
 fn unix_us(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 impl Ingest {
@@ -199,7 +210,13 @@ impl Ingest {
         };
         self.publishers.insert(
             publication,
-            Publisher { rtc, tracks: HashMap::new(), next_timeout: now, closing: None },
+            Publisher {
+                rtc,
+                tracks: HashMap::new(),
+                next_timeout: now,
+                closing: None,
+                connect_deadline: Some(now + self.config.connect_timeout),
+            },
         );
         Ok(answer.to_sdp_string())
     }
@@ -225,8 +242,18 @@ impl Ingest {
         destination: SocketAddr,
         datagram: &[u8],
     ) -> bool {
-        let Ok(contents) = datagram.try_into() else { return false };
-        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
+        let Ok(contents) = datagram.try_into() else {
+            return false;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
         let owner = match self.by_source.get(&source) {
             Some(id) if self.publishers.contains_key(id) => Some(id.clone()),
             _ => self
@@ -255,13 +282,19 @@ impl Ingest {
         let due: Vec<PublicationId> = self
             .publishers
             .iter()
-            .filter(|(_, p)| p.next_timeout <= now)
+            .filter(|(_, p)| p.next_timeout <= now || p.connect_deadline.is_some_and(|d| d <= now))
             .map(|(id, _)| id.clone())
             .collect();
         for id in due {
             let publisher = self.publishers.get_mut(&id).expect("due publisher exists");
-            let result =
-                catch_unwind(AssertUnwindSafe(|| publisher.rtc.handle_input(Input::Timeout(now))));
+            if publisher.connect_deadline.is_some_and(|d| d <= now) {
+                publisher.connect_deadline = None;
+                publisher.closing.get_or_insert(EndReason::Disconnected);
+                publisher.rtc.disconnect();
+            }
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                publisher.rtc.handle_input(Input::Timeout(now))
+            }));
             if !matches!(result, Ok(Ok(()))) {
                 publisher.closing.get_or_insert(EndReason::Disconnected);
                 publisher.rtc.disconnect();
@@ -275,22 +308,29 @@ impl Ingest {
         if let Some(out) = self.queue.pop_front() {
             return out;
         }
-        let next = self.publishers.values().map(|p| p.next_timeout).min();
+        let next = self
+            .publishers
+            .values()
+            .flat_map(|p| std::iter::once(p.next_timeout).chain(p.connect_deadline))
+            .min();
         IngestOutput::Timeout(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1)))
     }
 
     /// Polls one publisher until it only has a timeout left, queueing what it produced.
     fn drain(&mut self, id: &PublicationId, now: Instant) {
-        let Some(publisher) = self.publishers.get_mut(id) else { return };
+        let Some(publisher) = self.publishers.get_mut(id) else {
+            return;
+        };
         loop {
             if !publisher.rtc.is_alive() {
                 let reason = publisher.closing.unwrap_or(EndReason::Disconnected);
                 self.publishers.remove(id);
                 self.by_source.retain(|_, p| p != id);
-                self.queue.push_back(IngestOutput::Event(IngestEvent::Closed {
-                    publication: id.clone(),
-                    reason,
-                }));
+                self.queue
+                    .push_back(IngestOutput::Event(IngestEvent::Closed {
+                        publication: id.clone(),
+                        reason,
+                    }));
                 return;
             }
             let output = match catch_unwind(AssertUnwindSafe(|| publisher.rtc.poll_output())) {
@@ -325,13 +365,20 @@ fn handle_event(
 ) {
     let mut emit = |e: IngestEvent| queue.push_back(IngestOutput::Event(e));
     match event {
-        Event::Connected => emit(IngestEvent::Connected { publication: id.clone() }),
+        Event::Connected => {
+            publisher.connect_deadline = None;
+            emit(IngestEvent::Connected {
+                publication: id.clone(),
+            })
+        }
         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
             publisher.closing.get_or_insert(EndReason::Disconnected);
             publisher.rtc.disconnect();
         }
         Event::MediaData(data) => {
-            let Some(codec) = map_codec(data.params.spec().codec) else { return };
+            let Some(codec) = map_codec(data.params.spec().codec) else {
+                return;
+            };
             let mid = data.mid;
             let track = publisher.tracks.entry(mid).or_insert_with(|| {
                 let track = Track {

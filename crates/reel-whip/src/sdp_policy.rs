@@ -11,7 +11,9 @@ pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 
 pub fn check_offer(sdp: &str) -> Result<(), WhipError> {
     if sdp.len() > MAX_OFFER_BYTES {
-        return Err(WhipError::BadSdp(format!("offer larger than {MAX_OFFER_BYTES} bytes")));
+        return Err(WhipError::BadSdp(format!(
+            "offer larger than {MAX_OFFER_BYTES} bytes"
+        )));
     }
     let mut lines = sdp.lines().map(str::trim_end).filter(|l| !l.is_empty());
     if lines.next() != Some("v=0") {
@@ -32,8 +34,12 @@ pub fn check_offer(sdp: &str) -> Result<(), WhipError> {
             media_sections += usize::from(in_media);
         } else if kind == "a" && in_media {
             if let Some(map) = value.strip_prefix("rtpmap:") {
-                let name = map.split_whitespace().nth(1).and_then(|e| e.split('/').next());
-                if name.is_some_and(|n| SUPPORTED_CODECS.contains(&n.to_ascii_lowercase().as_str())) {
+                let name = map
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|e| e.split('/').next());
+                if name.is_some_and(|n| SUPPORTED_CODECS.contains(&n.to_ascii_lowercase().as_str()))
+                {
                     supported = true;
                 }
             }
@@ -55,13 +61,20 @@ mod tests {
     #[test]
     fn verdicts() {
         assert!(matches!(check_offer("hello"), Err(WhipError::BadSdp(_))));
-        assert!(matches!(check_offer("v=0\r\nnonsense\r\n"), Err(WhipError::BadSdp(_))));
+        assert!(matches!(
+            check_offer("v=0\r\nnonsense\r\n"),
+            Err(WhipError::BadSdp(_))
+        ));
         assert!(matches!(
             check_offer("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\n"),
             Err(WhipError::NothingToReceive)
         ));
-        let h264_only = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n";
-        assert!(matches!(check_offer(h264_only), Err(WhipError::NoSupportedCodec)));
+        let h264_only =
+            "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n";
+        assert!(matches!(
+            check_offer(h264_only),
+            Err(WhipError::NoSupportedCodec)
+        ));
         let vp8 = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
         assert!(check_offer(vp8).is_ok());
     }

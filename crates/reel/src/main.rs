@@ -1,1 +1,282 @@
-fn main() {}
+//! `reel`: wires config, sockets, the recorder and the API together. No business logic.
+
+mod config;
+mod media;
+
+use clap::{Parser, Subcommand};
+use reel_core::random_token;
+use reel_db::Db;
+use reel_recorder::{recovery, Recorder};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "reel",
+    version,
+    about = "Reel: a recording service for WebRTC and SIP calls"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded defaults: SQLite and ./data).
+    Serve(ServeArgs),
+    /// Work with capture journals.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    /// Config file (TOML, keys as in the embedded defaults).
+    #[arg(long, env = "REEL_CONFIG")]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long)]
+    http: Option<String>,
+    /// The UDP port shared by all WebRTC sessions (0: any free port).
+    #[arg(long)]
+    media_port: Option<u16>,
+    /// The address put in ICE candidates.
+    #[arg(long)]
+    public_ip: Option<String>,
+    /// postgres://… or sqlite://… (default: SQLite in the data directory).
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Print what a journal holds.
+    Inspect {
+        file: PathBuf,
+        /// Also print one line per record.
+        #[arg(long)]
+        records: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Journal {
+            command: JournalCommand::Inspect { file, records },
+        } => inspect(&file, records),
+    }
+}
+
+fn inspect(path: &std::path::Path, records: bool) -> ExitCode {
+    use reel_media::journal::{self, JournalReader, Record};
+    let open = || std::fs::File::open(path).map(std::io::BufReader::new);
+    let summary = match open()
+        .map_err(reel_media::MediaError::from)
+        .and_then(journal::summarize)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary).expect("summary serializes")
+    );
+    if records {
+        let mut reader = JournalReader::open(open().expect("opened above")).expect("read above");
+        while let Ok(Some(r)) = reader.next_record() {
+            match r {
+                Record::Frame {
+                    rtp_time,
+                    arrival_unix_us,
+                    flags,
+                    data,
+                } => {
+                    println!("frame rtp={rtp_time} arrival_us={arrival_unix_us} flags={flags:#04x} bytes={}", data.len())
+                }
+                other => println!("{other:?}"),
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut overrides = config::Overrides::new();
+    if let Some(v) = args.data_dir {
+        overrides.push(("data_dir", v.to_string_lossy().into_owned()));
+    }
+    if let Some(v) = args.http {
+        overrides.push(("http", v));
+    }
+    if let Some(v) = args.media_port {
+        overrides.push(("media_port", v.to_string()));
+    }
+    if let Some(v) = args.public_ip {
+        overrides.push(("public_ip", v));
+    }
+    if let Some(v) = args.database_url {
+        overrides.push(("database_url", v));
+    }
+    let settings = match config::load(args.config.as_deref(), overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("reel: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REEL_LOG")
+                .unwrap_or_else(|_| "info,str0m=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match rt.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bootstrap_admin_key(db: &Db) -> Result<(), String> {
+    const APP: &str = "app_default";
+    db.ensure_application(APP, "default")
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Ok(key) = std::env::var("REEL_ADMIN_KEY") {
+        if db
+            .find_api_key(&key)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            db.insert_api_key(&format!("key_{}", random_token(12)), APP, &key, "admin")
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
+    if db
+        .count_api_keys("admin")
+        .await
+        .map_err(|e| e.to_string())?
+        == 0
+    {
+        let key = format!("reel_admin_{}", random_token(32));
+        db.insert_api_key(&format!("key_{}", random_token(12)), APP, &key, "admin")
+            .await
+            .map_err(|e| e.to_string())?;
+        // Printed once, on stdout only; the database keeps just its hash.
+        println!("admin API key (shown once, store it now): {key}");
+    }
+    Ok(())
+}
+
+async fn run(s: config::Settings) -> Result<(), String> {
+    std::fs::create_dir_all(&s.data_dir).map_err(|e| format!("{}: {e}", s.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&s.data_dir).map_err(|e| e.to_string())?;
+    let url = match s.database_url.expose() {
+        "" => format!("sqlite://{}", data_dir.join("reel.db").display()),
+        other => other.to_string(),
+    };
+    let db = Db::connect(&url)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    bootstrap_admin_key(&db).await?;
+
+    let recovered = recovery::recover(&db)
+        .await
+        .map_err(|e| format!("recovery: {e}"))?;
+    if recovered.publications + recovered.sessions > 0 {
+        tracing::warn!(
+            sessions = recovered.sessions,
+            publications = recovered.publications,
+            truncated_journals = recovered.journals_truncated,
+            "recovered recordings interrupted by a crash"
+        );
+    }
+    let parts = Recorder::start(db.clone(), data_dir.clone());
+    let recorder = parts.recorder.clone();
+    {
+        let (recorder, db, dir) = (recorder.clone(), db.clone(), data_dir.clone());
+        tokio::spawn(async move {
+            if let Err(e) = recorder.resume_pending(&db, &dir).await {
+                tracing::error!(error = %e, "producing assets of recovered recordings");
+            }
+        });
+    }
+
+    let socket = std::net::UdpSocket::bind((s.media_bind, s.media_port))
+        .map_err(|e| format!("media port {}: {e}", s.media_port))?;
+    let media_port = socket.local_addr().map_err(|e| e.to_string())?.port();
+    let candidate = std::net::SocketAddr::new(s.public_ip, media_port);
+    let media = media::MediaLoop {
+        socket,
+        candidate,
+        ingest: reel_whip::IngestConfig {
+            candidate_addr: candidate,
+            max_publishers: s.max_publishers,
+            connect_timeout: Duration::from_secs(s.connect_timeout_secs),
+        },
+        commands: parts.media_commands,
+        recorder: recorder.clone(),
+    };
+    let _media_thread = media.spawn();
+
+    let listener = tokio::net::TcpListener::bind(s.http)
+        .await
+        .map_err(|e| format!("http {}: {e}", s.http))?;
+    let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_url = if s.public_url.is_empty() {
+        format!("http://{http_addr}")
+    } else {
+        s.public_url.clone()
+    };
+    let app = reel_api::router(
+        db,
+        recorder.clone(),
+        reel_api::ApiConfig {
+            public_url,
+            default_empty_timeout: Duration::from_secs(s.empty_timeout_secs),
+            default_max_duration: Duration::from_secs(s.max_duration_secs),
+        },
+    );
+    // One machine-readable line for scripts and tests that start reel on port 0.
+    println!("reel listening http={http_addr} media={candidate}");
+    tracing::info!(http = %http_addr, media = %candidate, data_dir = %data_dir.display(), "reel serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("shutting down: ending publications and finishing assets");
+    recorder.shutdown(Duration::from_secs(20)).await;
+    let _ = parts.capture_thread.join();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,270 @@
+//! `/v1`: rooms, publish tokens, sessions and assets.
+
+use crate::extract::{Auth, Json, Query};
+use crate::{ApiError, AppState};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use reel_core::{random_token, AssetType, PublicationKind, RoomId};
+use reel_db::{now_ms, PublishToken, Room};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/rooms", post(create_room).get(list_rooms))
+        .route("/rooms/{room_id}", get(get_room))
+        .route("/rooms/{room_id}/tokens", post(create_token))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", get(get_session))
+        .route("/assets", get(list_assets))
+        .route("/assets/{id}", get(get_asset))
+        .route("/assets/{id}/download", get(download_asset))
+}
+
+const MAX_DURATION_LIMIT_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoom {
+    name: Option<String>,
+    empty_timeout_seconds: Option<u64>,
+    max_duration_seconds: Option<u64>,
+}
+
+async fn create_room(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Json(body): Json<CreateRoom>,
+) -> Result<Response, ApiError> {
+    let invalid = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", m);
+    let name = body.name.unwrap_or_default();
+    if name.len() > 200 {
+        return Err(invalid("name: at most 200 bytes"));
+    }
+    let empty = body
+        .empty_timeout_seconds
+        .map(|s| s * 1000)
+        .unwrap_or(s.config.default_empty_timeout.as_millis() as u64);
+    let max = body
+        .max_duration_seconds
+        .map(|s| s * 1000)
+        .unwrap_or(s.config.default_max_duration.as_millis() as u64);
+    if empty > 24 * 3600 * 1000 {
+        return Err(invalid("empty_timeout_seconds: at most 86400"));
+    }
+    if max == 0 || max > MAX_DURATION_LIMIT_SECS * 1000 {
+        return Err(invalid("max_duration_seconds: between 1 and 604800"));
+    }
+    let room = Room {
+        id: RoomId::generate().to_string(),
+        application_id: key.application_id,
+        name,
+        empty_timeout_ms: empty as i64,
+        max_duration_ms: max as i64,
+        created_at: now_ms(),
+    };
+    s.db.insert_room(&room).await?;
+    Ok((StatusCode::CREATED, axum::Json(room)).into_response())
+}
+
+async fn list_rooms(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+) -> Result<axum::Json<Value>, ApiError> {
+    let rooms = s.db.list_rooms(&key.application_id).await?;
+    Ok(axum::Json(json!({ "data": rooms })))
+}
+
+async fn get_room(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Room>, ApiError> {
+    Ok(axum::Json(
+        s.db.get_room(Some(&key.application_id), &id)
+            .await
+            .map_err(|_| ApiError::not_found("room"))?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateToken {
+    participant: String,
+    kind: Option<String>,
+    expires_in_seconds: Option<u64>,
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(room_id): Path<String>,
+    Json(body): Json<CreateToken>,
+) -> Result<Response, ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", m);
+    let room =
+        s.db.get_room(Some(&key.application_id), &room_id)
+            .await
+            .map_err(|_| ApiError::not_found("room"))?;
+    let participant = body.participant.trim().to_string();
+    if participant.is_empty()
+        || participant.len() > 128
+        || participant.chars().any(char::is_control)
+    {
+        return Err(invalid("participant: 1 to 128 printable characters".into()));
+    }
+    let kind: PublicationKind = body
+        .kind
+        .as_deref()
+        .unwrap_or("camera")
+        .parse()
+        .map_err(|e| invalid(format!("kind: {e}")))?;
+    let ttl = body.expires_in_seconds.unwrap_or(24 * 3600);
+    if ttl == 0 || ttl > 30 * 24 * 3600 {
+        return Err(invalid("expires_in_seconds: between 1 and 2592000".into()));
+    }
+    let secret = format!("pt_{}", random_token(32));
+    let expires_at = now_ms() + ttl as i64 * 1000;
+    let token = PublishToken {
+        room_id: room.id.clone(),
+        participant: participant.clone(),
+        kind: kind.as_str().into(),
+        expires_at,
+    };
+    s.db.insert_publish_token(&secret, &token).await?;
+    let whip_url = format!(
+        "{}/whip/{}",
+        s.config.public_url.trim_end_matches('/'),
+        room.id
+    );
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "token": secret,
+            "whip_url": whip_url,
+            "room_id": room.id,
+            "participant": participant,
+            "kind": kind.as_str(),
+            "expires_at": expires_at,
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionQuery {
+    room_id: Option<String>,
+}
+
+async fn list_sessions(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Query(q): Query<SessionQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let sessions =
+        s.db.list_sessions(&key.application_id, q.room_id.as_deref())
+            .await?;
+    Ok(axum::Json(json!({ "data": sessions })))
+}
+
+async fn get_session(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let session =
+        s.db.get_session(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("session"))?;
+    let tracks = s.db.list_session_tracks(&id).await?;
+    let mut participants = Vec::new();
+    for p in s.db.list_publications(&id).await? {
+        let mine: Vec<_> = tracks.iter().filter(|t| t.publication_id == p.id).collect();
+        let mut v = serde_json::to_value(&p).expect("serializes");
+        v["tracks"] = serde_json::to_value(mine).expect("serializes");
+        participants.push(v);
+    }
+    let mut v = serde_json::to_value(&session).expect("serializes");
+    v["participants"] = participants.into();
+    Ok(axum::Json(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetQuery {
+    session_id: Option<String>,
+    asset_type: Option<String>,
+}
+
+async fn list_assets(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Query(q): Query<AssetQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    if let Some(t) = &q.asset_type {
+        t.parse::<AssetType>()
+            .map_err(|e| ApiError::bad_request("invalid_query", format!("asset_type: {e}")))?;
+    }
+    let assets =
+        s.db.list_assets(
+            &key.application_id,
+            q.session_id.as_deref(),
+            q.asset_type.as_deref(),
+        )
+        .await?;
+    Ok(axum::Json(json!({ "data": assets })))
+}
+
+async fn get_asset(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<reel_db::Asset>, ApiError> {
+    Ok(axum::Json(
+        s.db.get_asset(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("asset"))?,
+    ))
+}
+
+async fn download_asset(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let asset =
+        s.db.get_asset(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("asset"))?;
+    let file = tokio::fs::File::open(&asset.path).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::GONE,
+            "asset_gone",
+            "the asset's file is no longer on this server",
+        )
+    })?;
+    let len = file.metadata().await.map_err(ApiError::internal)?.len();
+    let content_type = match asset.format.as_str() {
+        "webm" => "video/webm",
+        "mp4" => "video/mp4",
+        _ => "application/octet-stream",
+    };
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.{}\"", asset.id, asset.format),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

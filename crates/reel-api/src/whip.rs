@@ -1,0 +1,186 @@
+//! WHIP (RFC 9725): `POST /whip/{room}` with an SDP offer creates a publication and returns
+//! the answer; `DELETE` on the returned resource ends it. Trickle ICE and ICE restarts are
+//! not supported: Reel is ICE-lite with a single host candidate, so the offer's candidates
+//! (gathered before the POST by WHIP clients) are enough, and `PATCH` answers 405.
+//! Every response carries CORS headers so a page on any origin can publish; authorization
+//! is the bearer publish token, never a cookie.
+
+use crate::extract::bearer;
+use crate::{ApiError, AppState};
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use reel_core::{PublicationId, PublicationKind};
+use reel_db::{now_ms, PublishToken};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/{room_id}", post(publish).options(preflight))
+        .route(
+            "/{room_id}/{publication_id}",
+            axum::routing::delete(unpublish)
+                .patch(patch)
+                .options(preflight),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            reel_whip::MAX_OFFER_BYTES,
+        ))
+        .layer(middleware::from_fn(cors))
+}
+
+async fn cors(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, DELETE, PATCH, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Link, Accept-Patch"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    resp
+}
+
+async fn preflight() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert("accept-post", HeaderValue::from_static("application/sdp"));
+    resp
+}
+
+/// Checks the publish token against the room. 401: no or unknown token; 403: expired, or a
+/// token for another room.
+async fn authorize(
+    s: &AppState,
+    headers: &HeaderMap,
+    room_id: &str,
+) -> Result<PublishToken, ApiError> {
+    let secret = bearer(headers)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <publish token>"))?;
+    let token =
+        s.db.find_publish_token(secret)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid publish token"))?;
+    if token.expires_at <= now_ms() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "token_expired",
+            "the publish token has expired",
+        ));
+    }
+    if token.room_id != room_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_room",
+            "the publish token is for another room",
+        ));
+    }
+    Ok(token)
+}
+
+async fn publish(
+    State(s): State<AppState>,
+    Path(room_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/sdp")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/sdp",
+        ));
+    }
+    let token = authorize(&s, &headers, &room_id).await?;
+    let offer = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("invalid_sdp", "the offer is not UTF-8 text"))?;
+    // Cheap checks first, so a bad offer never creates a session.
+    reel_whip::check_offer(offer)?;
+    let room =
+        s.db.get_room(None, &room_id)
+            .await
+            .map_err(|_| ApiError::not_found("room"))?;
+    let kind: PublicationKind = token.kind.parse().map_err(ApiError::internal)?;
+    let (ctx, answer) = s
+        .recorder
+        .publish(room, token.participant, kind, offer.to_string())
+        .await?;
+    let location = format!("/whip/{}/{}", room_id, ctx.publication);
+    let mut resp = (StatusCode::CREATED, answer).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(ApiError::internal)?,
+    );
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{}\"", ctx.publication)).map_err(ApiError::internal)?,
+    );
+    h.insert(
+        "x-reel-session-id",
+        HeaderValue::from_str(ctx.session.as_str()).map_err(ApiError::internal)?,
+    );
+    Ok(resp)
+}
+
+async fn unpublish(
+    State(s): State<AppState>,
+    Path((room_id, publication_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = authorize(&s, &headers, &room_id).await?;
+    let id = PublicationId::parse(&publication_id)
+        .ok_or_else(|| ApiError::not_found("WHIP resource"))?;
+    let publication =
+        s.db.get_publication(id.as_str())
+            .await
+            .map_err(|_| ApiError::not_found("WHIP resource"))?;
+    if publication.room_id != room_id || publication.participant != token.participant {
+        return Err(ApiError::not_found("WHIP resource"));
+    }
+    s.recorder.unpublish(id);
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn patch() -> Response {
+    let mut resp = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "trickle_not_supported",
+        "Reel does not support trickle ICE or ICE restarts: send all candidates in the offer",
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
+    resp
+}

@@ -1,0 +1,131 @@
+//! Forward-only schema migrations, applied at start in order, each once.
+
+use crate::{Db, Result};
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE applications (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL REFERENCES applications(id),
+    hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE TABLE rooms (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL REFERENCES applications(id),
+    name TEXT NOT NULL,
+    empty_timeout_ms BIGINT NOT NULL,
+    max_duration_ms BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE publish_tokens (
+    hash TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL REFERENCES rooms(id),
+    participant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL,
+    room_id TEXT NOT NULL REFERENCES rooms(id),
+    state TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    ended_at BIGINT,
+    end_reason TEXT
+);
+CREATE INDEX sessions_room ON sessions(room_id, started_at);
+CREATE TABLE publications (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    room_id TEXT NOT NULL,
+    participant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    ended_at BIGINT,
+    end_reason TEXT,
+    failure TEXT
+);
+CREATE INDEX publications_session ON publications(session_id);
+CREATE INDEX publications_state ON publications(state);
+CREATE TABLE tracks (
+    id TEXT PRIMARY KEY,
+    publication_id TEXT NOT NULL REFERENCES publications(id),
+    session_id TEXT NOT NULL,
+    mid TEXT NOT NULL,
+    media_kind TEXT NOT NULL,
+    codec TEXT NOT NULL,
+    clock_rate BIGINT NOT NULL,
+    journal_path TEXT NOT NULL,
+    started_at BIGINT NOT NULL
+);
+CREATE INDEX tracks_publication ON tracks(publication_id);
+CREATE TABLE assets (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    publication_id TEXT,
+    participant TEXT,
+    asset_type TEXT NOT NULL,
+    format TEXT NOT NULL,
+    path TEXT NOT NULL,
+    start_at BIGINT NOT NULL,
+    end_at BIGINT NOT NULL,
+    duration_ms BIGINT NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    details TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX assets_session ON assets(session_id, asset_type);
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX events_app ON events(application_id, created_at);
+"#,
+)];
+
+pub async fn run(db: &Db) -> Result<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .execute(db.pool())
+    .await?;
+    for (version, sql) in MIGRATIONS {
+        let mut tx = db.pool().begin().await?;
+        let done: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(*version)
+            .bind(crate::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

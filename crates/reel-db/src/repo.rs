@@ -1,0 +1,690 @@
+//! Repositories: one function per question the service asks. API-facing reads take the
+//! application id, so a key of one application can never see another's rows.
+
+use crate::{Db, DbError, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// API keys and publish tokens are stored as SHA-256: a leaked database leaks no secret.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn corrupt(e: impl std::fmt::Display) -> DbError {
+    DbError::Corrupt(e.to_string())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub application_id: String,
+    pub prefix: String,
+    pub role: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Room {
+    pub id: String,
+    pub application_id: String,
+    pub name: String,
+    pub empty_timeout_ms: i64,
+    pub max_duration_ms: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublishToken {
+    pub room_id: String,
+    pub participant: String,
+    pub kind: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    pub id: String,
+    pub application_id: String,
+    pub room_id: String,
+    pub state: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Publication {
+    pub id: String,
+    pub session_id: String,
+    pub room_id: String,
+    pub participant: String,
+    pub kind: String,
+    /// `live` → `ended` → `processed` | `failed`.
+    pub state: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Track {
+    pub id: String,
+    pub publication_id: String,
+    pub session_id: String,
+    pub mid: String,
+    pub media_kind: String,
+    pub codec: String,
+    pub clock_rate: i64,
+    #[serde(skip)]
+    pub journal_path: String,
+    pub started_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Asset {
+    pub id: String,
+    pub application_id: String,
+    pub room_id: String,
+    pub session_id: String,
+    pub publication_id: Option<String>,
+    pub participant: Option<String>,
+    pub asset_type: String,
+    pub format: String,
+    #[serde(skip)]
+    pub path: String,
+    pub start_at: i64,
+    pub end_at: i64,
+    pub duration_ms: i64,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub details: serde_json::Value,
+    pub created_at: i64,
+}
+
+fn api_key(r: &AnyRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: r.try_get("id")?,
+        application_id: r.try_get("application_id")?,
+        prefix: r.try_get("prefix")?,
+        role: r.try_get("role")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+fn room(r: &AnyRow) -> Result<Room> {
+    Ok(Room {
+        id: r.try_get("id")?,
+        application_id: r.try_get("application_id")?,
+        name: r.try_get("name")?,
+        empty_timeout_ms: r.try_get("empty_timeout_ms")?,
+        max_duration_ms: r.try_get("max_duration_ms")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn session(r: &AnyRow) -> Result<Session> {
+    Ok(Session {
+        id: r.try_get("id")?,
+        application_id: r.try_get("application_id")?,
+        room_id: r.try_get("room_id")?,
+        state: r.try_get("state")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        end_reason: r.try_get("end_reason")?,
+    })
+}
+
+fn publication(r: &AnyRow) -> Result<Publication> {
+    Ok(Publication {
+        id: r.try_get("id")?,
+        session_id: r.try_get("session_id")?,
+        room_id: r.try_get("room_id")?,
+        participant: r.try_get("participant")?,
+        kind: r.try_get("kind")?,
+        state: r.try_get("state")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        end_reason: r.try_get("end_reason")?,
+        failure: r.try_get("failure")?,
+    })
+}
+
+fn track(r: &AnyRow) -> Result<Track> {
+    Ok(Track {
+        id: r.try_get("id")?,
+        publication_id: r.try_get("publication_id")?,
+        session_id: r.try_get("session_id")?,
+        mid: r.try_get("mid")?,
+        media_kind: r.try_get("media_kind")?,
+        codec: r.try_get("codec")?,
+        clock_rate: r.try_get("clock_rate")?,
+        journal_path: r.try_get("journal_path")?,
+        started_at: r.try_get("started_at")?,
+    })
+}
+
+fn asset(r: &AnyRow) -> Result<Asset> {
+    let details: String = r.try_get("details")?;
+    Ok(Asset {
+        id: r.try_get("id")?,
+        application_id: r.try_get("application_id")?,
+        room_id: r.try_get("room_id")?,
+        session_id: r.try_get("session_id")?,
+        publication_id: r.try_get("publication_id")?,
+        participant: r.try_get("participant")?,
+        asset_type: r.try_get("asset_type")?,
+        format: r.try_get("format")?,
+        path: r.try_get("path")?,
+        start_at: r.try_get("start_at")?,
+        end_at: r.try_get("end_at")?,
+        duration_ms: r.try_get("duration_ms")?,
+        size_bytes: r.try_get("size_bytes")?,
+        sha256: r.try_get("sha256")?,
+        details: serde_json::from_str(&details).map_err(corrupt)?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Db {
+    // ---- applications and keys ----
+
+    pub async fn ensure_application(&self, id: &str, name: &str) -> Result<()> {
+        let exists = sqlx::query("SELECT id FROM applications WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        if exists.is_none() {
+            sqlx::query("INSERT INTO applications (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(name)
+                .bind(now_ms())
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn insert_api_key(
+        &self,
+        id: &str,
+        application_id: &str,
+        secret: &str,
+        role: &str,
+    ) -> Result<()> {
+        let prefix: String = secret.chars().take(12).collect();
+        sqlx::query(
+            "INSERT INTO api_keys (id, application_id, hash, prefix, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(application_id)
+        .bind(hash_secret(secret))
+        .bind(prefix)
+        .bind(role)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn count_api_keys(&self, role: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM api_keys WHERE role = $1 AND revoked_at IS NULL",
+        )
+        .bind(role)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// The live key with this secret, if any.
+    pub async fn find_api_key(&self, secret: &str) -> Result<Option<ApiKey>> {
+        sqlx::query("SELECT * FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
+            .bind(hash_secret(secret))
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(api_key)
+            .transpose()
+    }
+
+    // ---- rooms and publish tokens ----
+
+    pub async fn insert_room(&self, room: &Room) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rooms (id, application_id, name, empty_timeout_ms, max_duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&room.id)
+        .bind(&room.application_id)
+        .bind(&room.name)
+        .bind(room.empty_timeout_ms)
+        .bind(room.max_duration_ms)
+        .bind(room.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A room by id, within an application (or any application when `app` is None).
+    pub async fn get_room(&self, app: Option<&str>, id: &str) -> Result<Room> {
+        let row = sqlx::query("SELECT * FROM rooms WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        let room = room(&row)?;
+        match app {
+            Some(app) if app != room.application_id => Err(DbError::NotFound),
+            _ => Ok(room),
+        }
+    }
+
+    pub async fn list_rooms(&self, app: &str) -> Result<Vec<Room>> {
+        sqlx::query("SELECT * FROM rooms WHERE application_id = $1 ORDER BY created_at, id")
+            .bind(app)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(room)
+            .collect()
+    }
+
+    pub async fn insert_publish_token(&self, secret: &str, token: &PublishToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO publish_tokens (hash, room_id, participant, kind, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(hash_secret(secret))
+        .bind(&token.room_id)
+        .bind(&token.participant)
+        .bind(&token.kind)
+        .bind(token.expires_at)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn find_publish_token(&self, secret: &str) -> Result<Option<PublishToken>> {
+        let row = sqlx::query("SELECT * FROM publish_tokens WHERE hash = $1")
+            .bind(hash_secret(secret))
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(PublishToken {
+                room_id: r.try_get("room_id")?,
+                participant: r.try_get("participant")?,
+                kind: r.try_get("kind")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    // ---- sessions ----
+
+    pub async fn insert_session(&self, s: &Session) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, application_id, room_id, state, started_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.id)
+        .bind(&s.application_id)
+        .bind(&s.room_id)
+        .bind(&s.state)
+        .bind(s.started_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn end_session(&self, id: &str, reason: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET state = 'ended', ended_at = $1, end_reason = $2 WHERE id = $3 AND state = 'live'")
+            .bind(at)
+            .bind(reason)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_session(&self, app: &str, id: &str) -> Result<Session> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1 AND application_id = $2")
+            .bind(id)
+            .bind(app)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        session(&row)
+    }
+
+    /// A session by id in any application (internal use, never from an API key).
+    pub async fn session_by_id(&self, id: &str) -> Result<Session> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        session(&row)
+    }
+
+    pub async fn list_sessions(&self, app: &str, room_id: Option<&str>) -> Result<Vec<Session>> {
+        let rows = match room_id {
+            Some(room) => sqlx::query("SELECT * FROM sessions WHERE application_id = $1 AND room_id = $2 ORDER BY started_at, id")
+                .bind(app)
+                .bind(room)
+                .fetch_all(self.pool())
+                .await?,
+            None => sqlx::query("SELECT * FROM sessions WHERE application_id = $1 ORDER BY started_at, id")
+                .bind(app)
+                .fetch_all(self.pool())
+                .await?,
+        };
+        rows.iter().map(session).collect()
+    }
+
+    /// Sessions still marked live: at start-up these were interrupted by a crash.
+    pub async fn live_sessions(&self) -> Result<Vec<Session>> {
+        sqlx::query("SELECT * FROM sessions WHERE state = 'live'")
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(session)
+            .collect()
+    }
+
+    // ---- publications and tracks ----
+
+    pub async fn insert_publication(&self, p: &Publication) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO publications (id, session_id, room_id, participant, kind, state, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&p.id)
+        .bind(&p.session_id)
+        .bind(&p.room_id)
+        .bind(&p.participant)
+        .bind(&p.kind)
+        .bind(&p.state)
+        .bind(p.started_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn end_publication(&self, id: &str, reason: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE publications SET state = 'ended', ended_at = $1, end_reason = $2 WHERE id = $3 AND state = 'live'")
+            .bind(at)
+            .bind(reason)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_publication_outcome(
+        &self,
+        id: &str,
+        state: &str,
+        failure: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE publications SET state = $1, failure = $2 WHERE id = $3")
+            .bind(state)
+            .bind(failure)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn publications_in_state(&self, state: &str) -> Result<Vec<Publication>> {
+        sqlx::query("SELECT * FROM publications WHERE state = $1 ORDER BY started_at, id")
+            .bind(state)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(publication)
+            .collect()
+    }
+
+    pub async fn get_publication(&self, id: &str) -> Result<Publication> {
+        let row = sqlx::query("SELECT * FROM publications WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        publication(&row)
+    }
+
+    pub async fn list_publications(&self, session_id: &str) -> Result<Vec<Publication>> {
+        sqlx::query("SELECT * FROM publications WHERE session_id = $1 ORDER BY started_at, id")
+            .bind(session_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(publication)
+            .collect()
+    }
+
+    pub async fn insert_track(&self, t: &Track) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tracks (id, publication_id, session_id, mid, media_kind, codec, clock_rate, journal_path, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&t.id)
+        .bind(&t.publication_id)
+        .bind(&t.session_id)
+        .bind(&t.mid)
+        .bind(&t.media_kind)
+        .bind(&t.codec)
+        .bind(t.clock_rate)
+        .bind(&t.journal_path)
+        .bind(t.started_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_tracks(&self, publication_id: &str) -> Result<Vec<Track>> {
+        sqlx::query("SELECT * FROM tracks WHERE publication_id = $1 ORDER BY started_at, id")
+            .bind(publication_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(track)
+            .collect()
+    }
+
+    pub async fn list_session_tracks(&self, session_id: &str) -> Result<Vec<Track>> {
+        sqlx::query("SELECT * FROM tracks WHERE session_id = $1 ORDER BY started_at, id")
+            .bind(session_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(track)
+            .collect()
+    }
+
+    // ---- assets and events ----
+
+    pub async fn insert_asset(&self, a: &Asset) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO assets (id, application_id, room_id, session_id, publication_id, participant, asset_type, format, path, start_at, end_at, duration_ms, size_bytes, sha256, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&a.id)
+        .bind(&a.application_id)
+        .bind(&a.room_id)
+        .bind(&a.session_id)
+        .bind(&a.publication_id)
+        .bind(&a.participant)
+        .bind(&a.asset_type)
+        .bind(&a.format)
+        .bind(&a.path)
+        .bind(a.start_at)
+        .bind(a.end_at)
+        .bind(a.duration_ms)
+        .bind(a.size_bytes)
+        .bind(&a.sha256)
+        .bind(a.details.to_string())
+        .bind(a.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_asset(&self, app: &str, id: &str) -> Result<Asset> {
+        let row = sqlx::query("SELECT * FROM assets WHERE id = $1 AND application_id = $2")
+            .bind(id)
+            .bind(app)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        asset(&row)
+    }
+
+    pub async fn list_assets(
+        &self,
+        app: &str,
+        session_id: Option<&str>,
+        asset_type: Option<&str>,
+    ) -> Result<Vec<Asset>> {
+        // Optional filters as `(param IS NULL OR col = param)` keep one portable statement.
+        sqlx::query(
+            "SELECT * FROM assets WHERE application_id = $1 AND ($2 IS NULL OR session_id = $2) AND ($3 IS NULL OR asset_type = $3) ORDER BY created_at, id",
+        )
+        .bind(app)
+        .bind(session_id)
+        .bind(asset_type)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(asset)
+        .collect()
+    }
+
+    pub async fn assets_of_publication(&self, publication_id: &str) -> Result<Vec<Asset>> {
+        sqlx::query("SELECT * FROM assets WHERE publication_id = $1")
+            .bind(publication_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(asset)
+            .collect()
+    }
+
+    /// Records an event in the outbox (webhook delivery reads it; see the Control API).
+    pub async fn insert_event(
+        &self,
+        id: &str,
+        app: &str,
+        event_type: &str,
+        payload: &serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(app)
+            .bind(event_type)
+            .bind(payload.to_string())
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_events(&self, app: &str) -> Result<Vec<(String, serde_json::Value)>> {
+        let rows = sqlx::query("SELECT event_type, payload FROM events WHERE application_id = $1 ORDER BY created_at, id")
+            .bind(app)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let t: String = r.try_get("event_type")?;
+                let p: String = r.try_get("payload")?;
+                Ok((t, serde_json::from_str(&p).map_err(corrupt)?))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_round_trip_and_optional_filters() {
+        let dir = std::env::temp_dir().join(format!("reel-db-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/t.db", dir.display());
+        let db = Db::connect(&url).await.unwrap();
+        // A second connect re-runs migrations harmlessly.
+        let db2 = Db::connect(&url).await.unwrap();
+        db.ensure_application("app_a", "a").await.unwrap();
+        db2.ensure_application("app_a", "a").await.unwrap();
+        db.insert_api_key("key_1", "app_a", "reel_secret_value", "admin")
+            .await
+            .unwrap();
+        let key = db.find_api_key("reel_secret_value").await.unwrap().unwrap();
+        assert_eq!(key.prefix, "reel_secret_");
+        assert!(db.find_api_key("wrong").await.unwrap().is_none());
+        let room = Room {
+            id: "room_x".into(),
+            application_id: "app_a".into(),
+            name: "x".into(),
+            empty_timeout_ms: 1,
+            max_duration_ms: 2,
+            created_at: 3,
+        };
+        db.insert_room(&room).await.unwrap();
+        assert!(matches!(
+            db.get_room(Some("app_b"), "room_x").await,
+            Err(DbError::NotFound)
+        ));
+        assert_eq!(
+            db.get_room(Some("app_a"), "room_x").await.unwrap().name,
+            "x"
+        );
+        let a = Asset {
+            id: "ast_1".into(),
+            application_id: "app_a".into(),
+            room_id: "room_x".into(),
+            session_id: "ses_1".into(),
+            publication_id: None,
+            participant: Some("alice".into()),
+            asset_type: "regular".into(),
+            format: "webm".into(),
+            path: "/x".into(),
+            start_at: 0,
+            end_at: 1,
+            duration_ms: 1,
+            size_bytes: 1,
+            sha256: "00".into(),
+            details: serde_json::json!({}),
+            created_at: 0,
+        };
+        db.insert_asset(&a).await.unwrap();
+        assert_eq!(db.list_assets("app_a", None, None).await.unwrap().len(), 1);
+        assert_eq!(
+            db.list_assets("app_a", Some("ses_1"), Some("regular"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            db.list_assets("app_a", Some("ses_1"), Some("screen"))
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(db.list_assets("app_b", None, None).await.unwrap().len(), 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,180 @@
+//! Stream assets: a finished publication's journals remuxed (never transcoded) into one
+//! playable file, checksummed, and recorded with the event that tells the application.
+
+use crate::{RecorderError, Result};
+use reel_core::{AssetId, AssetType, EventId, PublicationKind};
+use reel_db::{now_ms, Asset, Db, Publication};
+use reel_media::journal::JournalReader;
+use reel_media::remux;
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+pub fn asset_path(data_dir: &Path, session_id: &str, asset_id: &str, format: &str) -> PathBuf {
+    data_dir
+        .join("assets")
+        .join(session_id)
+        .join(format!("{asset_id}.{format}"))
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = BufReader::new(File::open(path)?);
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+struct Made {
+    asset_type: AssetType,
+    report: remux::RemuxReport,
+    path: PathBuf,
+    size: u64,
+    sha256: String,
+}
+
+/// Blocking: reads the journals twice (timing, then frames) and writes the file.
+fn make(
+    data_dir: &Path,
+    publication: &Publication,
+    journals: &[PathBuf],
+    asset_id: &AssetId,
+) -> Result<Made> {
+    let kind: PublicationKind = publication.kind.parse().map_err(RecorderError::Internal)?;
+    let mut tracks = Vec::new();
+    for path in journals {
+        let plan = remux::analyze(BufReader::new(File::open(path)?))?;
+        let reader = JournalReader::open(BufReader::new(File::open(path)?))?;
+        tracks.push((plan, reader));
+    }
+    let has_video = tracks.iter().any(|(p, _)| {
+        p.header.kind == reel_core::MediaKind::Video && p.first_keyframe_dims.is_some()
+    });
+    let asset_type = AssetType::for_publication(kind, has_video);
+    let path = asset_path(data_dir, &publication.session_id, asset_id.as_str(), "webm");
+    fs::create_dir_all(path.parent().expect("asset path has a parent"))?;
+    // Write beside, then rename: a listed asset is always a complete file.
+    let partial = path.with_extension("webm.part");
+    let (out, report) = remux::remux_webm(tracks, BufWriter::new(File::create(&partial)?))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| RecorderError::Io(e.into_error()))?;
+    file.sync_all()?;
+    fs::rename(&partial, &path)?;
+    let size = fs::metadata(&path)?.len();
+    let sha256 = sha256_file(&path)?;
+    Ok(Made {
+        asset_type,
+        report,
+        path,
+        size,
+        sha256,
+    })
+}
+
+/// Produces the asset of one ended publication and marks it processed (or failed).
+/// Idempotent: a publication that already has its asset is only marked processed.
+pub async fn process_publication(
+    db: &Db,
+    data_dir: &Path,
+    publication_id: &str,
+) -> Result<Option<Asset>> {
+    let publication = db.get_publication(publication_id).await?;
+    let session = db.session_by_id(&publication.session_id).await?;
+    if let Some(existing) = db
+        .assets_of_publication(publication_id)
+        .await?
+        .into_iter()
+        .next()
+    {
+        db.set_publication_outcome(publication_id, "processed", None)
+            .await?;
+        return Ok(Some(existing));
+    }
+    let tracks = db.list_tracks(publication_id).await?;
+    let journals: Vec<PathBuf> = tracks
+        .iter()
+        .map(|t| PathBuf::from(&t.journal_path))
+        .collect();
+    let asset_id = AssetId::generate();
+    let made = if journals.is_empty() {
+        Err(RecorderError::Media(reel_media::MediaError::Remux(
+            "no media was captured".into(),
+        )))
+    } else {
+        let dir = data_dir.to_path_buf();
+        let p = publication.clone();
+        let id = asset_id.clone();
+        tokio::task::spawn_blocking(move || make(&dir, &p, &journals, &id))
+            .await
+            .map_err(|e| RecorderError::Internal(e.to_string()))?
+    };
+    let base = serde_json::json!({
+        "session_id": publication.session_id,
+        "room_id": publication.room_id,
+        "publication_id": publication.id,
+        "participant": publication.participant,
+    });
+    match made {
+        Ok(m) => {
+            let start_ms = m.report.start_unix_us / 1000;
+            let asset = Asset {
+                id: asset_id.to_string(),
+                application_id: session.application_id.clone(),
+                room_id: publication.room_id.clone(),
+                session_id: publication.session_id.clone(),
+                publication_id: Some(publication.id.clone()),
+                participant: Some(publication.participant.clone()),
+                asset_type: m.asset_type.as_str().to_string(),
+                format: "webm".into(),
+                path: m.path.to_string_lossy().into_owned(),
+                start_at: start_ms,
+                end_at: start_ms + m.report.duration_ms as i64,
+                duration_ms: m.report.duration_ms.round() as i64,
+                size_bytes: m.size as i64,
+                sha256: m.sha256,
+                details: serde_json::to_value(&m.report).expect("report serializes"),
+                created_at: now_ms(),
+            };
+            db.insert_asset(&asset).await?;
+            db.set_publication_outcome(publication_id, "processed", None)
+                .await?;
+            let mut payload = base;
+            payload["asset_id"] = asset.id.clone().into();
+            payload["asset_type"] = asset.asset_type.clone().into();
+            payload["duration_ms"] = asset.duration_ms.into();
+            db.insert_event(
+                EventId::generate().as_str(),
+                &session.application_id,
+                "stream.recording.success",
+                &payload,
+            )
+            .await?;
+            tracing::info!(publication = publication_id, asset = %asset.id, kind = %asset.asset_type, "stream asset ready");
+            Ok(Some(asset))
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            tracing::warn!(publication = publication_id, %reason, "stream asset failed");
+            db.set_publication_outcome(publication_id, "failed", Some(&reason))
+                .await?;
+            let mut payload = base;
+            payload["reason"] = reason.into();
+            db.insert_event(
+                EventId::generate().as_str(),
+                &session.application_id,
+                "stream.recording.failure",
+                &payload,
+            )
+            .await?;
+            Ok(None)
+        }
+    }
+}

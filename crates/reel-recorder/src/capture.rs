@@ -1,0 +1,195 @@
+//! The capture thread: owns every open journal file, appends records in arrival order and
+//! makes them durable at least every [`SYNC_INTERVAL`]. It is a plain thread because its
+//! work is blocking file I/O, which must never stall the media loop or the async runtime.
+
+use reel_core::{EndReason, PublicationId, TrackId};
+use reel_media::journal::{JournalHeader, JournalWriter, Record};
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A crash loses at most this much of what reached the capture thread.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+
+pub enum CaptureCommand {
+    Open {
+        publication: PublicationId,
+        track: TrackId,
+        path: PathBuf,
+        header: Box<JournalHeader>,
+    },
+    Append {
+        track: TrackId,
+        record: Record,
+    },
+    /// Close every journal of the publication, then report `PublicationClosed`.
+    Finish {
+        publication: PublicationId,
+        reason: EndReason,
+    },
+    Shutdown,
+}
+
+/// What the capture thread tells the recorder.
+#[derive(Debug)]
+pub enum CaptureNotice {
+    /// All journals of the publication are closed and synced.
+    PublicationClosed {
+        publication: PublicationId,
+        reason: EndReason,
+    },
+    /// A journal could not be written (disk full, permissions): the track stops recording.
+    JournalFailed {
+        publication: PublicationId,
+        track: TrackId,
+        error: String,
+    },
+}
+
+struct OpenJournal {
+    publication: PublicationId,
+    writer: JournalWriter<BufWriter<File>>,
+    dirty: bool,
+    failed: bool,
+}
+
+#[derive(Clone)]
+pub struct CaptureHandle {
+    tx: mpsc::Sender<CaptureCommand>,
+}
+
+impl CaptureHandle {
+    pub fn send(&self, cmd: CaptureCommand) {
+        // The thread only exits on Shutdown; a send after that is dropped on purpose.
+        let _ = self.tx.send(cmd);
+    }
+}
+
+fn unix_us_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+pub fn spawn(
+    notices: UnboundedSender<CaptureNotice>,
+) -> (CaptureHandle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("reel-capture".into())
+        .spawn(move || run(rx, notices))
+        .expect("spawn capture thread");
+    (CaptureHandle { tx }, thread)
+}
+
+fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotice>) {
+    let mut journals: HashMap<TrackId, OpenJournal> = HashMap::new();
+    let mut next_sync = Instant::now() + SYNC_INTERVAL;
+    loop {
+        let wait = next_sync.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(CaptureCommand::Open {
+                publication,
+                track,
+                path,
+                header,
+            }) => {
+                let opened = path
+                    .parent()
+                    .map(fs::create_dir_all)
+                    .unwrap_or(Ok(()))
+                    .and_then(|_| File::create(&path))
+                    .map_err(reel_media::MediaError::from)
+                    .and_then(|f| {
+                        JournalWriter::create(BufWriter::with_capacity(64 << 10, f), &header)
+                    });
+                match opened {
+                    Ok(writer) => {
+                        journals.insert(
+                            track,
+                            OpenJournal {
+                                publication,
+                                writer,
+                                dirty: true,
+                                failed: false,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        let _ = notices.send(CaptureNotice::JournalFailed {
+                            publication,
+                            track,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+            Ok(CaptureCommand::Append { track, record }) => {
+                if let Some(j) = journals.get_mut(&track) {
+                    if j.failed {
+                        continue;
+                    }
+                    if let Err(e) = j.writer.append(&record) {
+                        j.failed = true;
+                        let _ = notices.send(CaptureNotice::JournalFailed {
+                            publication: j.publication.clone(),
+                            track: track.clone(),
+                            error: e.to_string(),
+                        });
+                    }
+                    j.dirty = true;
+                }
+            }
+            Ok(CaptureCommand::Finish {
+                publication,
+                reason,
+            }) => {
+                let tracks: Vec<TrackId> = journals
+                    .iter()
+                    .filter(|(_, j)| j.publication == publication)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for track in tracks {
+                    let mut j = journals.remove(&track).expect("listed above");
+                    if !j.failed {
+                        let _ = j.writer.append(&Record::End {
+                            at_unix_us: unix_us_now(),
+                        });
+                    }
+                    sync(&mut j);
+                }
+                let _ = notices.send(CaptureNotice::PublicationClosed {
+                    publication,
+                    reason,
+                });
+            }
+            Ok(CaptureCommand::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                for j in journals.values_mut() {
+                    sync(j);
+                }
+                return;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() >= next_sync {
+            for j in journals.values_mut().filter(|j| j.dirty) {
+                sync(j);
+            }
+            next_sync = Instant::now() + SYNC_INTERVAL;
+        }
+    }
+}
+
+fn sync(j: &mut OpenJournal) {
+    let w = j.writer.get_mut();
+    let ok = w.flush().is_ok() && w.get_ref().sync_data().is_ok();
+    if !ok {
+        tracing::warn!("journal sync failed");
+    }
+    j.dirty = false;
+}

@@ -1,0 +1,121 @@
+//! Settings: embedded defaults, then a config file, then `REEL_*` environment variables,
+//! then command-line flags. Validated once at start; a typo fails loudly.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+const DEFAULTS: &str = include_str!("defaults.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub media_port: u16,
+    pub media_bind: IpAddr,
+    pub public_ip: IpAddr,
+    pub public_url: String,
+    pub database_url: Secret,
+    pub empty_timeout_secs: u64,
+    pub max_duration_secs: u64,
+    pub max_publishers: usize,
+    pub connect_timeout_secs: u64,
+}
+
+/// A value that must never reach a log: Debug and Display print a placeholder.
+#[derive(Clone, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "[redacted]"
+        })
+    }
+}
+
+/// Overrides from the command line, as `key = value` pairs in the defaults' vocabulary.
+pub type Overrides = Vec<(&'static str, String)>;
+
+pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings, String> {
+    let mut table: toml::Table = DEFAULTS
+        .parse()
+        .map_err(|e| format!("embedded defaults: {e}"))?;
+    if let Some(path) = config_file {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: toml::Table = text
+            .parse()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for (k, v) in file {
+            if !table.contains_key(&k) {
+                return Err(format!("{}: unknown setting {k:?}", path.display()));
+            }
+            table.insert(k, v);
+        }
+    }
+    let keys: Vec<String> = table.keys().cloned().collect();
+    for key in keys {
+        if let Ok(value) = std::env::var(format!("REEL_{}", key.to_ascii_uppercase())) {
+            set(&mut table, &key, value)?;
+        }
+    }
+    for (key, value) in overrides {
+        set(&mut table, key, value)?;
+    }
+    let settings: Settings = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| format!("settings: {e}"))?;
+    if settings.max_publishers == 0 {
+        return Err("max_publishers must be at least 1".into());
+    }
+    Ok(settings)
+}
+
+/// Sets a key from text, keeping the type the defaults give it.
+fn set(table: &mut toml::Table, key: &str, value: String) -> Result<(), String> {
+    let typed = match table.get(key) {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| format!("{key}: expected a whole number, got {value:?}"))?,
+        ),
+        _ => toml::Value::String(value),
+    };
+    table.insert(key.to_string(), typed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_flags_win() {
+        let s = load(
+            None,
+            vec![("media_port", "0".into()), ("http", "127.0.0.1:0".into())],
+        )
+        .unwrap();
+        assert_eq!(s.media_port, 0);
+        assert_eq!(s.empty_timeout_secs, 30);
+        assert!(load(None, vec![("media_port", "many".into())]).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("postgres://u:hunter2@h/db".into());
+        assert_eq!(format!("{s:?}"), "[redacted]");
+    }
+}

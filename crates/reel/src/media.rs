@@ -1,0 +1,230 @@
+//! The media loop: the one UDP socket, driving `reel_whip::Ingest` and handing what it
+//! produces to the capture thread (frames) and the recorder (tracks). It runs on its own
+//! thread with its own single-threaded runtime, so HTTP load can never delay a packet.
+
+use reel_core::{MediaKind, PublicationId};
+use reel_db::{now_ms, Track};
+use reel_media::journal::{JournalHeader, Record};
+use reel_recorder::capture::CaptureCommand;
+use reel_recorder::{MediaCommand, PublicationContext, Recorder};
+use reel_whip::{Ingest, IngestConfig, IngestEvent, IngestOutput};
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Maps the monotonic clock to Unix time once, so arrival times in journals are all on
+/// one steady timeline even if the system clock is stepped during a recording.
+struct WallClock {
+    instant: Instant,
+    unix_us: i64,
+}
+
+impl WallClock {
+    fn new() -> Self {
+        let unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        WallClock {
+            instant: Instant::now(),
+            unix_us,
+        }
+    }
+    fn unix_us(&self, t: Instant) -> i64 {
+        match t.checked_duration_since(self.instant) {
+            Some(d) => self.unix_us + d.as_micros() as i64,
+            None => self.unix_us - self.instant.duration_since(t).as_micros() as i64,
+        }
+    }
+}
+
+pub struct MediaLoop {
+    pub socket: std::net::UdpSocket,
+    pub candidate: SocketAddr,
+    pub ingest: IngestConfig,
+    pub commands: UnboundedReceiver<MediaCommand>,
+    pub recorder: Recorder,
+}
+
+impl MediaLoop {
+    pub fn spawn(self) -> std::thread::JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("reel-media".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("media runtime");
+                rt.block_on(self.run());
+            })
+            .expect("spawn media thread")
+    }
+
+    async fn run(mut self) {
+        self.socket
+            .set_nonblocking(true)
+            .expect("nonblocking socket");
+        let socket = UdpSocket::from_std(self.socket.try_clone().expect("clone socket"))
+            .expect("tokio socket");
+        let mut ingest = Ingest::new(self.ingest.clone());
+        let mut contexts: HashMap<PublicationId, PublicationContext> = HashMap::new();
+        let clock = WallClock::new();
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let timeout = loop {
+                match ingest.poll_output() {
+                    IngestOutput::Transmit {
+                        destination,
+                        contents,
+                    } => {
+                        // Loss on send is like loss on the wire; RTP and ICE recover.
+                        let _ = socket.try_send_to(&contents, destination);
+                    }
+                    IngestOutput::Event(e) => self.handle_event(e, &mut contexts, &clock),
+                    IngestOutput::Timeout(t) => break t,
+                }
+            };
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    None => return,
+                    Some(MediaCommand::Offer { ctx, sdp, reply }) => {
+                        let result = ingest.accept_offer(Instant::now(), ctx.publication.clone(), &sdp);
+                        if result.is_ok() {
+                            contexts.insert(ctx.publication.clone(), ctx);
+                        }
+                        let _ = reply.send(result);
+                    }
+                    Some(MediaCommand::Close { publication, reason }) => {
+                        ingest.close(&publication, reason);
+                        ingest.handle_timeout(Instant::now());
+                    }
+                },
+                r = socket.recv_from(&mut buf) => {
+                    match r {
+                        Ok((n, source)) => {
+                            ingest.handle_receive(Instant::now(), source, self.candidate, &buf[..n]);
+                            // Drain what else is queued before polling timers again.
+                            for _ in 0..64 {
+                                match socket.try_recv_from(&mut buf) {
+                                    Ok((n, source)) => {
+                                        ingest.handle_receive(Instant::now(), source, self.candidate, &buf[..n]);
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                        Err(e) => tracing::warn!(error = %e, "media socket receive"),
+                    }
+                }
+                _ = tokio::time::sleep_until(timeout.into()) => {}
+            }
+            ingest.handle_timeout(Instant::now());
+        }
+    }
+
+    fn handle_event(
+        &self,
+        event: IngestEvent,
+        contexts: &mut HashMap<PublicationId, PublicationContext>,
+        clock: &WallClock,
+    ) {
+        let capture = self.recorder.capture();
+        match event {
+            IngestEvent::Connected { publication } => {
+                tracing::info!(%publication, "publisher connected")
+            }
+            IngestEvent::TrackOpened {
+                publication,
+                track,
+                mid,
+                kind,
+                codec,
+                clock_rate,
+            } => {
+                let Some(ctx) = contexts.get(&publication) else {
+                    return;
+                };
+                let path = ctx.journal_dir.join(format!("{track}.rjnl"));
+                let header = JournalHeader {
+                    track_id: track.to_string(),
+                    publication_id: publication.to_string(),
+                    session_id: ctx.session.to_string(),
+                    room_id: ctx.room.to_string(),
+                    participant: ctx.participant.clone(),
+                    kind,
+                    codec,
+                    clock_rate,
+                    mid: mid.clone(),
+                    created_unix_us: clock.unix_us(Instant::now()),
+                };
+                capture.send(CaptureCommand::Open {
+                    publication: publication.clone(),
+                    track: track.clone(),
+                    path: path.clone(),
+                    header: Box::new(header),
+                });
+                tracing::info!(%publication, %track, codec = codec.name(), "track opened");
+                self.recorder.track_opened(Track {
+                    id: track.to_string(),
+                    publication_id: publication.to_string(),
+                    session_id: ctx.session.to_string(),
+                    mid,
+                    media_kind: match kind {
+                        MediaKind::Audio => "audio".into(),
+                        MediaKind::Video => "video".into(),
+                    },
+                    codec: codec.name().into(),
+                    clock_rate: clock_rate as i64,
+                    journal_path: path.to_string_lossy().into_owned(),
+                    started_at: now_ms(),
+                });
+            }
+            IngestEvent::Frame {
+                track,
+                rtp_time,
+                arrival,
+                flags,
+                data,
+                ..
+            } => {
+                let record = Record::Frame {
+                    rtp_time,
+                    arrival_unix_us: clock.unix_us(arrival),
+                    flags,
+                    data: data.to_vec(),
+                };
+                capture.send(CaptureCommand::Append { track, record });
+            }
+            IngestEvent::SenderReport {
+                track,
+                rtp_time,
+                ntp_unix_us,
+                ..
+            } => {
+                capture.send(CaptureCommand::Append {
+                    track,
+                    record: Record::SenderReport {
+                        rtp_time,
+                        ntp_unix_us,
+                    },
+                });
+            }
+            IngestEvent::Closed {
+                publication,
+                reason,
+            } => {
+                if contexts.remove(&publication).is_some() {
+                    capture.send(CaptureCommand::Finish {
+                        publication,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+}
