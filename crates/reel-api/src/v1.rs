@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets", get(list_assets))
         .route("/assets/{id}", get(get_asset))
         .route("/assets/{id}/download", get(download_asset))
+        .route("/events", get(list_events))
 }
 
 const MAX_DURATION_LIMIT_SECS: u64 = 7 * 24 * 3600;
@@ -267,4 +268,17 @@ async fn download_asset(
         body,
     )
         .into_response())
+}
+
+/// The event outbox, oldest first: what webhooks will deliver.
+async fn list_events(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+) -> Result<axum::Json<Value>, ApiError> {
+    let events = s.db.list_events(&key.application_id).await?;
+    let data: Vec<Value> = events
+        .into_iter()
+        .map(|(t, p)| json!({"type": t, "payload": p}))
+        .collect();
+    Ok(axum::Json(json!({ "data": data })))
 }

@@ -1,0 +1,146 @@
+//! Test media made with ffmpeg: the real encoders a browser would use (libvpx, libopus).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Tests run in parallel threads; one encoding at a time, and files appear atomically.
+static ENCODING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Encodes with ffmpeg to `out` unless it already exists (written beside, then renamed).
+fn encode(out: &Path, args: &[&str]) -> Result<(), String> {
+    let _guard = ENCODING.lock().unwrap_or_else(|e| e.into_inner());
+    if out.exists() {
+        return Ok(());
+    }
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("bin");
+    let partial = out.with_extension(format!("part.{ext}"));
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(partial.to_str().expect("utf-8 path"));
+    ffmpeg(&all)?;
+    std::fs::rename(&partial, out).map_err(|e| e.to_string())
+}
+
+fn ffmpeg(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg (install it: apt-get install ffmpeg): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ffmpeg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+pub struct TestMedia {
+    pub video: PathBuf,
+    pub audio: PathBuf,
+}
+
+/// A moving test pattern (VP8, keyframe every second) and a 440 Hz tone (Opus, 20 ms).
+pub fn pattern_and_tone(
+    dir: &Path,
+    seconds: u32,
+    size: &str,
+    bitrate: &str,
+) -> Result<TestMedia, String> {
+    let video = dir.join(format!("pattern-{size}-{bitrate}.ivf"));
+    let audio = dir.join("tone.ogg");
+    let t = seconds.to_string();
+    encode(
+        &video,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=30"),
+            "-t",
+            &t,
+            "-c:v",
+            "libvpx",
+            "-g",
+            "30",
+            "-b:v",
+            bitrate,
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+        ],
+    )?;
+    encode(
+        &audio,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &t,
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "48k",
+            "-frame_duration",
+            "20",
+        ],
+    )?;
+    Ok(TestMedia { video, audio })
+}
+
+/// Black video with a white flash and silence with a 1 kHz beep, at the same instants
+/// (every `period` seconds, from `first` on): what an A/V sync measurement looks for.
+pub fn flash_and_beep(
+    dir: &Path,
+    seconds: u32,
+    first: f64,
+    period: f64,
+) -> Result<TestMedia, String> {
+    let video = dir.join("flash.ivf");
+    let audio = dir.join("beep.ogg");
+    let t = seconds.to_string();
+    // A 100 ms flash/beep starting at first + k·period.
+    let on = format!("gte(mod(t-{first}+{period},{period}),0)*lt(mod(t-{first}+{period},{period}),0.1)*gte(t,{first})");
+    encode(
+        &video,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("color=c=black:size=320x240:rate=30,geq=lum='if({on},235,16)':cb=128:cr=128"),
+            "-t",
+            &t,
+            "-c:v",
+            "libvpx",
+            "-g",
+            "30",
+            "-b:v",
+            "300k",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+        ],
+    )?;
+    encode(
+        &audio,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("aevalsrc='if({on},0.8*sin(2*PI*1000*t),0)':s=48000"),
+            "-t",
+            &t,
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "64k",
+            "-frame_duration",
+            "20",
+        ],
+    )?;
+    Ok(TestMedia { video, audio })
+}

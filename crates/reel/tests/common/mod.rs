@@ -1,0 +1,317 @@
+//! Shared harness: the real `reel` binary on ephemeral ports in a temp dir, driven over
+//! HTTP like any client, and outputs judged with ffprobe like a person would.
+#![allow(dead_code)]
+
+use reel_testkit::http;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_KEY: &str = "reel_test_admin_key_0123456789";
+
+pub struct Server {
+    pub child: Option<Child>,
+    pub http: String,
+    pub media: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Server {
+        let log = data_dir.join(format!(
+            "server-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--media-port",
+                "0",
+                "--data-dir",
+            ])
+            .arg(data_dir.join("data"))
+            .env("REEL_ADMIN_KEY", ADMIN_KEY)
+            .env("REEL_LOG", "info,str0m=warn")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start reel");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let (http, media) = parse_listening(&line).unwrap_or_else(|| {
+            panic!(
+                "reel did not start: {line:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        let server = Server {
+            child: Some(child),
+            http,
+            media,
+            data_dir: data_dir.to_path_buf(),
+            log,
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if http::request("GET", &self.url("/healthz"), None, None)
+                .is_ok_and(|r| r.status == 200)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("reel never became healthy");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let r = http::request("GET", &self.url(path), Some(ADMIN_KEY), None).unwrap();
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.json()
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Value {
+        let r = http::json("POST", &self.url(path), Some(ADMIN_KEY), &body).unwrap();
+        assert_eq!(r.status, 201, "POST {path}: {}", r.text());
+        r.json()
+    }
+
+    pub fn room(&self, empty_timeout_seconds: u64) -> String {
+        let room = self.post(
+            "/v1/rooms",
+            json!({"name": "test", "empty_timeout_seconds": empty_timeout_seconds}),
+        );
+        room["id"].as_str().unwrap().to_string()
+    }
+
+    /// (token, whip_url)
+    pub fn token(&self, room: &str, participant: &str, kind: &str) -> (String, String) {
+        let t = self.post(
+            &format!("/v1/rooms/{room}/tokens"),
+            json!({"participant": participant, "kind": kind}),
+        );
+        (
+            t["token"].as_str().unwrap().into(),
+            t["whip_url"].as_str().unwrap().into(),
+        )
+    }
+
+    /// Waits until the session has `n` assets and no publication is still being processed.
+    pub fn wait_assets(&self, session: &str, n: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let assets = self.get(&format!("/v1/assets?session_id={session}"))["data"]
+                .as_array()
+                .unwrap()
+                .clone();
+            if assets.len() >= n {
+                return assets;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "expected {n} assets in {session}, have {}: {:#}\nsession: {:#}\nlog:\n{}",
+                    assets.len(),
+                    json!(assets),
+                    self.get(&format!("/v1/sessions/{session}")),
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn wait_session_ended(&self, session: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.get(&format!("/v1/sessions/{session}"));
+            if s["state"] == "ended" {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "session {session} did not end: {s:#}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn download(&self, asset: &Value, to: &Path) -> PathBuf {
+        let id = asset["id"].as_str().unwrap();
+        let r = http::request(
+            "GET",
+            &self.url(&format!("/v1/assets/{id}/download")),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("video/webm"));
+        assert_eq!(r.body.len() as i64, asset["size_bytes"].as_i64().unwrap());
+        let path = to.join(format!("{id}.{}", asset["format"].as_str().unwrap()));
+        std::fs::write(&path, &r.body).unwrap();
+        path
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-9", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn parse_listening(line: &str) -> Option<(String, String)> {
+    let mut http = None;
+    let mut media = None;
+    for part in line.split_whitespace() {
+        if let Some(v) = part.strip_prefix("http=") {
+            http = Some(v.to_string());
+        }
+        if let Some(v) = part.strip_prefix("media=") {
+            media = Some(v.to_string());
+        }
+    }
+    Some((http?, media?))
+}
+
+pub fn media_dir() -> PathBuf {
+    // Shared across tests of one run: encoding the inputs once saves CPU.
+    let dir = std::env::temp_dir().join(format!("reel-test-media-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[derive(Debug)]
+pub struct Probe {
+    pub codecs: Vec<String>,
+    pub duration: f64,
+    pub width: Option<u64>,
+    pub height: Option<u64>,
+}
+
+pub fn ffprobe(path: &Path) -> Probe {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,codec_type,width,height:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe is required (apt-get install ffmpeg)");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = v["streams"].as_array().unwrap();
+    Probe {
+        codecs: streams
+            .iter()
+            .map(|s| s["codec_name"].as_str().unwrap().to_string())
+            .collect(),
+        duration: v["format"]["duration"].as_str().unwrap().parse().unwrap(),
+        width: streams.iter().find_map(|s| s["width"].as_u64()),
+        height: streams.iter().find_map(|s| s["height"].as_u64()),
+    }
+}
+
+/// Decodes every stream fully; returns ffmpeg's error output (empty when clean) and the
+/// number of decoded video frames.
+pub fn decode(path: &Path) -> (String, u64) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is required");
+    let frames = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    let n = String::from_utf8_lossy(&frames.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (String::from_utf8_lossy(&out.stderr).into_owned(), n)
+}
+
+/// The event outbox as the API shows it: (type, payload) oldest first.
+pub fn events(server: &Server) -> Vec<(String, Value)> {
+    server.get("/v1/events")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["payload"].clone(),
+            )
+        })
+        .collect()
+}
