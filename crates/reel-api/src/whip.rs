@@ -49,7 +49,7 @@ async fn cors(req: Request, next: Next) -> Response {
     );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, ETag, Link, Accept-Patch"),
+        HeaderValue::from_static("Location, ETag, Link, Accept-Patch, X-Reel-Session-Id"),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,

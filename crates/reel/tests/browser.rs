@@ -1,0 +1,88 @@
+//! A real browser publishes: headless Chromium (Debian's) with fake camera and microphone,
+//! and a second page sharing a canvas "screen", both over WHIP to a running `reel serve`.
+//! Needs node with playwright-core installed in tests/browser (scripts/test does it); it
+//! fails, never skips, when they are missing.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
+}
+
+fn chromium_publish(whip: &str, token: &str, kind: &str, seconds: u32) -> Value {
+    let dir = browser_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run scripts/test (or npm ci in tests/browser)"
+    );
+    let out = Command::new("node")
+        .arg(dir.join("publish.mjs"))
+        .args([whip, token, kind, &seconds.to_string()])
+        .output()
+        .expect("node is required (apt-get install nodejs)");
+    assert!(
+        out.status.success(),
+        "chromium publisher failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn chromium_camera_and_screen_share_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(2);
+    let (cam_token, whip) = server.token(&room, "dr-who", "camera");
+    let (screen_token, _) = server.token(&room, "dr-who", "screen");
+
+    let camera = std::thread::spawn({
+        let whip = whip.clone();
+        move || chromium_publish(&whip, &cam_token, "camera", 6)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let screen = chromium_publish(&whip, &screen_token, "screen", 3);
+    let camera = camera.join().unwrap();
+    assert_eq!(camera["deleteStatus"], 200);
+    assert_eq!(
+        camera["sessionId"], screen["sessionId"],
+        "both publishers in one session"
+    );
+    let session = camera["sessionId"].as_str().unwrap();
+
+    server.wait_assets(session, 2, Duration::from_secs(30));
+    for (asset_type, result, codecs) in [
+        ("regular", &camera, vec!["vp8", "opus"]),
+        ("screen", &screen, vec!["vp8"]),
+    ] {
+        let listed = server.get(&format!(
+            "/v1/assets?session_id={session}&asset_type={asset_type}"
+        ));
+        let assets = listed["data"].as_array().unwrap();
+        assert_eq!(assets.len(), 1, "{asset_type}: {listed:#}");
+        let file = server.download(&assets[0], dir.path());
+        let probe = ffprobe(&file);
+        assert_eq!(probe.codecs, codecs, "{asset_type}");
+        let published = result["publishedFor"].as_f64().unwrap();
+        assert!(
+            (probe.duration - published).abs() <= 0.3,
+            "{asset_type}: recorded {} s, published {published} s",
+            probe.duration
+        );
+        let (errors, frames) = decode(&file);
+        assert!(errors.is_empty(), "{asset_type}: {errors}");
+        assert!(
+            frames as f64 >= published * 10.0,
+            "{asset_type}: only {frames} frames"
+        );
+    }
+}
