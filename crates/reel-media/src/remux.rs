@@ -257,16 +257,14 @@ pub fn remux_webm<R: Read, W: Write + Seek>(
         },
     };
     let mut end_ms: f64 = 0.0;
-    loop {
-        let Some(idx) = inputs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, input)| input.next.as_ref().map(|n| (n.0, i)))
-            .min()
-            .map(|(_, i)| i)
-        else {
-            break;
-        };
+    // k-way merge: always the input whose next frame is earliest.
+    while let Some(idx) = inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, input)| input.next.as_ref().map(|n| (n.0, i)))
+        .min()
+        .map(|(_, i)| i)
+    {
         let input = &mut inputs[idx];
         let (us, flags, data) = input.next.take().expect("chosen input has a frame");
         let kind = input.plan.header.kind;
