@@ -103,14 +103,18 @@ pub fn flash_and_beep(
     let audio = dir.join("beep.ogg");
     let t = seconds.to_string();
     // A 100 ms flash/beep starting at first + k·period.
-    let on = format!("gte(mod(t-{first}+{period},{period}),0)*lt(mod(t-{first}+{period},{period}),0.1)*gte(t,{first})");
+    // geq calls time T, aevalsrc calls it t.
+    let on = |t: &str| format!("lt(mod({t}-{first}+{period},{period}),0.1)*gte({t},{first})");
     encode(
         &video,
         &[
             "-f",
             "lavfi",
             "-i",
-            &format!("color=c=black:size=320x240:rate=30,geq=lum='if({on},235,16)':cb=128:cr=128"),
+            &format!(
+                "color=c=black:size=320x240:rate=30,geq=lum='if({},235,16)':cb=128:cr=128",
+                on("T")
+            ),
             "-t",
             &t,
             "-c:v",
@@ -131,7 +135,7 @@ pub fn flash_and_beep(
             "-f",
             "lavfi",
             "-i",
-            &format!("aevalsrc='if({on},0.8*sin(2*PI*1000*t),0)':s=48000"),
+            &format!("aevalsrc='if({},0.8*sin(2*PI*1000*t),0)':s=48000", on("t")),
             "-t",
             &t,
             "-c:a",
