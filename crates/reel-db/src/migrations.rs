@@ -2,9 +2,10 @@
 
 use crate::{Db, Result};
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE applications (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -99,7 +100,9 @@ CREATE TABLE events (
 );
 CREATE INDEX events_app ON events(application_id, created_at);
 "#,
-)];
+    ),
+    (2, "ALTER TABLE tracks ADD COLUMN rid TEXT"),
+];
 
 pub async fn run(db: &Db) -> Result<()> {
     sqlx::query(

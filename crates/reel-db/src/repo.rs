@@ -83,6 +83,7 @@ pub struct Track {
     pub publication_id: String,
     pub session_id: String,
     pub mid: String,
+    pub rid: Option<String>,
     pub media_kind: String,
     pub codec: String,
     pub clock_rate: i64,
@@ -167,6 +168,7 @@ fn track(r: &AnyRow) -> Result<Track> {
         publication_id: r.try_get("publication_id")?,
         session_id: r.try_get("session_id")?,
         mid: r.try_get("mid")?,
+        rid: r.try_get("rid")?,
         media_kind: r.try_get("media_kind")?,
         codec: r.try_get("codec")?,
         clock_rate: r.try_get("clock_rate")?,
@@ -476,12 +478,13 @@ impl Db {
 
     pub async fn insert_track(&self, t: &Track) -> Result<()> {
         sqlx::query(
-            "INSERT INTO tracks (id, publication_id, session_id, mid, media_kind, codec, clock_rate, journal_path, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO tracks (id, publication_id, session_id, mid, rid, media_kind, codec, clock_rate, journal_path, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&t.id)
         .bind(&t.publication_id)
         .bind(&t.session_id)
         .bind(&t.mid)
+        .bind(&t.rid)
         .bind(&t.media_kind)
         .bind(&t.codec)
         .bind(t.clock_rate)

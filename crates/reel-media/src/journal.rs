@@ -36,6 +36,9 @@ pub struct JournalHeader {
     pub clock_rate: u32,
     /// The SDP media id, for debugging.
     pub mid: String,
+    /// The simulcast layer (RTP stream id), when the publisher sends several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rid: Option<String>,
     pub created_unix_us: i64,
 }
 
@@ -419,6 +422,7 @@ mod tests {
             codec: Codec::Opus,
             clock_rate: 48_000,
             mid: "0".into(),
+            rid: None,
             created_unix_us: 1,
         }
     }

@@ -155,24 +155,41 @@ impl<R: Read> Input<R> {
     }
 }
 
+/// Orders video tracks: decodable first, then by picture area, then by frame count.
+fn video_rank(plan: &TrackPlan) -> (bool, u32, u64) {
+    let area = plan
+        .first_keyframe_dims
+        .map(|d| d.width as u32 * d.height as u32);
+    (area.is_some(), area.unwrap_or(0), plan.frames)
+}
+
 /// Muxes one video track (optional) and one audio track (optional) into WebM.
 /// `tracks` pairs each first-pass plan with a fresh reader of the same journal.
 pub fn remux_webm<R: Read, W: Write + Seek>(
     tracks: Vec<(TrackPlan, JournalReader<R>)>,
     out: W,
 ) -> Result<(W, RemuxReport)> {
-    let mut video = None;
+    let mut video: Option<(TrackPlan, JournalReader<R>)> = None;
     let mut audio = None;
     for (plan, reader) in tracks {
         if plan.frames == 0 {
             continue;
         }
-        let slot = match plan.header.kind {
-            MediaKind::Video => &mut video,
-            MediaKind::Audio => &mut audio,
-        };
-        if slot.is_none() {
-            *slot = Some((plan, reader));
+        match plan.header.kind {
+            // Simulcast layers are separate video tracks: keep the largest picture.
+            MediaKind::Video => {
+                if video
+                    .as_ref()
+                    .is_none_or(|(best, _)| video_rank(&plan) > video_rank(best))
+                {
+                    video = Some((plan, reader));
+                }
+            }
+            MediaKind::Audio => {
+                if audio.is_none() {
+                    audio = Some((plan, reader));
+                }
+            }
         }
     }
     if video.is_none() && audio.is_none() {

@@ -32,6 +32,7 @@ fn header(kind: MediaKind, codec: Codec, clock_rate: u32) -> JournalHeader {
         codec,
         clock_rate,
         mid: "0".into(),
+        rid: None,
         created_unix_us: 0,
     }
 }

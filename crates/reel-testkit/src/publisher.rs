@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 
@@ -25,6 +27,8 @@ pub struct PublishOptions {
     pub whip_url: String,
     pub token: String,
     pub video: Option<PathBuf>,
+    /// Simulcast instead of `video`: (rid, IVF file) per layer.
+    pub simulcast: Vec<(String, PathBuf)>,
     pub audio: Option<PathBuf>,
     pub duration: Duration,
     /// Probability of dropping each outgoing datagram once connected.
@@ -41,6 +45,7 @@ impl PublishOptions {
             whip_url: whip_url.into(),
             token: token.into(),
             video: None,
+            simulcast: Vec::new(),
             audio: None,
             duration: Duration::from_secs(3),
             loss: 0.0,
@@ -185,15 +190,24 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
             None,
         )
     });
-    let video_mid = opts.video.as_ref().map(|_| {
-        api.add_media(
+    let video_mid = if !opts.simulcast.is_empty() {
+        let mut layers = Simulcast::new();
+        for (rid, _) in &opts.simulcast {
+            layers.add_send_layer(SimulcastLayer::new(rid));
+        }
+        let stream = Some("reel".into());
+        Some(api.add_media(
             MediaKind::Video,
             Direction::SendOnly,
-            Some("reel".into()),
+            stream,
             None,
-            None,
-        )
-    });
+            Some(layers),
+        ))
+    } else {
+        let stream = Some("reel".into());
+        (opts.video.as_ref())
+            .map(|_| api.add_media(MediaKind::Video, Direction::SendOnly, stream, None, None))
+    };
     let (offer, pending) = api.apply().ok_or("nothing to publish")?;
 
     let resp = http::request(
@@ -217,12 +231,21 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
         .accept_answer(pending, answer)
         .map_err(|e| format!("answer: {e}"))?;
 
-    let mut sources = Vec::new();
-    if let (Some(mid), Some(path)) = (video_mid, &opts.video) {
-        sources.push((Codec::Vp8, video_source(mid, path)?));
+    let mut sources: Vec<(Codec, Option<Rid>, Source)> = Vec::new();
+    if let Some(mid) = video_mid {
+        for (rid, path) in &opts.simulcast {
+            sources.push((
+                Codec::Vp8,
+                Some(Rid::from(rid.as_str())),
+                video_source(mid, path)?,
+            ));
+        }
+        if let (true, Some(path)) = (opts.simulcast.is_empty(), &opts.video) {
+            sources.push((Codec::Vp8, None, video_source(mid, path)?));
+        }
     }
     if let (Some(mid), Some(path)) = (audio_mid, &opts.audio) {
-        sources.push((Codec::Opus, audio_source(mid, path)?));
+        sources.push((Codec::Opus, None, audio_source(mid, path)?));
     }
 
     let mut rng = Rng(opts.seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -241,10 +264,13 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
             if elapsed >= opts.duration {
                 break;
             }
-            for (codec, source) in sources.iter_mut() {
+            for (codec, rid, source) in sources.iter_mut() {
                 while let Some((rtp, data, at)) = source.due(elapsed) {
                     let data = data.to_vec();
-                    let writer = rtc.writer(source.mid).ok_or("no writer for mid")?;
+                    let mut writer = rtc.writer(source.mid).ok_or("no writer for mid")?;
+                    if let Some(rid) = rid {
+                        writer = writer.rid(*rid);
+                    }
                     let pt = writer
                         .payload_params()
                         .find(|p| p.spec().codec == *codec)
@@ -292,7 +318,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
         };
         let mut wake = timeout;
         if let Some(start) = connected_at {
-            for (_, s) in &sources {
+            for (_, _, s) in &sources {
                 wake = wake.min(start + s.next_at());
             }
             wake = wake.min(start + opts.duration);
@@ -349,12 +375,13 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
             ));
         }
     }
+    // Simulcast layers each carry every frame: count one layer's worth.
     let count = |c: Codec| {
-        sources
+        let sent = sources
             .iter()
-            .filter(|(k, _)| *k == c)
-            .map(|(_, s)| s.sent)
-            .sum()
+            .filter(|(k, _, _)| *k == c)
+            .map(|(_, _, s)| s.sent);
+        sent.max().unwrap_or(0)
     };
     Ok(PublishReport {
         resource_url,

@@ -24,7 +24,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use str0m::change::SdpOffer;
-use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::media::{KeyframeRequestKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use thiserror::Error;
@@ -69,10 +69,13 @@ pub enum IngestEvent {
     Connected {
         publication: PublicationId,
     },
+    /// A track's first frame arrived. With simulcast, each layer (rid) is its own track:
+    /// all layers are journaled and the remux records the highest.
     TrackOpened {
         publication: PublicationId,
         track: TrackId,
         mid: String,
+        rid: Option<String>,
         kind: MediaKind,
         codec: Codec,
         clock_rate: u32,
@@ -119,7 +122,7 @@ struct Track {
 
 struct Publisher {
     rtc: Rtc,
-    tracks: HashMap<Mid, Track>,
+    tracks: HashMap<(Mid, Option<Rid>), Track>,
     next_timeout: Instant,
     closing: Option<EndReason>,
     connect_deadline: Option<Instant>,
@@ -380,7 +383,7 @@ fn handle_event(
                 return;
             };
             let mid = data.mid;
-            let track = publisher.tracks.entry(mid).or_insert_with(|| {
+            let track = publisher.tracks.entry((mid, data.rid)).or_insert_with(|| {
                 let track = Track {
                     id: TrackId::generate(),
                     kind: codec.kind(),
@@ -393,6 +396,7 @@ fn handle_event(
                     publication: id.clone(),
                     track: track.id.clone(),
                     mid: mid.to_string(),
+                    rid: data.rid.map(|r| r.to_string()),
                     kind: track.kind,
                     codec,
                     clock_rate: data.params.spec().clock_rate.get(),

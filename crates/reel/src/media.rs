@@ -142,6 +142,7 @@ impl MediaLoop {
                 publication,
                 track,
                 mid,
+                rid,
                 kind,
                 codec,
                 clock_rate,
@@ -160,6 +161,7 @@ impl MediaLoop {
                     codec,
                     clock_rate,
                     mid: mid.clone(),
+                    rid: rid.clone(),
                     created_unix_us: clock.unix_us(Instant::now()),
                 };
                 capture.send(CaptureCommand::Open {
@@ -174,6 +176,7 @@ impl MediaLoop {
                     publication_id: publication.to_string(),
                     session_id: ctx.session.to_string(),
                     mid,
+                    rid,
                     media_kind: match kind {
                         MediaKind::Audio => "audio".into(),
                         MediaKind::Video => "video".into(),

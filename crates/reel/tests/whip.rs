@@ -373,3 +373,89 @@ fn bad_input_gets_clear_errors_and_never_harms_a_recording() {
     assert_eq!(sessions["data"].as_array().unwrap().len(), 1);
     assert!(!server.log_text().contains("panicked"));
 }
+
+#[test]
+fn max_duration_ends_the_session_and_its_publishers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.post(
+        "/v1/rooms",
+        serde_json::json!({"max_duration_seconds": 2, "empty_timeout_seconds": 30}),
+    );
+    let room = room["id"].as_str().unwrap();
+    let (token, whip) = server.token(room, "ivy", "camera");
+    let mut opts = camera(&whip, &token, 5);
+    opts.leave = Leave::Vanish;
+    // The server hangs up after 2 s; the publisher may or may not notice before its 5 s end.
+    let _ = publish(&opts);
+    let sessions = server.get(&format!("/v1/sessions?room_id={room}"));
+    let session = sessions["data"][0]["id"].as_str().unwrap().to_string();
+    let s = server.wait_session_ended(&session, Duration::from_secs(10));
+    assert_eq!(s["end_reason"], "max_duration");
+    assert_eq!(s["participants"][0]["end_reason"], "max_duration");
+    let assets = server.wait_assets(&session, 1, Duration::from_secs(20));
+    let probe = ffprobe(&server.download(&assets[0], dir.path()));
+    assert!(probe.duration > 1.0 && probe.duration < 2.6, "{probe:?}");
+}
+
+#[test]
+fn at_capacity_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("REEL_MAX_PUBLISHERS", "1")]);
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "jo", "camera");
+    let first = std::thread::spawn({
+        let opts = camera(&whip, &token, 3);
+        move || publish(&opts).unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let err = publish(&camera(&whip, &token, 1)).unwrap_err();
+    assert!(err.contains("503") && err.contains("at_capacity"), "{err}");
+    let raw = http::request(
+        "POST",
+        &whip,
+        Some(&token),
+        Some((
+            "application/sdp",
+            b"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n",
+        )),
+    )
+    .unwrap();
+    assert_eq!(raw.status, 503, "{}", raw.text());
+    assert_eq!(raw.header("retry-after"), Some("5"));
+    first.join().unwrap();
+}
+
+#[test]
+fn simulcast_records_the_highest_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "kim", "camera");
+    let low = pattern_and_tone(&media_dir(), 10, "320x180", "150k").unwrap();
+    let high = pattern_and_tone(&media_dir(), 10, "640x360", "600k").unwrap();
+    let mut opts = camera(&whip, &token, 4);
+    opts.video = None;
+    opts.simulcast = vec![("l".into(), low.video), ("h".into(), high.video)];
+    let report = publish(&opts).unwrap();
+    let assets = server.wait_assets(&report.session_id, 1, Duration::from_secs(20));
+    let session = server.get(&format!("/v1/sessions/{}", report.session_id));
+    let rids: Vec<&str> = session["participants"][0]["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["rid"].as_str())
+        .collect();
+    assert_eq!(rids.len(), 2, "both layers journaled: {session:#}");
+    let file = server.download(&assets[0], dir.path());
+    let probe = ffprobe(&file);
+    assert_eq!(probe.codecs, ["vp8", "opus"]);
+    assert_eq!((probe.width, probe.height), (Some(640), Some(360)));
+    let (errors, frames) = decode(&file);
+    assert!(errors.is_empty(), "{errors}");
+    assert!(
+        frames as f64 >= report.video_frames as f64 * 0.95,
+        "{frames} of {}",
+        report.video_frames
+    );
+}

@@ -21,6 +21,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// With extra `REEL_*` settings in the environment.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let log = data_dir.join(format!(
             "server-{}.log",
             std::time::SystemTime::now()
@@ -40,6 +45,7 @@ impl Server {
             .arg(data_dir.join("data"))
             .env("REEL_ADMIN_KEY", ADMIN_KEY)
             .env("REEL_LOG", "info,str0m=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
