@@ -187,7 +187,7 @@ fn main() {
             "cpu_ms_per_participant_second": if participant_seconds > 0.0 { publishing_cpu * 1000.0 / participant_seconds } else { 0.0 },
             "rss_before_kib": rss_before,
             "rss_peak_kib": rss_peak,
-            "rss_kib_per_track": if tracks > 0 { (rss_peak.saturating_sub(rss_before)) / tracks } else { 0 },
+            "rss_kib_per_track": rss_peak.saturating_sub(rss_before).checked_div(tracks).unwrap_or(0),
             "wall_seconds": started.elapsed().as_secs_f64(),
         })
     );
