@@ -224,16 +224,16 @@ impl Ingest {
         Ok(answer.to_sdp_string())
     }
 
-    /// Ends a publication (WHIP DELETE, or the session ended under it).
-    pub fn close(&mut self, publication: &PublicationId, reason: EndReason) -> bool {
-        match self.publishers.get_mut(publication) {
-            Some(p) => {
-                p.closing.get_or_insert(reason);
-                p.rtc.disconnect();
-                true
-            }
-            None => false,
-        }
+    /// Ends a publication (WHIP DELETE, or the session ended under it). Its `Closed` event
+    /// is queued at once.
+    pub fn close(&mut self, now: Instant, publication: &PublicationId, reason: EndReason) -> bool {
+        let Some(p) = self.publishers.get_mut(publication) else {
+            return false;
+        };
+        p.closing.get_or_insert(reason);
+        p.rtc.disconnect();
+        self.drain(publication, now);
+        true
     }
 
     /// A datagram arrived on the media port. Returns false when no publisher claims it
@@ -427,9 +427,11 @@ fn handle_event(
             if !data.contiguous {
                 frame_flags |= flags::DISCONTINUITY;
             }
+            // Ask at the start of every video track (a recording must open on a keyframe)
+            // and after loss the jitter buffer could not repair.
+            let first_frame = track.last_keyframe_request.is_none() && !track.seen_keyframe;
             let needs_keyframe = track.kind == MediaKind::Video
-                && !keyframe
-                && (!data.contiguous || !track.seen_keyframe);
+                && (first_frame || (!keyframe && (!data.contiguous || !track.seen_keyframe)));
             track.seen_keyframe |= keyframe;
             emit(IngestEvent::Frame {
                 publication: id.clone(),

@@ -99,8 +99,7 @@ impl MediaLoop {
                         let _ = reply.send(result);
                     }
                     Some(MediaCommand::Close { publication, reason }) => {
-                        ingest.close(&publication, reason);
-                        ingest.handle_timeout(Instant::now());
+                        ingest.close(Instant::now(), &publication, reason);
                     }
                 },
                 r = socket.recv_from(&mut buf) => {

@@ -459,3 +459,25 @@ fn simulcast_records_the_highest_layer() {
         report.video_frames
     );
 }
+
+#[test]
+fn a_publisher_that_vanishes_is_ended_by_ice_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "lee", "camera");
+    let mut opts = camera(&whip, &token, 3);
+    opts.leave = Leave::Vanish;
+    let report = publish(&opts).unwrap();
+    let vanished = std::time::Instant::now();
+    let assets = server.wait_assets(&report.session_id, 1, Duration::from_secs(40));
+    let detected = vanished.elapsed();
+    let session = server.get(&format!("/v1/sessions/{}", report.session_id));
+    assert_eq!(session["participants"][0]["end_reason"], "disconnected");
+    let probe = ffprobe(&server.download(&assets[0], dir.path()));
+    assert!(
+        (probe.duration - report.sent_for.as_secs_f64()).abs() <= 0.3,
+        "{probe:?}"
+    );
+    eprintln!("vanished publisher detected and recorded after {detected:?}");
+}

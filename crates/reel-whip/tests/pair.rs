@@ -1,0 +1,270 @@
+//! Engine pair test: a str0m client publishing to `Ingest`, wired together in memory with a
+//! manual clock. No sockets, no sleeping: ten seconds of media run in milliseconds.
+
+use reel_core::{EndReason, MediaKind, PublicationId};
+use reel_whip::{Ingest, IngestConfig, IngestEvent, IngestOutput};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind as Kind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+const SERVER: &str = "127.0.0.1:5000";
+const CLIENT: &str = "127.0.0.1:6000";
+
+struct Pair {
+    now: Instant,
+    client: Rtc,
+    ingest: Ingest,
+    events: Vec<IngestEvent>,
+    connected: bool,
+}
+
+impl Pair {
+    fn new(t0: Instant) -> (Pair, PublicationId, Mid, Mid) {
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let client_addr: SocketAddr = CLIENT.parse().unwrap();
+        let mut ingest = Ingest::new(IngestConfig {
+            candidate_addr: server,
+            max_publishers: 4,
+            connect_timeout: Duration::from_secs(10),
+        });
+        let mut client = RtcConfig::new()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(t0);
+        client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
+        let mut api = client.sdp_api();
+        let audio = api.add_media(Kind::Audio, Direction::SendOnly, None, None, None);
+        let video = api.add_media(Kind::Video, Direction::SendOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let publication = PublicationId::generate();
+        let answer = ingest
+            .accept_offer(t0, publication.clone(), &offer.to_sdp_string())
+            .unwrap();
+        let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+        client.sdp_api().accept_answer(pending, answer).unwrap();
+        (
+            Pair {
+                now: t0,
+                client,
+                ingest,
+                events: Vec::new(),
+                connected: false,
+            },
+            publication,
+            audio,
+            video,
+        )
+    }
+
+    /// Moves datagrams both ways until both sides only have timeouts, then advances the
+    /// clock to the earliest of them (or `until`).
+    fn step(&mut self, until: Instant) {
+        let (server, client_addr): (SocketAddr, SocketAddr) =
+            (SERVER.parse().unwrap(), CLIENT.parse().unwrap());
+        loop {
+            let mut moved = false;
+            let client_timeout = loop {
+                match self.client.poll_output().unwrap() {
+                    Output::Timeout(t) => break t,
+                    Output::Transmit(t) => {
+                        moved = true;
+                        self.ingest
+                            .handle_receive(self.now, client_addr, server, &t.contents);
+                    }
+                    Output::Event(Event::Connected) => self.connected = true,
+                    Output::Event(_) => {}
+                }
+            };
+            let ingest_timeout = loop {
+                match self.ingest.poll_output() {
+                    IngestOutput::Timeout(t) => break t,
+                    IngestOutput::Transmit {
+                        destination,
+                        contents,
+                    } => {
+                        moved = true;
+                        assert_eq!(destination, client_addr);
+                        let input = Input::Receive(
+                            self.now,
+                            Receive {
+                                proto: Protocol::Udp,
+                                source: server,
+                                destination,
+                                contents: contents.as_slice().try_into().unwrap(),
+                            },
+                        );
+                        self.client.handle_input(input).unwrap();
+                    }
+                    IngestOutput::Event(e) => self.events.push(e),
+                }
+            };
+            if !moved {
+                self.now = client_timeout.min(ingest_timeout).min(until).max(self.now);
+                self.client.handle_input(Input::Timeout(self.now)).unwrap();
+                self.ingest.handle_timeout(self.now);
+                return;
+            }
+        }
+    }
+}
+
+fn vp8_frame(key: bool, n: u32) -> Vec<u8> {
+    let mut f = if key {
+        vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]
+    } else {
+        vec![0x11, 0x02, 0x00]
+    };
+    f.extend((0..1500).map(|i| (i as u32 ^ n) as u8));
+    f
+}
+
+#[test]
+fn publisher_connects_and_every_frame_reaches_the_journal_feed() {
+    let t0 = Instant::now();
+    let (mut pair, publication, audio, video) = Pair::new(t0);
+    while !pair.connected {
+        pair.step(pair.now + Duration::from_millis(10));
+        assert!(pair.now - t0 < Duration::from_secs(5), "no connection");
+    }
+    // Ten virtual seconds: audio every 20 ms, video every 33 ms, keyframe every second.
+    let start = pair.now;
+    let (mut audio_sent, mut video_sent) = (0u64, 0u64);
+    while pair.now - start < Duration::from_secs(10) {
+        let elapsed = pair.now - start;
+        while Duration::from_millis(20 * audio_sent) <= elapsed {
+            let w = pair.client.writer(audio).unwrap();
+            let pt = w
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Opus)
+                .unwrap()
+                .pt();
+            w.write(
+                pt,
+                start + Duration::from_millis(20 * audio_sent),
+                MediaTime::new(audio_sent * 960, Frequency::FORTY_EIGHT_KHZ),
+                vec![0xfc; 80],
+            )
+            .unwrap();
+            audio_sent += 1;
+        }
+        while Duration::from_micros(33_333 * video_sent) <= elapsed {
+            let w = pair.client.writer(video).unwrap();
+            let pt = w
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Vp8)
+                .unwrap()
+                .pt();
+            let at = start + Duration::from_micros(33_333 * video_sent);
+            w.write(
+                pt,
+                at,
+                MediaTime::new(video_sent * 3000, Frequency::NINETY_KHZ),
+                vp8_frame(video_sent % 30 == 0, video_sent as u32),
+            )
+            .unwrap();
+            video_sent += 1;
+        }
+        pair.step(start + Duration::from_millis(5 * (elapsed.as_millis() as u64 / 5 + 1)));
+    }
+    for _ in 0..50 {
+        pair.step(pair.now + Duration::from_millis(10));
+    }
+    let opened: Vec<_> = pair
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            IngestEvent::TrackOpened { kind, .. } => Some(*kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert!(opened.contains(&MediaKind::Audio) && opened.contains(&MediaKind::Video));
+    let frames = |k: MediaKind| {
+        let ids: Vec<_> = pair
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                IngestEvent::TrackOpened { kind, track, .. } if *kind == k => Some(track.clone()),
+                _ => None,
+            })
+            .collect();
+        pair.events
+            .iter()
+            .filter(|e| matches!(e, IngestEvent::Frame { track, .. } if ids.contains(track)))
+            .count() as u64
+    };
+    assert!(
+        frames(MediaKind::Audio) >= audio_sent - 2,
+        "audio {} of {audio_sent}",
+        frames(MediaKind::Audio)
+    );
+    assert!(
+        frames(MediaKind::Video) >= video_sent - 2,
+        "video {} of {video_sent}",
+        frames(MediaKind::Video)
+    );
+    assert!(
+        pair.events
+            .iter()
+            .any(|e| matches!(e, IngestEvent::SenderReport { .. })),
+        "sender reports are journaled"
+    );
+    assert!(pair
+        .events
+        .iter()
+        .any(|e| matches!(e, IngestEvent::Frame { flags, .. } if flags & 1 == 1)));
+
+    // Garbage from another address claims nothing and changes nothing.
+    let stranger: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    for first in [0u8, 1, 22, 0x80, 0x90, 0xff] {
+        let datagram: Vec<u8> = std::iter::once(first)
+            .chain((0..200).map(|i| i as u8))
+            .collect();
+        assert!(!pair.ingest.handle_receive(
+            pair.now,
+            stranger,
+            SERVER.parse().unwrap(),
+            &datagram
+        ));
+    }
+    assert_eq!(pair.ingest.publisher_count(), 1);
+
+    assert!(pair.ingest.close(pair.now, &publication, EndReason::Left));
+    pair.step(pair.now + Duration::from_millis(10));
+    let closed: Vec<_> = pair
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            IngestEvent::Closed { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, vec![EndReason::Left]);
+    assert_eq!(pair.ingest.publisher_count(), 0);
+}
+
+#[test]
+fn a_publisher_that_never_connects_is_dropped_after_the_connect_timeout() {
+    let t0 = Instant::now();
+    let (mut pair, _publication, _, _) = Pair::new(t0);
+    // Never deliver the client's packets: only advance the server's clock.
+    let mut now = t0;
+    while now - t0 < Duration::from_secs(11) {
+        now += Duration::from_millis(500);
+        pair.ingest.handle_timeout(now);
+    }
+    let mut closed = None;
+    loop {
+        match pair.ingest.poll_output() {
+            IngestOutput::Event(IngestEvent::Closed { reason, .. }) => closed = Some(reason),
+            IngestOutput::Timeout(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(closed, Some(EndReason::Disconnected));
+    assert_eq!(pair.ingest.publisher_count(), 0);
+}
