@@ -223,7 +223,7 @@ async fn run(s: config::Settings) -> Result<(), String> {
         });
     }
 
-    let socket = std::net::UdpSocket::bind((s.media_bind, s.media_port))
+    let socket = bind_media_socket(std::net::SocketAddr::new(s.media_bind, s.media_port))
         .map_err(|e| format!("media port {}: {e}", s.media_port))?;
     let media_port = socket.local_addr().map_err(|e| e.to_string())?.port();
     let candidate = std::net::SocketAddr::new(s.public_ip, media_port);
@@ -269,6 +269,24 @@ async fn run(s: config::Settings) -> Result<(), String> {
     recorder.shutdown(Duration::from_secs(20)).await;
     let _ = parts.capture_thread.join();
     Ok(())
+}
+
+/// The one UDP socket every publisher sends to. Its receive buffer is what absorbs bursts
+/// (a hundred publishers' keyframes at once) while the media loop is busy: the kernel
+/// default (~208 KiB) overflowed at 100 publishers in the benchmark, so ask for 8 MiB (the
+/// kernel caps it at `net.core.rmem_max`; raise that on a real server).
+fn bind_media_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    const BUFFER: usize = 8 << 20;
+    let _ = socket.set_recv_buffer_size(BUFFER);
+    let _ = socket.set_send_buffer_size(BUFFER);
+    socket.bind(&addr.into())?;
+    let got = socket.recv_buffer_size().unwrap_or(0);
+    if got < BUFFER {
+        tracing::warn!(bytes = got, "media socket receive buffer is small; raise net.core.rmem_max for many publishers");
+    }
+    Ok(socket.into())
 }
 
 async fn shutdown_signal() {
