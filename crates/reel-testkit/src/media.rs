@@ -91,6 +91,37 @@ pub fn pattern_and_tone(
     Ok(TestMedia { video, audio })
 }
 
+/// The same moving pattern in VP9 (profile 0), for the VP9 path.
+pub fn pattern_vp9(dir: &Path, seconds: u32, size: &str) -> Result<PathBuf, String> {
+    let video = dir.join(format!("pattern-vp9-{size}.ivf"));
+    let t = seconds.to_string();
+    let src = format!("testsrc2=size={size}:rate=30");
+    encode(
+        &video,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &src,
+            "-t",
+            &t,
+            "-c:v",
+            "libvpx-vp9",
+            "-g",
+            "30",
+            "-b:v",
+            "400k",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-row-mt",
+            "1",
+        ],
+    )?;
+    Ok(video)
+}
+
 /// Black video with a white flash and silence with a 1 kHz beep, at the same instants
 /// (every `period` seconds, from `first` on): what an A/V sync measurement looks for.
 pub fn flash_and_beep(

@@ -172,10 +172,27 @@ fn resolve(base: &str, location: &str) -> String {
 }
 
 pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
+    // The video codec follows the IVF file: VP80 or VP90.
+    let first_video = opts
+        .simulcast
+        .first()
+        .map(|(_, p)| p)
+        .or(opts.video.as_ref());
+    let video_codec = match first_video {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            match bytes.get(8..12) {
+                Some(b"VP90") => Codec::Vp9,
+                _ => Codec::Vp8,
+            }
+        }
+        None => Codec::Vp8,
+    };
     let mut rtc = RtcConfig::new()
         .clear_codecs()
         .enable_opus(true, false)
-        .enable_vp8(true)
+        .enable_vp8(video_codec == Codec::Vp8)
+        .enable_vp9(video_codec == Codec::Vp9)
         .build(Instant::now());
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
@@ -235,13 +252,13 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
     if let Some(mid) = video_mid {
         for (rid, path) in &opts.simulcast {
             sources.push((
-                Codec::Vp8,
+                video_codec,
                 Some(Rid::from(rid.as_str())),
                 video_source(mid, path)?,
             ));
         }
         if let (true, Some(path)) = (opts.simulcast.is_empty(), &opts.video) {
-            sources.push((Codec::Vp8, None, video_source(mid, path)?));
+            sources.push((video_codec, None, video_source(mid, path)?));
         }
     }
     if let (Some(mid), Some(path)) = (audio_mid, &opts.audio) {
@@ -386,7 +403,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
     Ok(PublishReport {
         resource_url,
         session_id,
-        video_frames: count(Codec::Vp8),
+        video_frames: count(video_codec),
         audio_frames: count(Codec::Opus),
         datagrams_dropped: dropped,
         sent_for,

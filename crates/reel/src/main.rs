@@ -284,7 +284,10 @@ fn bind_media_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::Ud
     socket.bind(&addr.into())?;
     let got = socket.recv_buffer_size().unwrap_or(0);
     if got < BUFFER {
-        tracing::warn!(bytes = got, "media socket receive buffer is small; raise net.core.rmem_max for many publishers");
+        tracing::warn!(
+            bytes = got,
+            "media socket receive buffer is small; raise net.core.rmem_max for many publishers"
+        );
     }
     Ok(socket.into())
 }

@@ -205,6 +205,43 @@ fn kill_9_mid_recording_recovers_the_journals_and_produces_assets() {
     );
     let (errors, _) = decode(&file);
     assert!(errors.is_empty(), "{errors}");
+
+    // The crashed journals read cleanly up to their last record, and say they were cut short.
+    let journals = dir.path().join("data/journals").join(&session);
+    let mut inspected = 0;
+    for publication in std::fs::read_dir(&journals).unwrap() {
+        for journal in std::fs::read_dir(publication.unwrap().path()).unwrap() {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+                .args(["journal", "inspect"])
+                .arg(journal.unwrap().path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(summary["frames"].as_u64().unwrap() > 100, "{summary:#}");
+            assert_eq!(summary["ended_cleanly"], false);
+            assert_eq!(
+                summary["damaged_tail"], false,
+                "recovery truncated the torn tail"
+            );
+            assert_eq!(summary["header"]["participant"], "frank");
+            inspected += 1;
+        }
+    }
+    assert_eq!(inspected, 2);
+    let garbage = dir.path().join("garbage.rjnl");
+    std::fs::write(&garbage, b"not a journal").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["journal", "inspect"])
+        .arg(&garbage)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Reel journal"));
 }
 
 #[test]
@@ -480,4 +517,31 @@ fn a_publisher_that_vanishes_is_ended_by_ice_timeout() {
         "{probe:?}"
     );
     eprintln!("vanished publisher detected and recorded after {detected:?}");
+}
+
+#[test]
+fn vp9_publisher_is_recorded_as_vp9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "mo", "camera");
+    let mut opts = camera(&whip, &token, 3);
+    opts.video = Some(reel_testkit::media::pattern_vp9(&media_dir(), 10, "480x270").unwrap());
+    let report = publish(&opts).unwrap();
+    let assets = server.wait_assets(&report.session_id, 1, Duration::from_secs(20));
+    let file = server.download(&assets[0], dir.path());
+    let probe = ffprobe(&file);
+    assert_eq!(probe.codecs, ["vp9", "opus"]);
+    assert_eq!((probe.width, probe.height), (Some(480), Some(270)));
+    assert!(
+        (probe.duration - report.sent_for.as_secs_f64()).abs() <= 0.3,
+        "{probe:?}"
+    );
+    let (errors, frames) = decode(&file);
+    assert!(errors.is_empty(), "{errors}");
+    assert!(
+        frames as f64 >= report.video_frames as f64 * 0.97,
+        "{frames} of {}",
+        report.video_frames
+    );
 }
