@@ -26,6 +26,10 @@ pub fn keyframe_dimensions(codec: Codec, frame: &[u8]) -> Option<Dimensions> {
     match codec {
         Codec::Vp8 => vp8_keyframe_dimensions(frame),
         Codec::Vp9 => vp9_keyframe_dimensions(frame),
+        Codec::H264 => crate::h264::nal_units(frame)
+            .find(|n| crate::h264::nal_type(n) == crate::h264::NAL_SPS)
+            .and_then(crate::h264::sps_dimensions)
+            .filter(|_| is_keyframe(Codec::H264, frame)),
         _ => None,
     }
 }

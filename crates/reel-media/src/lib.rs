@@ -1,5 +1,5 @@
 //! Media formats, free of sockets and clocks: the capture journal (write, read, recover),
-//! codec bitstream headers, a streaming WebM muxer, the remux from journals to playable
+//! codec bitstream headers, streaming WebM and MP4 muxers, the remux from journals to playable
 //! files, and small readers for IVF and Ogg files that test publishers send from.
 //!
 //! Everything here works on `Read`/`Write` values handed in by the caller, so the same code
@@ -7,8 +7,10 @@
 
 pub mod codec;
 pub mod ebml;
+pub mod h264;
 pub mod ivf;
 pub mod journal;
+pub mod mp4;
 pub mod ogg;
 pub mod remux;
 pub mod webm;

@@ -1,4 +1,5 @@
-//! Journals → one playable file, without transcoding.
+//! Journals → one playable file, without transcoding: WebM for VP8/VP9 (and audio only),
+//! MP4 for H.264, the containers browsers play those codecs in.
 //!
 //! Timing is the heart of it. Each frame carries its RTP timestamp and its arrival time;
 //! each track may carry RTCP sender reports. Lip sync needs audio and video on one clock:
@@ -13,6 +14,7 @@
 
 use crate::codec::{self, Dimensions};
 use crate::journal::{flags, JournalHeader, JournalReader, Record};
+use crate::mp4::Mp4Writer;
 use crate::webm::{TrackSpec, WebmWriter};
 use crate::{MediaError, Result};
 use reel_core::MediaKind;
@@ -121,6 +123,29 @@ pub struct RemuxReport {
     pub height: Option<u16>,
     /// Which clock lined the tracks up: "sender_report" or "arrival".
     pub sync: &'static str,
+    /// "webm" or "mp4": also the file extension.
+    pub container: &'static str,
+}
+
+/// One muxer or the other, behind one `write_frame`.
+enum Sink<W: Write + Seek> {
+    Webm(WebmWriter<W>),
+    Mp4(Mp4Writer<W>),
+}
+
+impl<W: Write + Seek> Sink<W> {
+    fn write_frame(&mut self, track: u8, ts_us: i64, keyframe: bool, data: &[u8]) -> Result<()> {
+        match self {
+            Sink::Webm(w) => w.write_frame(track, ts_us / 1000, keyframe, data),
+            Sink::Mp4(w) => w.write_frame(track, ts_us, keyframe, data),
+        }
+    }
+    fn finish(self, duration_ms: f64) -> Result<W> {
+        match self {
+            Sink::Webm(w) => w.finish(duration_ms),
+            Sink::Mp4(w) => w.finish((duration_ms * 1000.0) as i64),
+        }
+    }
 }
 
 struct Input<R: Read> {
@@ -163,9 +188,9 @@ fn video_rank(plan: &TrackPlan) -> (bool, u32, u64) {
     (area.is_some(), area.unwrap_or(0), plan.frames)
 }
 
-/// Muxes one video track (optional) and one audio track (optional) into WebM.
+/// Muxes one video track (optional) and one audio track (optional) into one file.
 /// `tracks` pairs each first-pass plan with a fresh reader of the same journal.
-pub fn remux_webm<R: Read, W: Write + Seek>(
+pub fn remux<R: Read, W: Write + Seek>(
     tracks: Vec<(TrackPlan, JournalReader<R>)>,
     out: W,
 ) -> Result<(W, RemuxReport)> {
@@ -258,7 +283,20 @@ pub fn remux_webm<R: Read, W: Write + Seek>(
         .min()
         .unwrap_or(0);
 
-    let mut writer = WebmWriter::new(out, &specs)?;
+    let is_h264 = specs.iter().any(|s| {
+        matches!(
+            s,
+            TrackSpec::Video {
+                codec: reel_core::Codec::H264,
+                ..
+            }
+        )
+    });
+    let mut writer = if is_h264 {
+        Sink::Mp4(Mp4Writer::new(out, &specs)?)
+    } else {
+        Sink::Webm(WebmWriter::new(out, &specs)?)
+    };
     let mut report = RemuxReport {
         start_unix_us,
         duration_ms: 0.0,
@@ -272,6 +310,7 @@ pub fn remux_webm<R: Read, W: Write + Seek>(
         } else {
             "arrival"
         },
+        container: if is_h264 { "mp4" } else { "webm" },
     };
     let mut end_ms: f64 = 0.0;
     // k-way merge: always the input whose next frame is earliest.
@@ -301,11 +340,11 @@ pub fn remux_webm<R: Read, W: Write + Seek>(
                 }
             }
         }
-        let ts_ms = (us - origin_us) / 1000;
+        let ts_us = us - origin_us;
         if input.waiting_for_keyframe {
             report.skipped_frames += 1;
         } else {
-            writer.write_frame(input.track_number, ts_ms, keyframe, &data)?;
+            writer.write_frame(input.track_number, ts_us, keyframe, &data)?;
             match kind {
                 MediaKind::Video => report.video_frames += 1,
                 MediaKind::Audio => report.audio_frames += 1,

@@ -58,15 +58,21 @@ fn make(
         p.header.kind == reel_core::MediaKind::Video && p.first_keyframe_dims.is_some()
     });
     let asset_type = AssetType::for_publication(kind, has_video);
-    let path = asset_path(data_dir, &publication.session_id, asset_id.as_str(), "webm");
-    fs::create_dir_all(path.parent().expect("asset path has a parent"))?;
-    // Write beside, then rename: a listed asset is always a complete file.
-    let partial = path.with_extension("webm.part");
-    let (out, report) = remux::remux_webm(tracks, BufWriter::new(File::create(&partial)?))?;
+    // Write beside, then rename: a listed asset is always a complete file. The container
+    // (hence the extension) is known once the remux has seen the codecs.
+    let partial = asset_path(data_dir, &publication.session_id, asset_id.as_str(), "part");
+    fs::create_dir_all(partial.parent().expect("asset path has a parent"))?;
+    let (out, report) = remux::remux(tracks, BufWriter::new(File::create(&partial)?))?;
     let file = out
         .into_inner()
         .map_err(|e| RecorderError::Io(e.into_error()))?;
     file.sync_all()?;
+    let path = asset_path(
+        data_dir,
+        &publication.session_id,
+        asset_id.as_str(),
+        report.container,
+    );
     fs::rename(&partial, &path)?;
     let size = fs::metadata(&path)?.len();
     let sha256 = sha256_file(&path)?;
@@ -133,7 +139,7 @@ pub async fn process_publication(
                 publication_id: Some(publication.id.clone()),
                 participant: Some(publication.participant.clone()),
                 asset_type: m.asset_type.as_str().to_string(),
-                format: "webm".into(),
+                format: m.report.container.into(),
                 path: m.path.to_string_lossy().into_owned(),
                 start_at: start_ms,
                 end_at: start_ms + m.report.duration_ms as i64,

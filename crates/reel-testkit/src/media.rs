@@ -122,6 +122,42 @@ pub fn pattern_vp9(dir: &Path, seconds: u32, size: &str) -> Result<PathBuf, Stri
     Ok(video)
 }
 
+/// The moving pattern in H.264 (constrained baseline, as WebRTC sends it), Annex B with
+/// access unit delimiters so a publisher can split it into frames.
+pub fn pattern_h264(dir: &Path, seconds: u32, size: &str) -> Result<PathBuf, String> {
+    let video = dir.join(format!("pattern-{size}.h264"));
+    let t = seconds.to_string();
+    let src = format!("testsrc2=size={size}:rate=30");
+    encode(
+        &video,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &src,
+            "-t",
+            &t,
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "30",
+            "-b:v",
+            "500k",
+            "-x264-params",
+            "aud=1",
+            "-f",
+            "h264",
+        ],
+    )?;
+    Ok(video)
+}
+
 /// Black video with a white flash and silence with a 1 kHz beep, at the same instants
 /// (every `period` seconds, from `first` on): what an A/V sync measurement looks for.
 pub fn flash_and_beep(

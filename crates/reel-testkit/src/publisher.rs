@@ -103,7 +103,48 @@ impl Source {
     }
 }
 
+/// An Annex B H.264 file written with access unit delimiters (x264 `aud=1`), 30 fps.
+fn h264_source(mid: Mid, path: &PathBuf) -> Result<Source, String> {
+    use reel_media::h264;
+    let stream = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut units: Vec<Vec<u8>> = Vec::new();
+    for nal in h264::nal_units(&stream) {
+        if h264::nal_type(nal) == h264::NAL_AUD || units.is_empty() {
+            units.push(Vec::new());
+        }
+        let au = units.last_mut().expect("pushed above");
+        au.extend_from_slice(&[0, 0, 0, 1]);
+        au.extend_from_slice(nal);
+    }
+    units.retain(|u| h264::nal_units(u).any(|n| matches!(h264::nal_type(n), 1 | 5)));
+    if units.is_empty() {
+        return Err("no H.264 access units".into());
+    }
+    let frames: Vec<_> = units
+        .into_iter()
+        .enumerate()
+        .map(|(i, au)| {
+            (
+                Duration::from_micros(i as u64 * 33_333),
+                i as u64 * 3000,
+                au,
+            )
+        })
+        .collect();
+    let ticks = frames.len() as u64 * 3000;
+    Ok(Source {
+        mid,
+        period: (Duration::from_micros(ticks * 1_000_000 / 90_000), ticks),
+        frames,
+        next: 0,
+        sent: 0,
+    })
+}
+
 fn video_source(mid: Mid, path: &PathBuf) -> Result<Source, String> {
+    if path.extension().is_some_and(|e| e == "h264") {
+        return h264_source(mid, path);
+    }
     let file = ivf::parse(&std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?)
         .map_err(|e| e.to_string())?;
     if file.frames.is_empty() {
@@ -182,6 +223,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
         Some(p) => {
             let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
             match bytes.get(8..12) {
+                _ if p.extension().is_some_and(|e| e == "h264") => Codec::H264,
                 Some(b"VP90") => Codec::Vp9,
                 _ => Codec::Vp8,
             }
@@ -193,6 +235,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
         .enable_opus(true, false)
         .enable_vp8(video_codec == Codec::Vp8)
         .enable_vp9(video_codec == Codec::Vp9)
+        .enable_h264(video_codec == Codec::H264)
         .build(Instant::now());
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;

@@ -33,7 +33,7 @@ use thiserror::Error;
 pub enum WhipError {
     #[error("malformed SDP offer: {0}")]
     BadSdp(String),
-    #[error("the offer has no codec Reel records (supported: opus, vp8, vp9)")]
+    #[error("the offer has no codec Reel records (supported: opus, vp8, vp9, h264)")]
     NoSupportedCodec,
     #[error("the offer sends no audio or video")]
     NothingToReceive,
@@ -144,6 +144,7 @@ fn map_codec(c: str0m::format::Codec) -> Option<Codec> {
         S::Opus => Some(Codec::Opus),
         S::Vp8 => Some(Codec::Vp8),
         S::Vp9 => Some(Codec::Vp9),
+        S::H264 => Some(Codec::H264),
         _ => None,
     }
 }
@@ -196,6 +197,7 @@ impl Ingest {
                 .enable_opus(true, false)
                 .enable_vp8(true)
                 .enable_vp9(true)
+                .enable_h264(true)
                 .set_ice_lite(true)
                 .build(now);
             let candidate = Candidate::host(candidate_addr, "udp")

@@ -4,7 +4,7 @@
 use crate::WhipError;
 
 /// Codecs recorded without transcoding (rtpmap encoding names, lower case).
-pub const SUPPORTED_CODECS: &[&str] = &["opus", "vp8", "vp9"];
+pub const SUPPORTED_CODECS: &[&str] = &["opus", "vp8", "vp9", "h264"];
 
 /// Largest offer accepted; real offers with simulcast stay well under 16 KiB.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -69,12 +69,13 @@ mod tests {
             check_offer("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\n"),
             Err(WhipError::NothingToReceive)
         ));
-        let h264_only =
-            "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n";
+        let av1_only = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 45\r\na=rtpmap:45 AV1/90000\r\n";
         assert!(matches!(
-            check_offer(h264_only),
+            check_offer(av1_only),
             Err(WhipError::NoSupportedCodec)
         ));
+        let h264 = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n";
+        assert!(check_offer(h264).is_ok());
         let vp8 = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
         assert!(check_offer(vp8).is_ok());
     }

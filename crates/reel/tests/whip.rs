@@ -260,7 +260,7 @@ fn bad_input_gets_clear_errors_and_never_harms_a_recording() {
     let post = |tok: Option<&str>, ct: &str, body: &[u8]| {
         http::request("POST", &whip, tok, Some((ct, body))).unwrap()
     };
-    let h264_only = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n";
+    let av1_only = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 45\r\na=rtpmap:45 AV1/90000\r\n";
     let cases: Vec<(u16, &str, http::Response)> = vec![
         (
             400,
@@ -300,7 +300,7 @@ fn bad_input_gets_clear_errors_and_never_harms_a_recording() {
         (
             422,
             "unsupported_codec",
-            post(Some(&token), "application/sdp", h264_only.as_bytes()),
+            post(Some(&token), "application/sdp", av1_only.as_bytes()),
         ),
         (
             405,
@@ -533,6 +533,34 @@ fn vp9_publisher_is_recorded_as_vp9() {
     let probe = ffprobe(&file);
     assert_eq!(probe.codecs, ["vp9", "opus"]);
     assert_eq!((probe.width, probe.height), (Some(480), Some(270)));
+    assert!(
+        (probe.duration - report.sent_for.as_secs_f64()).abs() <= 0.3,
+        "{probe:?}"
+    );
+    let (errors, frames) = decode(&file);
+    assert!(errors.is_empty(), "{errors}");
+    assert!(
+        frames as f64 >= report.video_frames as f64 * 0.97,
+        "{frames} of {}",
+        report.video_frames
+    );
+}
+
+#[test]
+fn h264_publisher_is_recorded_as_mp4() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "nia", "camera");
+    let mut opts = camera(&whip, &token, 4);
+    opts.video = Some(reel_testkit::media::pattern_h264(&media_dir(), 10, "640x360").unwrap());
+    let report = publish(&opts).unwrap();
+    let assets = server.wait_assets(&report.session_id, 1, Duration::from_secs(20));
+    assert_eq!(assets[0]["format"], "mp4");
+    let file = server.download(&assets[0], dir.path());
+    let probe = ffprobe(&file);
+    assert_eq!(probe.codecs, ["h264", "opus"]);
+    assert_eq!((probe.width, probe.height), (Some(640), Some(360)));
     assert!(
         (probe.duration - report.sent_for.as_secs_f64()).abs() <= 0.3,
         "{probe:?}"

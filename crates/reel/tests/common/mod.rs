@@ -168,7 +168,11 @@ impl Server {
         )
         .unwrap();
         assert_eq!(r.status, 200);
-        assert_eq!(r.header("content-type"), Some("video/webm"));
+        let format = asset["format"].as_str().unwrap();
+        assert_eq!(
+            r.header("content-type"),
+            Some(format!("video/{format}").as_str())
+        );
         assert_eq!(r.body.len() as i64, asset["size_bytes"].as_i64().unwrap());
         let path = to.join(format!("{id}.{}", asset["format"].as_str().unwrap()));
         std::fs::write(&path, &r.body).unwrap();
