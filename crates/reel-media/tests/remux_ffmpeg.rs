@@ -1,13 +1,16 @@
-//! Real encoder output (ffmpeg's libvpx and libopus) through journal and remux, judged by
-//! ffprobe. ffmpeg is a required test tool: this test fails, never skips, without it.
+//! Real encoder output (ffmpeg's libvpx, libx264 and libopus) through journal and remux,
+//! judged by ffprobe and a full decode. ffmpeg is a required test tool: these tests fail,
+//! never skip, without it.
 
 use reel_core::{Codec, MediaKind};
 use reel_media::journal::{flags, JournalHeader, JournalReader, JournalWriter, Record};
-use reel_media::{codec, h264, ivf, ogg, remux};
+use reel_media::remux::{self, RemuxReport};
+use reel_media::{codec, h264, ivf, ogg};
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use std::process::Command;
+
+const T0: i64 = 1_700_000_000_000_000;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd
@@ -19,6 +22,14 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ffmpeg_lavfi(source: &str, codec_args: &[&str], out: &Path) {
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", source, "-t", "3"])
+        .args(codec_args)
+        .arg("-y")
+        .arg(out));
 }
 
 fn header(kind: MediaKind, codec: Codec, clock_rate: u32) -> JournalHeader {
@@ -37,136 +48,99 @@ fn header(kind: MediaKind, codec: Codec, clock_rate: u32) -> JournalHeader {
     }
 }
 
-#[test]
-fn ffmpeg_media_survives_journal_and_remux() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    run(Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=30",
-            "-t",
-            "3",
-            "-c:v",
-            "libvpx",
-            "-g",
-            "30",
-            "-b:v",
-            "500k",
-            "-y",
-        ])
-        .arg(d.join("v.ivf")));
-    run(Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "3",
-            "-c:a",
-            "libopus",
-            "-frame_duration",
-            "20",
-            "-y",
-        ])
-        .arg(d.join("a.ogg")));
-
-    let video = ivf::parse(&std::fs::read(d.join("v.ivf")).unwrap()).unwrap();
-    let audio = ogg::opus_packets(&std::fs::read(d.join("a.ogg")).unwrap()).unwrap();
-    let t0 = 1_700_000_000_000_000i64;
-
-    // Video starts 200 ms after audio, and a sender report on each maps to the same clock.
-    let mut vw =
-        JournalWriter::create(Vec::new(), &header(MediaKind::Video, Codec::Vp8, 90_000)).unwrap();
-    vw.append(&Record::SenderReport {
+/// 30 fps video whose first frame is 200 ms after the sender report's instant.
+fn video_journal(codec: Codec, frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut w =
+        JournalWriter::create(Vec::new(), &header(MediaKind::Video, codec, 90_000)).unwrap();
+    w.append(&Record::SenderReport {
         rtp_time: 1000,
-        ntp_unix_us: t0,
+        ntp_unix_us: T0,
     })
     .unwrap();
-    for f in &video.frames {
-        let rtp = 1000 + 18_000 + f.pts * 3000;
-        let key = if codec::is_keyframe(Codec::Vp8, &f.data) {
+    for (i, f) in frames.iter().enumerate() {
+        let key = if codec::is_keyframe(codec, f) {
             flags::KEYFRAME
         } else {
             0
         };
-        vw.append(&Record::Frame {
-            rtp_time: rtp,
-            arrival_unix_us: t0 + 200_000 + (f.pts as i64) * 33_333,
+        let rtp_time = 1000 + 18_000 + i as u64 * 3000;
+        let arrival_unix_us = T0 + 200_000 + i as i64 * 33_333;
+        w.append(&Record::Frame {
+            rtp_time,
+            arrival_unix_us,
             flags: key,
-            data: f.data.clone(),
+            data: f.clone(),
         })
         .unwrap();
     }
-    let mut aw =
+    w.into_inner()
+}
+
+/// 20 ms Opus packets starting at the sender report's instant.
+fn opus_journal(packets: &[Vec<u8>]) -> Vec<u8> {
+    let mut w =
         JournalWriter::create(Vec::new(), &header(MediaKind::Audio, Codec::Opus, 48_000)).unwrap();
-    aw.append(&Record::SenderReport {
+    w.append(&Record::SenderReport {
         rtp_time: 500,
-        ntp_unix_us: t0,
+        ntp_unix_us: T0,
     })
     .unwrap();
-    for (i, p) in audio.iter().enumerate() {
-        aw.append(&Record::Frame {
-            rtp_time: 500 + i as u64 * 960,
-            arrival_unix_us: t0 + i as i64 * 20_000,
+    for (i, p) in packets.iter().enumerate() {
+        let (rtp_time, arrival_unix_us) = (500 + i as u64 * 960, T0 + i as i64 * 20_000);
+        w.append(&Record::Frame {
+            rtp_time,
+            arrival_unix_us,
             flags: flags::KEYFRAME,
             data: p.clone(),
         })
         .unwrap();
     }
-    let vj = vw.into_inner();
-    let aj = aw.into_inner();
+    w.into_inner()
+}
 
+fn remux_pair(video: &[u8], audio: &[u8], out: &Path) -> RemuxReport {
     let tracks = vec![
         (
-            remux::analyze(&vj[..]).unwrap(),
-            JournalReader::open(&vj[..]).unwrap(),
+            remux::analyze(video).unwrap(),
+            JournalReader::open(video).unwrap(),
         ),
         (
-            remux::analyze(&aj[..]).unwrap(),
-            JournalReader::open(&aj[..]).unwrap(),
+            remux::analyze(audio).unwrap(),
+            JournalReader::open(audio).unwrap(),
         ),
     ];
-    let out_path = d.join("out.webm");
-    let (_, report) = remux::remux(tracks, File::create(&out_path).unwrap()).unwrap();
-    assert_eq!(report.sync, "sender_report");
-    assert_eq!(report.video_frames, 90);
-    assert_eq!((report.width, report.height), (Some(320), Some(240)));
+    remux::remux(tracks, File::create(out).unwrap()).unwrap().1
+}
 
+/// (codecs, duration) as ffprobe sees them, after a full decode without errors.
+fn judge(path: &Path) -> (Vec<String>, f64) {
     let probe = run(Command::new("ffprobe")
         .args([
             "-v",
             "error",
             "-show_entries",
-            "stream=codec_name,width,height:format=duration",
+            "stream=codec_name:format=duration",
             "-of",
             "json",
         ])
-        .arg(&out_path));
+        .arg(path));
     let v: serde_json::Value = serde_json::from_str(&probe).unwrap();
-    let codecs: Vec<&str> = v["streams"]
+    let codecs = v["streams"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["codec_name"].as_str().unwrap())
+        .map(|s| s["codec_name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(codecs, ["vp8", "opus"]);
-    let duration: f64 = v["format"]["duration"].as_str().unwrap().parse().unwrap();
-    assert!((duration - 3.2).abs() < 0.1, "duration {duration}");
-
-    // Decode everything: no errors, and the video's first frame sits at 0.2 s.
+    let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
     run(Command::new("ffmpeg")
         .args(["-v", "error", "-xerror", "-i"])
-        .arg(&out_path)
+        .arg(path)
         .args(["-f", "null", "-"]));
-    let first = run(Command::new("ffprobe")
+    (codecs, duration)
+}
+
+fn first_video_pts(path: &Path) -> f64 {
+    let out = run(Command::new("ffprobe")
         .args([
             "-v",
             "error",
@@ -179,11 +153,53 @@ fn ffmpeg_media_survives_journal_and_remux() {
             "-of",
             "csv=p=0",
         ])
-        .arg(&out_path));
-    let first: f64 = first.trim().parse().unwrap();
-    assert!((first - 0.2).abs() < 0.002, "first video pts {first}");
-    let _ = BufReader::new(File::open(&out_path).unwrap());
-    assert!(Path::new(&out_path).exists());
+        .arg(path));
+    out.trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe said {out:?}"))
+}
+
+fn opus_packets(dir: &Path) -> Vec<Vec<u8>> {
+    let path = dir.join("a.ogg");
+    ffmpeg_lavfi(
+        "sine=frequency=440:sample_rate=48000",
+        &["-c:a", "libopus", "-frame_duration", "20"],
+        &path,
+    );
+    ogg::opus_packets(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn vp8_and_opus_go_into_webm_in_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ffmpeg_lavfi(
+        "testsrc=size=320x240:rate=30",
+        &["-c:v", "libvpx", "-g", "30", "-b:v", "500k"],
+        &d.join("v.ivf"),
+    );
+    let video: Vec<Vec<u8>> = ivf::parse(&std::fs::read(d.join("v.ivf")).unwrap())
+        .unwrap()
+        .frames
+        .into_iter()
+        .map(|f| f.data)
+        .collect();
+    let out = d.join("out.webm");
+    let report = remux_pair(
+        &video_journal(Codec::Vp8, &video),
+        &opus_journal(&opus_packets(d)),
+        &out,
+    );
+    assert_eq!(
+        (report.sync, report.container, report.video_frames),
+        ("sender_report", "webm", 90)
+    );
+    assert_eq!((report.width, report.height), (Some(320), Some(240)));
+    let (codecs, duration) = judge(&out);
+    assert_eq!(codecs, ["vp8", "opus"]);
+    assert!((duration - 3.2).abs() < 0.1, "duration {duration}");
+    assert!((first_video_pts(&out) - 0.2).abs() < 0.002);
 }
 
 /// Splits an Annex B stream written with access unit delimiters into access units.
@@ -205,147 +221,32 @@ fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
 fn h264_goes_into_mp4_with_its_start_offset() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    run(Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-t",
-            "3",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-g",
-            "30",
-            "-x264-params",
-            "aud=1",
-            "-f",
-            "h264",
-            "-y",
-        ])
-        .arg(d.join("v.h264")));
-    run(Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "3",
-            "-c:a",
-            "libopus",
-            "-frame_duration",
-            "20",
-            "-y",
-        ])
-        .arg(d.join("a.ogg")));
+    let args = [
+        "-c:v",
+        "libx264",
+        "-profile:v",
+        "baseline",
+        "-g",
+        "30",
+        "-x264-params",
+        "aud=1",
+        "-f",
+        "h264",
+    ];
+    ffmpeg_lavfi("testsrc2=size=320x240:rate=30", &args, &d.join("v.h264"));
     let units = access_units(&std::fs::read(d.join("v.h264")).unwrap());
     assert_eq!(units.len(), 90);
-    let audio = ogg::opus_packets(&std::fs::read(d.join("a.ogg")).unwrap()).unwrap();
-    let t0 = 1_700_000_000_000_000i64;
-    let mut vw =
-        JournalWriter::create(Vec::new(), &header(MediaKind::Video, Codec::H264, 90_000)).unwrap();
-    vw.append(&Record::SenderReport {
-        rtp_time: 1000,
-        ntp_unix_us: t0,
-    })
-    .unwrap();
-    for (i, au) in units.iter().enumerate() {
-        let key = if codec::is_keyframe(Codec::H264, au) {
-            flags::KEYFRAME
-        } else {
-            0
-        };
-        vw.append(&Record::Frame {
-            rtp_time: 1000 + 18_000 + i as u64 * 3000,
-            arrival_unix_us: t0 + 200_000 + i as i64 * 33_333,
-            flags: key,
-            data: au.clone(),
-        })
-        .unwrap();
-    }
-    let mut aw =
-        JournalWriter::create(Vec::new(), &header(MediaKind::Audio, Codec::Opus, 48_000)).unwrap();
-    aw.append(&Record::SenderReport {
-        rtp_time: 500,
-        ntp_unix_us: t0,
-    })
-    .unwrap();
-    for (i, p) in audio.iter().enumerate() {
-        aw.append(&Record::Frame {
-            rtp_time: 500 + i as u64 * 960,
-            arrival_unix_us: t0 + i as i64 * 20_000,
-            flags: flags::KEYFRAME,
-            data: p.clone(),
-        })
-        .unwrap();
-    }
-    let (vj, aj) = (vw.into_inner(), aw.into_inner());
-    let tracks = vec![
-        (
-            remux::analyze(&vj[..]).unwrap(),
-            JournalReader::open(&vj[..]).unwrap(),
-        ),
-        (
-            remux::analyze(&aj[..]).unwrap(),
-            JournalReader::open(&aj[..]).unwrap(),
-        ),
-    ];
-    let out_path = d.join("out.mp4");
-    let (_, report) = remux::remux(tracks, File::create(&out_path).unwrap()).unwrap();
-    assert_eq!(report.container, "mp4");
+    let out = d.join("out.mp4");
+    let report = remux_pair(
+        &video_journal(Codec::H264, &units),
+        &opus_journal(&opus_packets(d)),
+        &out,
+    );
+    assert_eq!((report.container, report.video_frames), ("mp4", 90));
     assert_eq!((report.width, report.height), (Some(320), Some(240)));
-    assert_eq!(report.video_frames, 90);
-
-    let probe = run(Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height:format=duration,format_name",
-            "-of",
-            "json",
-        ])
-        .arg(&out_path));
-    let v: serde_json::Value = serde_json::from_str(&probe).unwrap();
-    let codecs: Vec<&str> = v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["codec_name"].as_str().unwrap())
-        .collect();
+    let (codecs, duration) = judge(&out);
     assert_eq!(codecs, ["h264", "opus"]);
-    assert!(v["format"]["format_name"].as_str().unwrap().contains("mp4"));
-    let duration: f64 = v["format"]["duration"].as_str().unwrap().parse().unwrap();
     assert!((duration - 3.2).abs() < 0.1, "duration {duration}");
-    run(Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-i"])
-        .arg(&out_path)
-        .args(["-f", "null", "-"]));
-    let first = run(Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-show_entries",
-            "packet=pts_time",
-            "-read_intervals",
-            "%+#1",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&out_path));
-    let first: f64 = first
-        .trim()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap_or_else(|_| panic!("ffprobe said {first:?}"));
-    assert!((first - 0.2).abs() < 0.002, "first video frame at {first}");
+    // The edit list keeps video 200 ms after audio.
+    assert!((first_video_pts(&out) - 0.2).abs() < 0.002);
 }

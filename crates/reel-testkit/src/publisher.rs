@@ -91,6 +91,18 @@ struct Source {
 }
 
 impl Source {
+    /// Frames as (send offset, RTP time, data); one pass lasts `ticks` RTP ticks at `rate`.
+    fn new(mid: Mid, frames: Vec<(Duration, u64, Vec<u8>)>, ticks: u64, rate: u64) -> Source {
+        let period = (Duration::from_micros(ticks * 1_000_000 / rate), ticks);
+        Source {
+            mid,
+            frames,
+            period,
+            next: 0,
+            sent: 0,
+        }
+    }
+
     fn due(&self, elapsed: Duration) -> Option<(u64, &[u8], Duration)> {
         let lap = (self.next / self.frames.len()) as u32;
         let (offset, rtp, data) = &self.frames[self.next % self.frames.len()];
@@ -132,13 +144,7 @@ fn h264_source(mid: Mid, path: &PathBuf) -> Result<Source, String> {
         })
         .collect();
     let ticks = frames.len() as u64 * 3000;
-    Ok(Source {
-        mid,
-        period: (Duration::from_micros(ticks * 1_000_000 / 90_000), ticks),
-        frames,
-        next: 0,
-        sent: 0,
-    })
+    Ok(Source::new(mid, frames, ticks, 90_000))
 }
 
 fn video_source(mid: Mid, path: &PathBuf) -> Result<Source, String> {
@@ -164,13 +170,7 @@ fn video_source(mid: Mid, path: &PathBuf) -> Result<Source, String> {
         .collect();
     let step = frames.get(1).map(|f| f.1 - frames[0].1).unwrap_or(3000);
     let ticks = frames.last().expect("non-empty").1 + step;
-    Ok(Source {
-        mid,
-        period: (Duration::from_micros(ticks * 1_000_000 / 90_000), ticks),
-        frames,
-        next: 0,
-        sent: 0,
-    })
+    Ok(Source::new(mid, frames, ticks, 90_000))
 }
 
 fn audio_source(mid: Mid, path: &PathBuf) -> Result<Source, String> {
@@ -190,13 +190,7 @@ fn audio_source(mid: Mid, path: &PathBuf) -> Result<Source, String> {
     if frames.is_empty() {
         return Err("empty Ogg".into());
     }
-    Ok(Source {
-        mid,
-        period: (Duration::from_micros(rtp * 1_000_000 / 48_000), rtp),
-        frames,
-        next: 0,
-        sent: 0,
-    })
+    Ok(Source::new(mid, frames, rtp, 48_000))
 }
 
 fn resolve(base: &str, location: &str) -> String {
