@@ -141,10 +141,10 @@ pub fn sps_dimensions(sps: &[u8]) -> Option<Dimensions> {
             for i in 0..if chroma_format == 3 { 12 } else { 8 } {
                 if r.bit()? == 1 {
                     let size = if i < 6 { 16 } else { 64 };
-                    let (mut last, mut next) = (8i32, 8i32);
+                    let (mut last, mut next) = (8i64, 8i64);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + r.se()? + 256) % 256;
+                            next = (last + r.se()? as i64).rem_euclid(256);
                         }
                         last = if next == 0 { last } else { next };
                     }
@@ -169,14 +169,14 @@ pub fn sps_dimensions(sps: &[u8]) -> Option<Dimensions> {
     }
     r.ue()?; // max_num_ref_frames
     r.bit()?;
-    let width_mbs = r.ue()? + 1;
-    let height_units = r.ue()? + 1;
+    let width_mbs = r.ue()?.checked_add(1)?;
+    let height_units = r.ue()?.checked_add(1)?;
     let frame_mbs_only = r.bit()?;
     if frame_mbs_only == 0 {
         r.bit()?;
     }
     r.bit()?;
-    let (mut crop_x, mut crop_y) = (0, 0);
+    let (mut crop_x, mut crop_y) = (0u64, 0u64);
     if r.bit()? == 1 {
         let (l, rt, t, b) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
         let (unit_x, unit_y) = match (chroma_format, separate_colour_plane) {
@@ -185,11 +185,12 @@ pub fn sps_dimensions(sps: &[u8]) -> Option<Dimensions> {
             (2, _) => (2, 2 - frame_mbs_only),
             _ => (1, 2 - frame_mbs_only),
         };
-        crop_x = unit_x * (l + rt);
-        crop_y = unit_y * (t + b);
+        // Values come from the wire: 64-bit arithmetic cannot overflow on 32-bit fields.
+        crop_x = unit_x as u64 * (l as u64 + rt as u64);
+        crop_y = unit_y as u64 * (t as u64 + b as u64);
     }
-    let width = (width_mbs * 16).checked_sub(crop_x)?;
-    let height = ((2 - frame_mbs_only) * height_units * 16).checked_sub(crop_y)?;
+    let width = (width_mbs as u64 * 16).checked_sub(crop_x)?;
+    let height = ((2 - frame_mbs_only) as u64 * height_units as u64 * 16).checked_sub(crop_y)?;
     (width > 0 && height > 0 && width <= 16384 && height <= 16384).then_some(Dimensions {
         width: width as u16,
         height: height as u16,

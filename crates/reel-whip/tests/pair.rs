@@ -268,3 +268,59 @@ fn a_publisher_that_never_connects_is_dropped_after_the_connect_timeout() {
     assert_eq!(closed, Some(EndReason::Disconnected));
     assert_eq!(pair.ingest.publisher_count(), 0);
 }
+
+#[test]
+fn mutated_offers_get_an_error_or_an_answer_never_a_panic() {
+    let t0 = Instant::now();
+    let mut client = RtcConfig::new().build(t0);
+    let mut api = client.sdp_api();
+    api.add_media(Kind::Audio, Direction::SendOnly, None, None, None);
+    api.add_media(Kind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _) = api.apply().unwrap();
+    let offer = offer.to_sdp_string();
+    let lines: Vec<&str> = offer.lines().collect();
+    let mut ingest = Ingest::new(IngestConfig {
+        candidate_addr: SERVER.parse().unwrap(),
+        max_publishers: 10_000,
+        connect_timeout: Duration::from_secs(10),
+    });
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    };
+    let (mut accepted, mut rejected) = (0, 0);
+    for _ in 0..2000 {
+        let mut l: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+        for _ in 0..1 + next() % 3 {
+            let i = next() % l.len();
+            match next() % 4 {
+                0 => {
+                    l.remove(i);
+                }
+                1 => {
+                    let j = next() % l.len();
+                    l.swap(i, j);
+                }
+                2 => {
+                    let cut = l[i].floor_char_boundary(next() % (l[i].len() + 1));
+                    l[i].truncate(cut);
+                }
+                _ => {
+                    let dup = l[next() % l.len()].clone();
+                    l.insert(i, dup);
+                }
+            }
+        }
+        match ingest.accept_offer(t0, PublicationId::generate(), &l.join("\r\n")) {
+            Ok(_) => accepted += 1,
+            Err(_) => rejected += 1,
+        }
+    }
+    assert!(
+        accepted > 0 && rejected > 0,
+        "accepted {accepted}, rejected {rejected}"
+    );
+}
