@@ -370,3 +370,64 @@ pub fn remux<R: Read, W: Write + Seek>(
     let out = writer.finish(end_ms)?;
     Ok((out, report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{JournalWriter, Record};
+    use reel_core::Codec;
+    use std::io::Cursor;
+
+    fn vp8(key: bool) -> Vec<u8> {
+        if key {
+            vec![
+                0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 1, 2, 3,
+            ]
+        } else {
+            vec![0x11, 0x02, 0x00, 4, 5, 6]
+        }
+    }
+
+    #[test]
+    fn loss_freezes_until_the_next_keyframe_and_first_frames_wait_for_one() {
+        let header = JournalHeader {
+            track_id: "trk_v".into(),
+            publication_id: "pub".into(),
+            session_id: "ses".into(),
+            room_id: "room".into(),
+            participant: "p".into(),
+            kind: MediaKind::Video,
+            codec: Codec::Vp8,
+            clock_rate: 90_000,
+            mid: "0".into(),
+            rid: None,
+            created_unix_us: 0,
+        };
+        let mut w = JournalWriter::create(Vec::new(), &header).unwrap();
+        // 2 delta frames before any keyframe, key at 2, loss before frame 5, key again at 8.
+        for i in 0..12u64 {
+            let key = i == 2 || i == 8;
+            let mut f = if key { flags::KEYFRAME } else { 0 };
+            if i == 5 {
+                f |= flags::DISCONTINUITY;
+            }
+            let frame = Record::Frame {
+                rtp_time: i * 3000,
+                arrival_unix_us: i as i64 * 33_333,
+                flags: f,
+                data: vp8(key),
+            };
+            w.append(&frame).unwrap();
+        }
+        let j = w.into_inner();
+        let tracks = vec![(
+            analyze(&j[..]).unwrap(),
+            JournalReader::open(&j[..]).unwrap(),
+        )];
+        let (_, report) = remux(tracks, Cursor::new(Vec::new())).unwrap();
+        // Skipped: 0, 1 (before the first keyframe) and 5, 6, 7 (after the loss).
+        assert_eq!(report.skipped_frames, 5);
+        assert_eq!(report.video_frames, 7);
+        assert_eq!((report.width, report.height), (Some(320), Some(240)));
+    }
+}
