@@ -620,22 +620,41 @@ impl Db {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn sqlite_round_trip_and_optional_filters() {
-        let dir = std::env::temp_dir().join(format!("reel-db-test-{}", std::process::id()));
+    /// PostgreSQL for tests: `REEL_TEST_POSTGRES_URL` (scripts/test starts a cluster). In CI
+    /// its absence is a failure; elsewhere the PostgreSQL half says loudly that it did not run.
+    pub(crate) async fn postgres() -> Option<Db> {
+        let Ok(admin) = std::env::var("REEL_TEST_POSTGRES_URL") else {
+            assert!(std::env::var("CI").is_err(), "CI must provide REEL_TEST_POSTGRES_URL");
+            eprintln!("NOT RUN on PostgreSQL: set REEL_TEST_POSTGRES_URL (scripts/test does)");
+            return None;
+        };
+        sqlx::any::install_default_drivers();
+        let name = format!("reel_unit_{}", reel_core::random_token(10));
+        let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
+        // The name is ours: a fixed prefix and an alphanumeric token.
+        let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"));
+        sqlx::query(create).execute(&pool).await.unwrap();
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        Some(Db::connect(&url).await.unwrap())
+    }
+
+    async fn sqlite() -> Db {
+        let dir = std::env::temp_dir().join(format!("reel-db-test-{}", reel_core::random_token(8)));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}/t.db", dir.display());
-        let db = Db::connect(&url).await.unwrap();
         // A second connect re-runs migrations harmlessly.
-        let db2 = Db::connect(&url).await.unwrap();
+        Db::connect(&url).await.unwrap();
+        Db::connect(&url).await.unwrap()
+    }
+
+    async fn round_trip_and_optional_filters(db: Db) {
         db.ensure_application("app_a", "a").await.unwrap();
-        db2.ensure_application("app_a", "a").await.unwrap();
-        db.insert_api_key("key_1", "app_a", "reel_secret_value", "admin")
-            .await
-            .unwrap();
+        db.ensure_application("app_a", "a").await.unwrap();
+        db.insert_api_key("key_1", "app_a", "reel_secret_value", "admin").await.unwrap();
         let key = db.find_api_key("reel_secret_value").await.unwrap().unwrap();
         assert_eq!(key.prefix, "reel_secret_");
         assert!(db.find_api_key("wrong").await.unwrap().is_none());
+        assert_eq!(db.count_api_keys("admin").await.unwrap(), 1);
         let room = Room {
             id: "room_x".into(),
             application_id: "app_a".into(),
@@ -645,20 +664,61 @@ mod tests {
             created_at: 3,
         };
         db.insert_room(&room).await.unwrap();
-        assert!(matches!(
-            db.get_room(Some("app_b"), "room_x").await,
-            Err(DbError::NotFound)
-        ));
-        assert_eq!(
-            db.get_room(Some("app_a"), "room_x").await.unwrap().name,
-            "x"
-        );
+        assert!(matches!(db.get_room(Some("app_b"), "room_x").await, Err(DbError::NotFound)));
+        assert_eq!(db.get_room(Some("app_a"), "room_x").await.unwrap().name, "x");
+        let session = Session {
+            id: "ses_1".into(),
+            application_id: "app_a".into(),
+            room_id: "room_x".into(),
+            state: "live".into(),
+            started_at: 5,
+            ended_at: None,
+            end_reason: None,
+        };
+        db.insert_session(&session).await.unwrap();
+        assert_eq!(db.list_sessions("app_a", Some("room_x")).await.unwrap().len(), 1);
+        assert_eq!(db.list_sessions("app_a", None).await.unwrap().len(), 1);
+        assert_eq!(db.live_sessions().await.unwrap().len(), 1);
+        db.end_session("ses_1", "empty", 9).await.unwrap();
+        assert_eq!(db.session_by_id("ses_1").await.unwrap().end_reason.as_deref(), Some("empty"));
+        let publication = Publication {
+            id: "pub_1".into(),
+            session_id: "ses_1".into(),
+            room_id: "room_x".into(),
+            participant: "alice".into(),
+            kind: "camera".into(),
+            state: "live".into(),
+            started_at: 6,
+            ended_at: None,
+            end_reason: None,
+            failure: None,
+        };
+        db.insert_publication(&publication).await.unwrap();
+        db.insert_track(&Track {
+            id: "trk_1".into(),
+            publication_id: "pub_1".into(),
+            session_id: "ses_1".into(),
+            mid: "0".into(),
+            rid: Some("h".into()),
+            media_kind: "video".into(),
+            codec: "vp8".into(),
+            clock_rate: 90_000,
+            journal_path: "/j".into(),
+            started_at: 7,
+        })
+        .await
+        .unwrap();
+        assert_eq!(db.list_tracks("pub_1").await.unwrap()[0].rid.as_deref(), Some("h"));
+        db.end_publication("pub_1", "left", 8).await.unwrap();
+        assert_eq!(db.publications_in_state("ended").await.unwrap().len(), 1);
+        db.set_publication_outcome("pub_1", "failed", Some("why")).await.unwrap();
+        assert_eq!(db.get_publication("pub_1").await.unwrap().failure.as_deref(), Some("why"));
         let a = Asset {
             id: "ast_1".into(),
             application_id: "app_a".into(),
             room_id: "room_x".into(),
             session_id: "ses_1".into(),
-            publication_id: None,
+            publication_id: Some("pub_1".into()),
             participant: Some("alice".into()),
             asset_type: "regular".into(),
             format: "webm".into(),
@@ -668,26 +728,30 @@ mod tests {
             duration_ms: 1,
             size_bytes: 1,
             sha256: "00".into(),
-            details: serde_json::json!({}),
+            details: serde_json::json!({"sync": "arrival"}),
             created_at: 0,
         };
         db.insert_asset(&a).await.unwrap();
         assert_eq!(db.list_assets("app_a", None, None).await.unwrap().len(), 1);
-        assert_eq!(
-            db.list_assets("app_a", Some("ses_1"), Some("regular"))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(
-            db.list_assets("app_a", Some("ses_1"), Some("screen"))
-                .await
-                .unwrap()
-                .len(),
-            0
-        );
+        assert_eq!(db.list_assets("app_a", Some("ses_1"), Some("regular")).await.unwrap().len(), 1);
+        assert_eq!(db.list_assets("app_a", Some("ses_1"), Some("screen")).await.unwrap().len(), 0);
         assert_eq!(db.list_assets("app_b", None, None).await.unwrap().len(), 0);
-        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(db.get_asset("app_a", "ast_1").await.unwrap().details["sync"], "arrival");
+        assert!(matches!(db.get_asset("app_b", "ast_1").await, Err(DbError::NotFound)));
+        db.insert_event("evt_1", "app_a", "stream.recording.success", &serde_json::json!({"a": 1})).await.unwrap();
+        assert_eq!(db.list_events("app_a").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn repositories_on_sqlite() {
+        round_trip_and_optional_filters(sqlite().await).await;
+    }
+
+    #[tokio::test]
+    async fn repositories_on_postgres() {
+        if let Some(db) = postgres().await {
+            assert!(!db.is_sqlite());
+            round_trip_and_optional_filters(db).await;
+        }
     }
 }
