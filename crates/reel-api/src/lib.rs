@@ -2,6 +2,7 @@
 //! auth, RFC 9725) and `/healthz`. Handlers validate, call the recorder or the database, and
 //! map every failure through [`ApiError`]; no business rule lives here.
 
+mod apps;
 mod error;
 mod extract;
 mod v1;
@@ -42,7 +43,7 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
-        .nest("/v1", v1::routes())
+        .nest("/v1", v1::routes().merge(apps::routes()))
         .nest("/whip", whip::routes())
         .with_state(state)
 }

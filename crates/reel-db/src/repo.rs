@@ -24,6 +24,13 @@ fn corrupt(e: impl std::fmt::Display) -> DbError {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct Application {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct ApiKey {
     pub id: String,
     pub application_id: String,
@@ -214,6 +221,69 @@ impl Db {
                 .bind(now_ms())
                 .execute(self.pool())
                 .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn insert_application(&self, app: &Application) -> Result<()> {
+        sqlx::query("INSERT INTO applications (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&app.id)
+            .bind(&app.name)
+            .bind(app.created_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_application(&self, id: &str) -> Result<Application> {
+        let row = sqlx::query("SELECT * FROM applications WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        Ok(Application {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    pub async fn list_applications(&self) -> Result<Vec<Application>> {
+        let rows = sqlx::query("SELECT * FROM applications ORDER BY created_at, id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Application {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Keys of one application, newest last; secrets are never stored, only prefix and hash.
+    pub async fn list_api_keys(&self, app: &str) -> Result<Vec<ApiKey>> {
+        sqlx::query("SELECT * FROM api_keys WHERE application_id = $1 ORDER BY created_at, id")
+            .bind(app)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(api_key)
+            .collect()
+    }
+
+    /// Revokes a live key of `app`; NotFound when there is none (or it is another app's).
+    pub async fn revoke_api_key(&self, app: &str, key_id: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND application_id = $3 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(key_id)
+            .bind(app)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound);
         }
         Ok(())
     }
@@ -624,7 +694,10 @@ mod tests {
     /// its absence is a failure; elsewhere the PostgreSQL half says loudly that it did not run.
     pub(crate) async fn postgres() -> Option<Db> {
         let Ok(admin) = std::env::var("REEL_TEST_POSTGRES_URL") else {
-            assert!(std::env::var("CI").is_err(), "CI must provide REEL_TEST_POSTGRES_URL");
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must provide REEL_TEST_POSTGRES_URL"
+            );
             eprintln!("NOT RUN on PostgreSQL: set REEL_TEST_POSTGRES_URL (scripts/test does)");
             return None;
         };
@@ -650,11 +723,40 @@ mod tests {
     async fn round_trip_and_optional_filters(db: Db) {
         db.ensure_application("app_a", "a").await.unwrap();
         db.ensure_application("app_a", "a").await.unwrap();
-        db.insert_api_key("key_1", "app_a", "reel_secret_value", "admin").await.unwrap();
+        db.insert_api_key("key_1", "app_a", "reel_secret_value", "admin")
+            .await
+            .unwrap();
         let key = db.find_api_key("reel_secret_value").await.unwrap().unwrap();
         assert_eq!(key.prefix, "reel_secret_");
         assert!(db.find_api_key("wrong").await.unwrap().is_none());
         assert_eq!(db.count_api_keys("admin").await.unwrap(), 1);
+        db.insert_application(&Application {
+            id: "app_b".into(),
+            name: "b".into(),
+            created_at: 1,
+        })
+        .await
+        .unwrap();
+        db.insert_api_key("key_2", "app_b", "reel_other_secret", "app")
+            .await
+            .unwrap();
+        assert_eq!(db.list_applications().await.unwrap().len(), 2);
+        assert_eq!(db.get_application("app_b").await.unwrap().name, "b");
+        assert_eq!(db.list_api_keys("app_b").await.unwrap().len(), 1);
+        assert!(matches!(
+            db.revoke_api_key("app_a", "key_2").await,
+            Err(DbError::NotFound)
+        ));
+        db.revoke_api_key("app_b", "key_2").await.unwrap();
+        assert!(db
+            .find_api_key("reel_other_secret")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(matches!(
+            db.revoke_api_key("app_b", "key_2").await,
+            Err(DbError::NotFound)
+        ));
         let room = Room {
             id: "room_x".into(),
             application_id: "app_a".into(),
@@ -664,8 +766,14 @@ mod tests {
             created_at: 3,
         };
         db.insert_room(&room).await.unwrap();
-        assert!(matches!(db.get_room(Some("app_b"), "room_x").await, Err(DbError::NotFound)));
-        assert_eq!(db.get_room(Some("app_a"), "room_x").await.unwrap().name, "x");
+        assert!(matches!(
+            db.get_room(Some("app_b"), "room_x").await,
+            Err(DbError::NotFound)
+        ));
+        assert_eq!(
+            db.get_room(Some("app_a"), "room_x").await.unwrap().name,
+            "x"
+        );
         let session = Session {
             id: "ses_1".into(),
             application_id: "app_a".into(),
@@ -676,11 +784,24 @@ mod tests {
             end_reason: None,
         };
         db.insert_session(&session).await.unwrap();
-        assert_eq!(db.list_sessions("app_a", Some("room_x")).await.unwrap().len(), 1);
+        assert_eq!(
+            db.list_sessions("app_a", Some("room_x"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(db.list_sessions("app_a", None).await.unwrap().len(), 1);
         assert_eq!(db.live_sessions().await.unwrap().len(), 1);
         db.end_session("ses_1", "empty", 9).await.unwrap();
-        assert_eq!(db.session_by_id("ses_1").await.unwrap().end_reason.as_deref(), Some("empty"));
+        assert_eq!(
+            db.session_by_id("ses_1")
+                .await
+                .unwrap()
+                .end_reason
+                .as_deref(),
+            Some("empty")
+        );
         let publication = Publication {
             id: "pub_1".into(),
             session_id: "ses_1".into(),
@@ -708,11 +829,23 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(db.list_tracks("pub_1").await.unwrap()[0].rid.as_deref(), Some("h"));
+        assert_eq!(
+            db.list_tracks("pub_1").await.unwrap()[0].rid.as_deref(),
+            Some("h")
+        );
         db.end_publication("pub_1", "left", 8).await.unwrap();
         assert_eq!(db.publications_in_state("ended").await.unwrap().len(), 1);
-        db.set_publication_outcome("pub_1", "failed", Some("why")).await.unwrap();
-        assert_eq!(db.get_publication("pub_1").await.unwrap().failure.as_deref(), Some("why"));
+        db.set_publication_outcome("pub_1", "failed", Some("why"))
+            .await
+            .unwrap();
+        assert_eq!(
+            db.get_publication("pub_1")
+                .await
+                .unwrap()
+                .failure
+                .as_deref(),
+            Some("why")
+        );
         let a = Asset {
             id: "ast_1".into(),
             application_id: "app_a".into(),
@@ -733,12 +866,37 @@ mod tests {
         };
         db.insert_asset(&a).await.unwrap();
         assert_eq!(db.list_assets("app_a", None, None).await.unwrap().len(), 1);
-        assert_eq!(db.list_assets("app_a", Some("ses_1"), Some("regular")).await.unwrap().len(), 1);
-        assert_eq!(db.list_assets("app_a", Some("ses_1"), Some("screen")).await.unwrap().len(), 0);
+        assert_eq!(
+            db.list_assets("app_a", Some("ses_1"), Some("regular"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            db.list_assets("app_a", Some("ses_1"), Some("screen"))
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
         assert_eq!(db.list_assets("app_b", None, None).await.unwrap().len(), 0);
-        assert_eq!(db.get_asset("app_a", "ast_1").await.unwrap().details["sync"], "arrival");
-        assert!(matches!(db.get_asset("app_b", "ast_1").await, Err(DbError::NotFound)));
-        db.insert_event("evt_1", "app_a", "stream.recording.success", &serde_json::json!({"a": 1})).await.unwrap();
+        assert_eq!(
+            db.get_asset("app_a", "ast_1").await.unwrap().details["sync"],
+            "arrival"
+        );
+        assert!(matches!(
+            db.get_asset("app_b", "ast_1").await,
+            Err(DbError::NotFound)
+        ));
+        db.insert_event(
+            "evt_1",
+            "app_a",
+            "stream.recording.success",
+            &serde_json::json!({"a": 1}),
+        )
+        .await
+        .unwrap();
         assert_eq!(db.list_events("app_a").await.unwrap().len(), 1);
     }
 

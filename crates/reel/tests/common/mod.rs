@@ -26,7 +26,10 @@ impl Server {
 
     /// With extra `REEL_*` settings in the environment.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         if let Some(url) = postgres_database(data_dir) {
             env.push(("REEL_DATABASE_URL".into(), url));
         }
@@ -230,19 +233,31 @@ fn postgres_database(data_dir: &Path) -> Option<String> {
     if std::env::var("REEL_TEST_DB").as_deref() != Ok("postgres") {
         return None;
     }
-    let admin = std::env::var("REEL_TEST_POSTGRES_URL").expect("REEL_TEST_DB=postgres needs REEL_TEST_POSTGRES_URL (scripts/pg)");
+    let admin = std::env::var("REEL_TEST_POSTGRES_URL")
+        .expect("REEL_TEST_DB=postgres needs REEL_TEST_POSTGRES_URL (scripts/pg)");
     let mut hash = 0xcbf29ce484222325u64;
     for b in data_dir.to_string_lossy().bytes() {
         hash = (hash ^ b as u64).wrapping_mul(0x100000001b3);
     }
     let name = format!("reel_it_{hash:016x}");
     let exists = Command::new("psql")
-        .args([admin.as_str(), "-tAc", &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'")])
+        .args([
+            admin.as_str(),
+            "-tAc",
+            &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+        ])
         .output()
         .expect("psql is required for REEL_TEST_DB=postgres");
     if String::from_utf8_lossy(&exists.stdout).trim() != "1" {
-        let out = Command::new("psql").args([admin.as_str(), "-c", &format!("CREATE DATABASE {name}")]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("psql")
+            .args([admin.as_str(), "-c", &format!("CREATE DATABASE {name}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
 }

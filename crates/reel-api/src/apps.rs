@@ -1,0 +1,147 @@
+//! Applications (tenants) and their API keys. Admin keys create applications and manage
+//! any application's keys; an application's own keys manage that application's keys. A key
+//! never learns that another application exists: those ids answer 404 like unknown ones.
+
+use crate::extract::{Auth, Json};
+use crate::{ApiError, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use reel_core::{random_token, ApplicationId};
+use reel_db::{now_ms, ApiKey, Application};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub const ROLE_ADMIN: &str = "admin";
+pub const ROLE_APP: &str = "app";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/applications",
+            post(create_application).get(list_applications),
+        )
+        .route("/applications/{id}", get(get_application))
+        .route("/applications/{id}/keys", post(create_key).get(list_keys))
+        .route("/applications/{id}/keys/{key_id}", delete(revoke_key))
+}
+
+fn is_admin(key: &ApiKey) -> bool {
+    key.role == ROLE_ADMIN
+}
+
+/// The application `id`, if this key may see it.
+async fn visible_application(
+    s: &AppState,
+    key: &ApiKey,
+    id: &str,
+) -> Result<Application, ApiError> {
+    if !is_admin(key) && key.application_id != id {
+        return Err(ApiError::not_found("application"));
+    }
+    s.db.get_application(id)
+        .await
+        .map_err(|_| ApiError::not_found("application"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApplication {
+    name: String,
+}
+
+async fn create_application(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Json(body): Json<CreateApplication>,
+) -> Result<Response, ApiError> {
+    if !is_admin(&key) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only admin keys create applications",
+        ));
+    }
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "name: 1 to 200 bytes",
+        ));
+    }
+    let app = Application {
+        id: ApplicationId::generate().to_string(),
+        name: name.to_string(),
+        created_at: now_ms(),
+    };
+    s.db.insert_application(&app).await?;
+    Ok((StatusCode::CREATED, axum::Json(app)).into_response())
+}
+
+async fn list_applications(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+) -> Result<axum::Json<Value>, ApiError> {
+    let apps = if is_admin(&key) {
+        s.db.list_applications().await?
+    } else {
+        vec![s.db.get_application(&key.application_id).await?]
+    };
+    Ok(axum::Json(json!({ "data": apps })))
+}
+
+async fn get_application(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Application>, ApiError> {
+    Ok(axum::Json(visible_application(&s, &key, &id).await?))
+}
+
+/// Creates an application key. The secret is in this response only; Reel keeps its hash.
+async fn create_key(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let app = visible_application(&s, &key, &id).await?;
+    let secret = format!("reel_{}", random_token(40));
+    let key_id = format!("key_{}", random_token(16));
+    s.db.insert_api_key(&key_id, &app.id, &secret, ROLE_APP)
+        .await?;
+    let created =
+        s.db.list_api_keys(&app.id)
+            .await?
+            .into_iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| ApiError::internal("key vanished"))?;
+    let mut body = serde_json::to_value(created).expect("serializes");
+    body["key"] = secret.into();
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+async fn list_keys(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let app = visible_application(&s, &key, &id).await?;
+    Ok(axum::Json(
+        json!({ "data": s.db.list_api_keys(&app.id).await? }),
+    ))
+}
+
+async fn revoke_key(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path((id, key_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let app = visible_application(&s, &key, &id).await?;
+    s.db.revoke_api_key(&app.id, &key_id)
+        .await
+        .map_err(|_| ApiError::not_found("key"))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
