@@ -6,6 +6,7 @@ mod apps;
 mod error;
 mod extract;
 mod v1;
+mod webhooks;
 mod whip;
 
 pub use error::ApiError;
@@ -22,6 +23,8 @@ pub struct ApiConfig {
     pub public_url: String,
     pub default_empty_timeout: Duration,
     pub default_max_duration: Duration,
+    /// Accept webhook URLs on private and loopback addresses (tests, closed networks).
+    pub webhooks_allow_private_targets: bool,
 }
 
 pub struct Inner {
@@ -43,7 +46,10 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
-        .nest("/v1", v1::routes().merge(apps::routes()))
+        .nest(
+            "/v1",
+            v1::routes().merge(apps::routes()).merge(webhooks::routes()),
+        )
         .nest("/whip", whip::routes())
         .with_state(state)
 }

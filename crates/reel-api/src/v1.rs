@@ -278,7 +278,7 @@ async fn list_events(
     let events = s.db.list_events(&key.application_id).await?;
     let data: Vec<Value> = events
         .into_iter()
-        .map(|(t, p)| json!({"type": t, "payload": p}))
+        .map(|(id, t, p, at)| json!({"id": id, "type": t, "payload": p, "created_at": at}))
         .collect();
     Ok(axum::Json(json!({ "data": data })))
 }

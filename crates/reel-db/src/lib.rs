@@ -5,8 +5,10 @@
 
 mod migrations;
 mod repo;
+mod webhooks;
 
 pub use repo::*;
+pub use webhooks::*;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;

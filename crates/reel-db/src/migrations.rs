@@ -102,6 +102,50 @@ CREATE INDEX events_app ON events(application_id, created_at);
 "#,
     ),
     (2, "ALTER TABLE tracks ADD COLUMN rid TEXT"),
+    (
+        3,
+        r#"
+ALTER TABLE events ADD COLUMN fanned_out BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX events_fan_out ON events(fanned_out, created_at);
+CREATE TABLE webhook_endpoints (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    event_types TEXT NOT NULL,
+    enabled BIGINT NOT NULL,
+    disabled_reason TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX webhook_endpoints_app ON webhook_endpoints(application_id);
+CREATE TABLE webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    application_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    last_status BIGINT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at);
+CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, created_at);
+CREATE TABLE webhook_attempts (
+    id TEXT PRIMARY KEY,
+    delivery_id TEXT NOT NULL,
+    attempt BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    status BIGINT,
+    error TEXT,
+    duration_ms BIGINT NOT NULL
+);
+CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, attempt);
+"#,
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

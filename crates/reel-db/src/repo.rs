@@ -671,16 +671,24 @@ impl Db {
         Ok(())
     }
 
-    pub async fn list_events(&self, app: &str) -> Result<Vec<(String, serde_json::Value)>> {
-        let rows = sqlx::query("SELECT event_type, payload FROM events WHERE application_id = $1 ORDER BY created_at, id")
+    /// The outbox of one application, oldest first: (id, type, payload, created_at).
+    pub async fn list_events(
+        &self,
+        app: &str,
+    ) -> Result<Vec<(String, String, serde_json::Value, i64)>> {
+        let rows = sqlx::query("SELECT id, event_type, payload, created_at FROM events WHERE application_id = $1 ORDER BY created_at, id")
             .bind(app)
             .fetch_all(self.pool())
             .await?;
         rows.iter()
             .map(|r| {
-                let t: String = r.try_get("event_type")?;
                 let p: String = r.try_get("payload")?;
-                Ok((t, serde_json::from_str(&p).map_err(corrupt)?))
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("event_type")?,
+                    serde_json::from_str(&p).map_err(corrupt)?,
+                    r.try_get("created_at")?,
+                ))
             })
             .collect()
     }

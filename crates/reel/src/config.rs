@@ -22,6 +22,14 @@ pub struct Settings {
     pub max_duration_secs: u64,
     pub max_publishers: usize,
     pub connect_timeout_secs: u64,
+    pub test_clock_file: String,
+    pub webhooks: WebhookSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub allow_private_targets: bool,
 }
 
 /// A value that must never reach a log: Debug and Display print a placeholder.
@@ -57,17 +65,34 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
         let file: toml::Table = text
             .parse()
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        for (k, v) in file {
-            if !table.contains_key(&k) {
-                return Err(format!("{}: unknown setting {k:?}", path.display()));
-            }
-            table.insert(k, v);
-        }
+        merge(&mut table, file, &path.display().to_string())?;
     }
-    let keys: Vec<String> = table.keys().cloned().collect();
-    for key in keys {
-        if let Ok(value) = std::env::var(format!("REEL_{}", key.to_ascii_uppercase())) {
-            set(&mut table, &key, value)?;
+    // REEL_<KEY>, and REEL_<TABLE>_<KEY> for keys inside a table ([webhooks] → REEL_WEBHOOKS_…).
+    let keys: Vec<(String, Option<String>)> = table
+        .iter()
+        .flat_map(|(k, v)| match v {
+            toml::Value::Table(t) => t
+                .keys()
+                .map(|sub| (k.clone(), Some(sub.clone())))
+                .collect::<Vec<_>>(),
+            _ => vec![(k.clone(), None)],
+        })
+        .collect();
+    for (key, sub) in keys {
+        let name = match &sub {
+            Some(sub) => format!(
+                "REEL_{}_{}",
+                key.to_ascii_uppercase(),
+                sub.to_ascii_uppercase()
+            ),
+            None => format!("REEL_{}", key.to_ascii_uppercase()),
+        };
+        let Ok(value) = std::env::var(name) else {
+            continue;
+        };
+        match (sub, table.get_mut(&key)) {
+            (Some(sub), Some(toml::Value::Table(t))) => set(t, &sub, value)?,
+            _ => set(&mut table, &key, value)?,
         }
     }
     for (key, value) in overrides {
@@ -82,6 +107,18 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
     Ok(settings)
 }
 
+/// Lays a config file over the defaults; keys the defaults do not have are errors.
+fn merge(base: &mut toml::Table, file: toml::Table, origin: &str) -> Result<(), String> {
+    for (k, v) in file {
+        match (base.get_mut(&k), v) {
+            (None, _) => return Err(format!("{origin}: unknown setting {k:?}")),
+            (Some(toml::Value::Table(inner)), toml::Value::Table(v)) => merge(inner, v, origin)?,
+            (Some(slot), v) => *slot = v,
+        }
+    }
+    Ok(())
+}
+
 /// Sets a key from text, keeping the type the defaults give it.
 fn set(table: &mut toml::Table, key: &str, value: String) -> Result<(), String> {
     let typed = match table.get(key) {
@@ -91,6 +128,11 @@ fn set(table: &mut toml::Table, key: &str, value: String) -> Result<(), String> 
                 .parse()
                 .map_err(|_| format!("{key}: expected a whole number, got {value:?}"))?,
         ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match value.trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(format!("{key}: expected true or false, got {value:?}")),
+        }),
         _ => toml::Value::String(value),
     };
     table.insert(key.to_string(), typed);
@@ -111,6 +153,23 @@ mod tests {
         assert_eq!(s.media_port, 0);
         assert_eq!(s.empty_timeout_secs, 30);
         assert!(load(None, vec![("media_port", "many".into())]).is_err());
+    }
+
+    #[test]
+    fn tables_merge_from_files() {
+        let dir = std::env::temp_dir().join(format!("reel-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("reel.toml");
+        std::fs::write(
+            &file,
+            "media_port = 9\n[webhooks]\nallow_private_targets = true\n",
+        )
+        .unwrap();
+        let s = load(Some(&file), vec![]).unwrap();
+        assert!(s.webhooks.allow_private_targets);
+        assert_eq!(s.media_port, 9);
+        std::fs::write(&file, "[webhooks]\nnope = 1\n").unwrap();
+        assert!(load(Some(&file), vec![]).is_err());
     }
 
     #[test]

@@ -240,6 +240,25 @@ async fn run(s: config::Settings) -> Result<(), String> {
     };
     let _media_thread = media.spawn();
 
+    let webhook_stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let clock: std::sync::Arc<dyn reel_webhooks::worker::Clock> = if s.test_clock_file.is_empty() {
+        std::sync::Arc::new(reel_webhooks::worker::SystemClock)
+    } else {
+        std::sync::Arc::new(reel_webhooks::worker::OffsetFileClock(
+            s.test_clock_file.clone().into(),
+        ))
+    };
+    let worker_config = reel_webhooks::worker::WorkerConfig {
+        allow_private_targets: s.webhooks.allow_private_targets,
+        ..Default::default()
+    };
+    let webhook_worker = tokio::spawn(reel_webhooks::worker::run(
+        db.clone(),
+        clock,
+        worker_config,
+        webhook_stop.clone(),
+    ));
+
     let listener = tokio::net::TcpListener::bind(s.http)
         .await
         .map_err(|e| format!("http {}: {e}", s.http))?;
@@ -256,6 +275,7 @@ async fn run(s: config::Settings) -> Result<(), String> {
             public_url,
             default_empty_timeout: Duration::from_secs(s.empty_timeout_secs),
             default_max_duration: Duration::from_secs(s.max_duration_secs),
+            webhooks_allow_private_targets: s.webhooks.allow_private_targets,
         },
     );
     // One machine-readable line for scripts and tests that start reel on port 0.
@@ -267,6 +287,9 @@ async fn run(s: config::Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!("shutting down: ending publications and finishing assets");
     recorder.shutdown(Duration::from_secs(20)).await;
+    // Deliver what the shutdown itself produced, then stop.
+    webhook_stop.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(10), webhook_worker).await;
     let _ = parts.capture_thread.join();
     Ok(())
 }

@@ -1,0 +1,179 @@
+//! Webhook endpoints of the caller's application: create (the signing secret is in that
+//! response only), read, update, delete, the delivery log, and manual redelivery.
+
+use crate::extract::{Auth, Json};
+use crate::{ApiError, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use reel_core::random_token;
+use reel_db::{now_ms, WebhookEndpoint};
+use reel_webhooks::{sign, target};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Event types an endpoint may subscribe to.
+pub const EVENT_TYPES: &[&str] = &[
+    "recording.started",
+    "recording.paused",
+    "recording.resumed",
+    "recording_finished",
+    "recording_available",
+    "recording.failed",
+    "recording.statusUpdate",
+    "stream.recording.success",
+    "stream.recording.failure",
+    "transcription_available",
+];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks", post(create).get(list))
+        .route("/webhooks/{id}", get(read).patch(update).delete(remove))
+        .route("/webhooks/{id}/deliveries", get(deliveries))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(redeliver),
+        )
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+}
+
+fn check_url(s: &AppState, url: &str) -> Result<(), ApiError> {
+    target::check(url, s.config.webhooks_allow_private_targets)
+        .map(|_| ())
+        .map_err(|e| invalid(format!("url: {e}")))
+}
+
+fn check_types(types: &[String]) -> Result<(), ApiError> {
+    match types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
+        Some(bad) => Err(invalid(format!("event_types: unknown event type {bad:?}"))),
+        None => Ok(()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Create {
+    url: String,
+    #[serde(default)]
+    event_types: Vec<String>,
+    enabled: Option<bool>,
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Json(body): Json<Create>,
+) -> Result<Response, ApiError> {
+    check_url(&s, &body.url)?;
+    check_types(&body.event_types)?;
+    let now = now_ms();
+    let endpoint = WebhookEndpoint {
+        id: format!("whe_{}", random_token(16)),
+        application_id: key.application_id,
+        url: body.url,
+        secret: sign::new_secret(),
+        event_types: body.event_types,
+        enabled: body.enabled.unwrap_or(true),
+        disabled_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    s.db.insert_endpoint(&endpoint).await?;
+    let mut v = serde_json::to_value(&endpoint).expect("serializes");
+    v["secret"] = endpoint.secret.clone().into();
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+async fn list(State(s): State<AppState>, Auth(key): Auth) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(
+        json!({ "data": s.db.list_endpoints(&key.application_id).await? }),
+    ))
+}
+
+async fn read(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<WebhookEndpoint>, ApiError> {
+    Ok(axum::Json(
+        s.db.get_endpoint(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("webhook"))?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Update {
+    url: Option<String>,
+    event_types: Option<Vec<String>>,
+    enabled: Option<bool>,
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<Update>,
+) -> Result<axum::Json<WebhookEndpoint>, ApiError> {
+    let mut endpoint =
+        s.db.get_endpoint(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("webhook"))?;
+    if let Some(url) = body.url {
+        check_url(&s, &url)?;
+        endpoint.url = url;
+    }
+    if let Some(types) = body.event_types {
+        check_types(&types)?;
+        endpoint.event_types = types;
+    }
+    if let Some(enabled) = body.enabled {
+        endpoint.enabled = enabled;
+    }
+    s.db.update_endpoint(&endpoint).await?;
+    Ok(axum::Json(
+        s.db.get_endpoint(&key.application_id, &id).await?,
+    ))
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.db.delete_endpoint(&key.application_id, &id)
+        .await
+        .map_err(|_| ApiError::not_found("webhook"))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn deliveries(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    s.db.get_endpoint(&key.application_id, &id)
+        .await
+        .map_err(|_| ApiError::not_found("webhook"))?;
+    Ok(axum::Json(
+        json!({ "data": s.db.list_deliveries(&key.application_id, &id).await? }),
+    ))
+}
+
+async fn redeliver(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    s.db.redeliver(&key.application_id, &id, &delivery_id, now_ms())
+        .await
+        .map_err(|_| ApiError::not_found("delivery"))?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}

@@ -1,0 +1,181 @@
+//! The delivery worker: turns new events into deliveries, sends the ones that are due, logs
+//! every attempt and schedules the next. At least once: a delivery is marked delivered only
+//! after a 2xx, so a crash between sending and recording means it is sent again (with the
+//! same `webhook-id`, which receivers use to drop duplicates).
+
+use crate::{schedule, sign, target};
+use reel_db::{AttemptOutcome, Db, DueDelivery};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Time for the worker. Production uses the system clock; tests shift it from a file so a
+/// three-day retry schedule runs in seconds, across restarts.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        reel_db::now_ms()
+    }
+}
+
+/// System time plus the number of milliseconds written in a file (absent file: 0).
+pub struct OffsetFileClock(pub PathBuf);
+
+impl Clock for OffsetFileClock {
+    fn now_ms(&self) -> i64 {
+        let offset = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        reel_db::now_ms() + offset
+    }
+}
+
+#[derive(Clone)]
+pub struct WorkerConfig {
+    pub allow_private_targets: bool,
+    pub timeout: Duration,
+    /// How often to look for work when nothing wakes the worker.
+    pub poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            allow_private_targets: false,
+            timeout: Duration::from_secs(10),
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What the receiver made of one attempt.
+enum Sent {
+    Status(u16),
+    Failed(String),
+}
+
+fn send(d: &DueDelivery, cfg: &WorkerConfig, now_ms: i64) -> Sent {
+    if let Err(e) = target::check(&d.endpoint.url, cfg.allow_private_targets) {
+        return Sent::Failed(e.to_string());
+    }
+    let Some(key) = sign::secret_key(&d.endpoint.secret) else {
+        return Sent::Failed("endpoint secret is not a whsec_ secret".into());
+    };
+    let body = serde_json::json!({
+        "type": d.event_type,
+        "timestamp": d.event_created_at,
+        "data": d.payload,
+    })
+    .to_string();
+    let timestamp = now_ms / 1000;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(cfg.timeout))
+        // A redirect could point inward; receivers must answer at the URL they gave.
+        .max_redirects(0)
+        .build()
+        .into();
+    let result = agent
+        .post(&d.endpoint.url)
+        .header("content-type", "application/json")
+        .header("user-agent", "Reel-Webhooks/0.1")
+        .header("webhook-id", &d.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header(
+            "webhook-signature",
+            sign::signature(&key, &d.event_id, timestamp, &body),
+        )
+        .send(body.as_bytes());
+    match result {
+        Ok(resp) => Sent::Status(resp.status().as_u16()),
+        Err(e) => Sent::Failed(e.to_string()),
+    }
+}
+
+/// One pass: fan out new events, send what is due. Returns how many attempts it made.
+pub async fn tick(db: &Db, clock: &dyn Clock, cfg: &WorkerConfig) -> reel_db::Result<usize> {
+    let now = clock.now_ms();
+    while db.fan_out_events(100, now).await? == 100 {}
+    let due = db.due_deliveries(now, 32).await?;
+    let mut jobs = tokio::task::JoinSet::new();
+    for d in due {
+        let cfg = cfg.clone();
+        jobs.spawn_blocking(move || {
+            let started = Instant::now();
+            let sent = send(&d, &cfg, now);
+            (d, sent, started.elapsed())
+        });
+    }
+    let mut attempts = 0;
+    while let Some(joined) = jobs.join_next().await {
+        let Ok((d, sent, took)) = joined else {
+            continue;
+        };
+        attempts += 1;
+        let attempt = d.attempts + 1;
+        let at = clock.now_ms();
+        let (status, error, state, next) = match sent {
+            Sent::Status(s) if (200..300).contains(&s) => (Some(s as i64), None, "delivered", at),
+            Sent::Status(410) => {
+                db.disable_endpoint(&d.endpoint.id, "receiver answered 410 Gone")
+                    .await?;
+                (
+                    Some(410),
+                    Some("410 Gone: endpoint disabled".to_string()),
+                    "failed",
+                    at,
+                )
+            }
+            other => {
+                let (status, error) = match other {
+                    Sent::Status(s) => (Some(s as i64), format!("HTTP {s}")),
+                    Sent::Failed(e) => (None, e),
+                };
+                match schedule::next_attempt_at(
+                    at,
+                    attempt as u32,
+                    rand::random::<f64>() * 2.0 - 1.0,
+                ) {
+                    Some(next) => (status, Some(error), "pending", next),
+                    None => (
+                        status,
+                        Some(format!("{error}; retries exhausted")),
+                        "failed",
+                        at,
+                    ),
+                }
+            }
+        };
+        let outcome = AttemptOutcome {
+            at,
+            status,
+            error: error.as_deref(),
+            duration_ms: took.as_millis() as i64,
+            state,
+            next_attempt_at: next,
+        };
+        db.record_attempt(&d.id, attempt, &outcome).await?;
+        tracing::info!(delivery = %d.id, event = %d.event_type, attempt, state, status, "webhook attempt");
+    }
+    Ok(attempts)
+}
+
+/// Runs until `stop` is notified.
+pub async fn run(db: Db, clock: Arc<dyn Clock>, cfg: WorkerConfig, stop: Arc<Notify>) {
+    loop {
+        if let Err(e) = tick(&db, clock.as_ref(), &cfg).await {
+            tracing::warn!(error = %e, "webhook worker");
+        }
+        tokio::select! {
+            _ = stop.notified() => return,
+            _ = tokio::time::sleep(cfg.poll) => {}
+        }
+    }
+}
