@@ -5,6 +5,7 @@
 mod apps;
 mod error;
 mod extract;
+mod files;
 mod v1;
 mod webhooks;
 mod whip;
@@ -25,6 +26,8 @@ pub struct ApiConfig {
     pub default_max_duration: Duration,
     /// Accept webhook URLs on private and loopback addresses (tests, closed networks).
     pub webhooks_allow_private_targets: bool,
+    /// Key for signed download links.
+    pub url_signing_key: Vec<u8>,
 }
 
 pub struct Inner {
@@ -51,5 +54,6 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
             v1::routes().merge(apps::routes()).merge(webhooks::routes()),
         )
         .nest("/whip", whip::routes())
+        .route("/download/{id}", get(files::signed_download))
         .with_state(state)
 }

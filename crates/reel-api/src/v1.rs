@@ -2,9 +2,8 @@
 
 use crate::extract::{Auth, Json, Query};
 use crate::{ApiError, AppState};
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -21,7 +20,8 @@ pub fn routes() -> Router<AppState> {
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", get(get_session))
         .route("/assets", get(list_assets))
-        .route("/assets/{id}", get(get_asset))
+        .route("/assets/{id}", get(get_asset).delete(delete_asset))
+        .route("/assets/{id}/presigned-url", get(presigned_url))
         .route("/assets/{id}/download", get(download_asset))
         .route("/events", get(list_events))
 }
@@ -237,37 +237,68 @@ async fn download_asset(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let asset =
         s.db.get_asset(&key.application_id, &id)
             .await
             .map_err(|_| ApiError::not_found("asset"))?;
-    let file = tokio::fs::File::open(&asset.path).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::GONE,
-            "asset_gone",
-            "the asset's file is no longer on this server",
-        )
-    })?;
-    let len = file.metadata().await.map_err(ApiError::internal)?.len();
-    let content_type = match asset.format.as_str() {
-        "webm" => "video/webm",
-        "mp4" => "video/mp4",
-        _ => "application/octet-stream",
-    };
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_LENGTH, len.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}.{}\"", asset.id, asset.format),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    crate::files::serve(&asset, &headers).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    expires_in: Option<u64>,
+}
+
+/// An expiring link to the asset's file that needs no API key.
+async fn presigned_url(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<LinkRequest>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let asset =
+        s.db.get_asset(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("asset"))?;
+    let expires_in = q.expires_in.unwrap_or(crate::files::DEFAULT_EXPIRES_IN);
+    if expires_in == 0 || expires_in > crate::files::MAX_EXPIRES_IN {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "expires_in: between 1 and 604800 seconds",
+        ));
+    }
+    let expires = now_ms() / 1000 + expires_in as i64;
+    let sig = crate::files::sign(&s.config.url_signing_key, &asset.id, expires);
+    let url = format!(
+        "{}/download/{}?expires={expires}&sig={sig}",
+        s.config.public_url.trim_end_matches('/'),
+        asset.id
+    );
+    Ok(axum::Json(
+        json!({ "url": url, "expires_at": expires * 1000 }),
+    ))
+}
+
+async fn delete_asset(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let asset =
+        s.db.get_asset(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("asset"))?;
+    // Row first: once it is gone nobody can be handed the file; then the file.
+    s.db.delete_asset(&key.application_id, &asset.id).await?;
+    if let Err(e) = tokio::fs::remove_file(&asset.path).await {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(asset = %asset.id, error = %e, "asset file not removed");
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The event outbox, oldest first: what webhooks will deliver.

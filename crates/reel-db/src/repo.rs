@@ -642,6 +642,28 @@ impl Db {
         .collect()
     }
 
+    /// An asset in any application: for signed links, whose signature is the permission.
+    pub async fn asset_by_id(&self, id: &str) -> Result<Asset> {
+        let row = sqlx::query("SELECT * FROM assets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        asset(&row)
+    }
+
+    pub async fn delete_asset(&self, app: &str, id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM assets WHERE id = $1 AND application_id = $2")
+            .bind(id)
+            .bind(app)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound);
+        }
+        Ok(())
+    }
+
     pub async fn assets_of_publication(&self, publication_id: &str) -> Result<Vec<Asset>> {
         sqlx::query("SELECT * FROM assets WHERE publication_id = $1")
             .bind(publication_id)

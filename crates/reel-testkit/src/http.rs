@@ -44,8 +44,22 @@ pub fn request(
     bearer: Option<&str>,
     body: Option<(&str, &[u8])>,
 ) -> Result<Response, String> {
+    request_with(method, url, bearer, &[], body)
+}
+
+/// Like `request`, with extra headers.
+pub fn request_with(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> Result<Response, String> {
     let agent = agent();
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
     if let Some(token) = bearer {
         builder = builder.header("Authorization", format!("Bearer {token}"));
     }

@@ -276,6 +276,7 @@ async fn run(s: config::Settings) -> Result<(), String> {
             default_empty_timeout: Duration::from_secs(s.empty_timeout_secs),
             default_max_duration: Duration::from_secs(s.max_duration_secs),
             webhooks_allow_private_targets: s.webhooks.allow_private_targets,
+            url_signing_key: load_or_create_key(&data_dir.join("url-signing.key"))?,
         },
     );
     // One machine-readable line for scripts and tests that start reel on port 0.
@@ -292,6 +293,30 @@ async fn run(s: config::Settings) -> Result<(), String> {
     let _ = tokio::time::timeout(Duration::from_secs(10), webhook_worker).await;
     let _ = parts.capture_thread.join();
     Ok(())
+}
+
+/// A 32-byte server key kept in the data directory, readable by the owner only. Made on
+/// first start; every node of a cluster must share it for links to work everywhere.
+fn load_or_create_key(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(key) = std::fs::read(path) {
+        if key.len() == 32 {
+            return Ok(key);
+        }
+        return Err(format!("{}: expected 32 bytes", path.display()));
+    }
+    let key: [u8; 32] = rand::random();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(&key)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(key.to_vec())
 }
 
 /// The one UDP socket every publisher sends to. Its receive buffer is what absorbs bursts

@@ -1,0 +1,164 @@
+//! Serving asset files: with an API key (`/v1/assets/{id}/download`) or through an expiring
+//! signed link that needs no key (`/download/{id}?expires=…&sig=…`), the link an application
+//! hands to a browser. Both answer byte ranges, so players can seek.
+//!
+//! A link's signature is HMAC-SHA256 over `"{asset_id}:{expires}"` with the server's URL key
+//! (kept in the data directory, mode 0600). Changing the id or the expiry breaks it; after
+//! `expires` it answers 403.
+
+use crate::extract::Query;
+use crate::{ApiError, AppState};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use reel_db::Asset;
+use serde::Deserialize;
+use sha2::Sha256;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// Longest link lifetime: 7 days.
+pub const MAX_EXPIRES_IN: u64 = 7 * 24 * 3600;
+pub const DEFAULT_EXPIRES_IN: u64 = 3600;
+
+fn mac(key: &[u8], asset_id: &str, expires: i64) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("{asset_id}:{expires}").as_bytes());
+    mac
+}
+
+pub fn sign(key: &[u8], asset_id: &str, expires: i64) -> String {
+    hex::encode(mac(key, asset_id, expires).finalize().into_bytes())
+}
+
+fn verify(key: &[u8], asset_id: &str, expires: i64, sig: &str) -> bool {
+    let Ok(bytes) = hex::decode(sig) else {
+        return false;
+    };
+    // verify_slice compares in constant time.
+    mac(key, asset_id, expires).verify_slice(&bytes).is_ok()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkQuery {
+    expires: i64,
+    sig: String,
+}
+
+/// `GET /download/{asset_id}?expires=&sig=`: no API key, the signature is the permission.
+pub async fn signed_download(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LinkQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !verify(&s.config.url_signing_key, &id, q.expires, &q.sig) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_signature",
+            "the link's signature does not match",
+        ));
+    }
+    if q.expires <= reel_db::now_ms() / 1000 {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "link_expired",
+            "the link has expired",
+        ));
+    }
+    let asset =
+        s.db.asset_by_id(&id)
+            .await
+            .map_err(|_| ApiError::not_found("asset"))?;
+    serve(&asset, &headers).await
+}
+
+fn content_type(format: &str) -> &'static str {
+    match format {
+        "webm" => "video/webm",
+        "mp4" => "video/mp4",
+        "mp3" => "audio/mpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A single `bytes=a-b` / `bytes=a-` / `bytes=-n` range within `len`, or None for the whole.
+fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(v) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let spec = v.strip_prefix("bytes=").ok_or(())?;
+    if spec.contains(',') {
+        return Ok(None); // several ranges: answer with the whole file, as RFC 9110 allows
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            (len.saturating_sub(n), len.checked_sub(1).ok_or(())?)
+        }
+        (a, "") => (a.parse().map_err(|_| ())?, len.checked_sub(1).ok_or(())?),
+        (a, b) => (
+            a.parse().map_err(|_| ())?,
+            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)),
+        ),
+    };
+    if start > end || start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+pub async fn serve(asset: &Asset, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let mut file = tokio::fs::File::open(&asset.path).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::GONE,
+            "asset_gone",
+            "the asset's file is no longer on this server",
+        )
+    })?;
+    let len = file.metadata().await.map_err(ApiError::internal)?.len();
+    let disposition = format!("attachment; filename=\"{}.{}\"", asset.id, asset.format);
+    let common = [
+        (
+            header::CONTENT_TYPE,
+            content_type(&asset.format).to_string(),
+        ),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::ACCEPT_RANGES, "bytes".to_string()),
+    ];
+    match parse_range(headers, len) {
+        Ok(None) => {
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            Ok((common, [(header::CONTENT_LENGTH, len.to_string())], body).into_response())
+        }
+        Ok(Some((start, end))) => {
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(ApiError::internal)?;
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(
+                file.take(end - start + 1),
+            ));
+            let range = [
+                (header::CONTENT_LENGTH, (end - start + 1).to_string()),
+                (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
+            ];
+            Ok((StatusCode::PARTIAL_CONTENT, common, range, body).into_response())
+        }
+        Err(()) => {
+            let mut resp = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "bad_range",
+                "the requested range is not in the file",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_RANGE,
+                format!("bytes */{len}").parse().expect("valid header"),
+            );
+            Ok(resp)
+        }
+    }
+}
