@@ -26,6 +26,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 "invalid_field",
                 e.body_text(),
             )),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "request bodies are limited to {} bytes",
+                    crate::MAX_JSON_BODY
+                ),
+            )),
             Err(e) => Err(ApiError::bad_request("invalid_json", e.body_text())),
         }
     }

@@ -38,6 +38,9 @@ pub struct Inner {
 
 pub type AppState = Arc<Inner>;
 
+/// Largest JSON body `/v1` accepts; real requests are a few hundred bytes.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
 pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
     let state = Arc::new(Inner {
         db,
@@ -51,7 +54,10 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
         )
         .nest(
             "/v1",
-            v1::routes().merge(apps::routes()).merge(webhooks::routes()),
+            v1::routes()
+                .merge(apps::routes())
+                .merge(webhooks::routes())
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
         .nest("/whip", whip::routes())
         .route("/download/{id}", get(files::signed_download))

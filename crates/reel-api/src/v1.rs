@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/rooms", post(create_room).get(list_rooms))
-        .route("/rooms/{room_id}", get(get_room))
+        .route(
+            "/rooms/{room_id}",
+            get(get_room).patch(update_room).delete(delete_room),
+        )
         .route("/rooms/{room_id}/tokens", post(create_token))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", get(get_session))
@@ -90,6 +93,73 @@ async fn get_room(
             .await
             .map_err(|_| ApiError::not_found("room"))?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRoom {
+    name: Option<String>,
+    empty_timeout_seconds: Option<u64>,
+    max_duration_seconds: Option<u64>,
+}
+
+/// Changes apply to sessions that start afterwards; a live session keeps its limits.
+async fn update_room(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateRoom>,
+) -> Result<axum::Json<Room>, ApiError> {
+    let mut room =
+        s.db.get_room(Some(&key.application_id), &id)
+            .await
+            .map_err(|_| ApiError::not_found("room"))?;
+    let invalid = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", m);
+    if let Some(name) = body.name {
+        if name.len() > 200 {
+            return Err(invalid("name: at most 200 bytes"));
+        }
+        room.name = name;
+    }
+    if let Some(secs) = body.empty_timeout_seconds {
+        if secs > 24 * 3600 {
+            return Err(invalid("empty_timeout_seconds: at most 86400"));
+        }
+        room.empty_timeout_ms = secs as i64 * 1000;
+    }
+    if let Some(secs) = body.max_duration_seconds {
+        if secs == 0 || secs > MAX_DURATION_LIMIT_SECS {
+            return Err(invalid("max_duration_seconds: between 1 and 604800"));
+        }
+        room.max_duration_ms = secs as i64 * 1000;
+    }
+    s.db.update_room(&room).await?;
+    Ok(axum::Json(room))
+}
+
+/// Deletes a room that is not recording; its sessions and assets stay listed.
+async fn delete_room(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.db.get_room(Some(&key.application_id), &id)
+        .await
+        .map_err(|_| ApiError::not_found("room"))?;
+    let live =
+        s.db.list_sessions(&key.application_id, Some(&id))
+            .await?
+            .into_iter()
+            .any(|x| x.state == "live");
+    if live {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "room_in_use",
+            "the room has a live session",
+        ));
+    }
+    s.db.delete_room(&key.application_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]

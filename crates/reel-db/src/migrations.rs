@@ -146,6 +146,7 @@ CREATE TABLE webhook_attempts (
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, attempt);
 "#,
     ),
+    (4, "ALTER TABLE rooms ADD COLUMN deleted_at BIGINT"),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

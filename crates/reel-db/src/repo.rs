@@ -350,7 +350,7 @@ impl Db {
 
     /// A room by id, within an application (or any application when `app` is None).
     pub async fn get_room(&self, app: Option<&str>, id: &str) -> Result<Room> {
-        let row = sqlx::query("SELECT * FROM rooms WHERE id = $1")
+        let row = sqlx::query("SELECT * FROM rooms WHERE id = $1 AND deleted_at IS NULL")
             .bind(id)
             .fetch_optional(self.pool())
             .await?
@@ -362,8 +362,41 @@ impl Db {
         }
     }
 
+    pub async fn update_room(&self, room: &Room) -> Result<()> {
+        sqlx::query("UPDATE rooms SET name = $1, empty_timeout_ms = $2, max_duration_ms = $3 WHERE id = $4 AND application_id = $5")
+            .bind(&room.name)
+            .bind(room.empty_timeout_ms)
+            .bind(room.max_duration_ms)
+            .bind(&room.id)
+            .bind(&room.application_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the room: it disappears from the API and its publish tokens stop working.
+    /// The row stays (marked deleted) because sessions and assets keep referring to it.
+    pub async fn delete_room(&self, app: &str, id: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query("UPDATE rooms SET deleted_at = $1 WHERE id = $2 AND application_id = $3 AND deleted_at IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .bind(app)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound);
+        }
+        sqlx::query("DELETE FROM publish_tokens WHERE room_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn list_rooms(&self, app: &str) -> Result<Vec<Room>> {
-        sqlx::query("SELECT * FROM rooms WHERE application_id = $1 ORDER BY created_at, id")
+        sqlx::query("SELECT * FROM rooms WHERE application_id = $1 AND deleted_at IS NULL ORDER BY created_at, id")
             .bind(app)
             .fetch_all(self.pool())
             .await?

@@ -1,0 +1,111 @@
+//! Rooms through the API: update, delete (refused while live), and request-size limits.
+
+mod common;
+
+use common::*;
+use reel_testkit::http;
+use reel_testkit::media::pattern_and_tone;
+use reel_testkit::{publish, PublishOptions};
+use serde_json::json;
+use std::time::Duration;
+
+#[test]
+fn rooms_update_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(1);
+    let path = format!("/v1/rooms/{room}");
+    let url = server.url(&path);
+
+    let patched = http::json(
+        "PATCH",
+        &url,
+        Some(ADMIN_KEY),
+        &json!({"name": "ward 7", "max_duration_seconds": 600}),
+    )
+    .unwrap();
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    assert_eq!(server.get(&path)["name"], "ward 7");
+    assert_eq!(server.get(&path)["max_duration_ms"], 600_000);
+    for bad in [
+        json!({"max_duration_seconds": 0}),
+        json!({"empty_timeout_seconds": 999_999}),
+        json!({"nickname": "x"}),
+    ] {
+        assert_eq!(
+            http::json("PATCH", &url, Some(ADMIN_KEY), &bad)
+                .unwrap()
+                .status,
+            422,
+            "{bad}"
+        );
+    }
+
+    // Live: deletion waits.
+    let (token, whip) = server.token(&room, "pia", "camera");
+    let media = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
+    let mut opts = PublishOptions::new(&whip, &token);
+    opts.audio = Some(media.audio);
+    opts.duration = Duration::from_secs(3);
+    let publisher = std::thread::spawn(move || publish(&opts).unwrap());
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = http::request("DELETE", &url, Some(ADMIN_KEY), None).unwrap();
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (409, Some("room_in_use"))
+    );
+    let report = publisher.join().unwrap();
+    server.wait_session_ended(&report.session_id, Duration::from_secs(10));
+
+    assert_eq!(
+        http::request("DELETE", &url, Some(ADMIN_KEY), None)
+            .unwrap()
+            .status,
+        204
+    );
+    assert_eq!(
+        http::request("GET", &url, Some(ADMIN_KEY), None)
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        http::request("DELETE", &url, Some(ADMIN_KEY), None)
+            .unwrap()
+            .status,
+        404
+    );
+    // Its tokens no longer publish; its recordings are still there.
+    let r = http::request(
+        "POST",
+        &whip,
+        Some(&token),
+        Some(("application/sdp", b"v=0")),
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        server.get(&format!("/v1/assets?session_id={}", report.session_id))["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn oversized_bodies_get_413_with_a_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let big = json!({"name": "x".repeat(100_000)});
+    let r = http::json("POST", &server.url("/v1/rooms"), Some(ADMIN_KEY), &big).unwrap();
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let sdp = vec![b'a'; 70_000];
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "q", "camera");
+    let r = http::request("POST", &whip, Some(&token), Some(("application/sdp", &sdp))).unwrap();
+    assert_eq!(r.status, 413);
+}
