@@ -1,5 +1,6 @@
 //! `reel`: wires config, sockets, the recorder and the API together. No business logic.
 
+mod cli;
 mod config;
 mod media;
 
@@ -30,6 +31,34 @@ enum Command {
     Journal {
         #[command(subcommand)]
         command: JournalCommand,
+    },
+    /// Rooms and publish tokens, through the API of a running server.
+    Rooms {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(subcommand)]
+        command: cli::Rooms,
+    },
+    /// Sessions (who published, when, and why it ended).
+    Sessions {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(subcommand)]
+        command: cli::Sessions,
+    },
+    /// Recorded files: list, download, signed links.
+    Assets {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(subcommand)]
+        command: cli::Assets,
+    },
+    /// Webhook endpoints and their delivery logs.
+    Webhooks {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(subcommand)]
+        command: cli::Webhooks,
     },
 }
 
@@ -72,6 +101,10 @@ fn main() -> ExitCode {
         Command::Journal {
             command: JournalCommand::Inspect { file, records },
         } => inspect(&file, records),
+        Command::Rooms { target, command } => cli::rooms(target, command),
+        Command::Sessions { target, command } => cli::sessions(target, command),
+        Command::Assets { target, command } => cli::assets(target, command),
+        Command::Webhooks { target, command } => cli::webhooks(target, command),
     }
 }
 

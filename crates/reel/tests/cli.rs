@@ -1,0 +1,126 @@
+//! The operator CLI against a running server: same API, same errors, real files.
+
+mod common;
+
+use common::*;
+use reel_testkit::media::pattern_and_tone;
+use reel_testkit::{publish, PublishOptions};
+use serde_json::Value;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn reel(server: &Server, key: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reel"));
+    cmd.args(args)
+        .env("REEL_SERVER", format!("http://{}", server.http))
+        .env_remove("REEL_API_KEY");
+    if let Some(key) = key {
+        cmd.env("REEL_API_KEY", key);
+    }
+    cmd.output().unwrap()
+}
+
+fn ok_json(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn the_cli_drives_a_recording_from_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let key = Some(ADMIN_KEY);
+    let room = ok_json(reel(
+        &server,
+        key,
+        &[
+            "rooms",
+            "create",
+            "--name",
+            "desk",
+            "--empty-timeout-seconds",
+            "1",
+        ],
+    ));
+    let room_id = room["id"].as_str().unwrap();
+    let token = ok_json(reel(
+        &server,
+        key,
+        &["rooms", "token", room_id, "--participant", "rita"],
+    ));
+    assert_eq!(
+        ok_json(reel(&server, key, &["rooms", "list"]))["data"][0]["name"],
+        "desk"
+    );
+
+    let media = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
+    let mut opts = PublishOptions::new(
+        token["whip_url"].as_str().unwrap(),
+        token["token"].as_str().unwrap(),
+    );
+    opts.video = Some(media.video);
+    opts.audio = Some(media.audio);
+    opts.duration = Duration::from_secs(2);
+    let report = publish(&opts).unwrap();
+    server.wait_assets(&report.session_id, 1, Duration::from_secs(20));
+
+    let sessions = ok_json(reel(
+        &server,
+        key,
+        &["sessions", "list", "--room-id", room_id],
+    ));
+    assert_eq!(sessions["data"][0]["id"], report.session_id.as_str());
+    let assets = ok_json(reel(
+        &server,
+        key,
+        &[
+            "assets",
+            "list",
+            "--session-id",
+            &report.session_id,
+            "--asset-type",
+            "regular",
+        ],
+    ));
+    let asset = assets["data"][0]["id"].as_str().unwrap();
+    let file = dir.path().join("rita.webm");
+    let out = reel(
+        &server,
+        key,
+        &["assets", "download", asset, "-o", file.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ffprobe(&file).codecs, ["vp8", "opus"]);
+    let link = ok_json(reel(
+        &server,
+        key,
+        &["assets", "link", asset, "--expires-in", "60"],
+    ));
+    assert!(link["url"].as_str().unwrap().contains("/download/"));
+
+    // Errors come back as the API's code, with a failing exit status.
+    let refused = reel(
+        &server,
+        key,
+        &["webhooks", "create", "http://127.0.0.1:9/hook"],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_field"));
+    let wrong = reel(&server, Some("reel_wrong"), &["rooms", "list"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("unauthorized (401)"));
+    let none = reel(&server, None, &["rooms", "list"]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("REEL_API_KEY"));
+    assert!(!reel(&server, key, &["rooms", "get", "room_nope"])
+        .status
+        .success());
+}
