@@ -125,6 +125,8 @@ pub struct RemuxReport {
     pub sync: &'static str,
     /// "webm" or "mp4": also the file extension.
     pub container: &'static str,
+    /// Pauses cut out of the output.
+    pub pauses: Vec<PauseMarker>,
 }
 
 /// One muxer or the other, behind one `write_frame`.
@@ -157,24 +159,86 @@ struct Input<R: Read> {
     waiting_for_keyframe: bool,
     last_ts: Option<i64>,
     intervals: (u64, i64),
+    window: Window,
+    /// Paused time seen so far, cut out of every later frame's timestamp.
+    cut_us: i64,
+    paused_at: Option<i64>,
+    pauses: Vec<PauseMarker>,
+    /// A pause or the window's start broke the decoding chain.
+    resumed: bool,
+}
+
+/// Which part of a journal belongs to the output, by arrival (Unix µs): a recording's
+/// start and stop. Frames outside are left out like paused ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Window {
+    pub from_unix_us: Option<i64>,
+    pub to_unix_us: Option<i64>,
+}
+
+impl Window {
+    fn contains(&self, t: i64) -> bool {
+        self.from_unix_us.is_none_or(|f| t >= f) && self.to_unix_us.is_none_or(|e| t <= e)
+    }
+}
+
+/// A pause in the capture: absent from the output, listed in its metadata.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PauseMarker {
+    pub paused_at_unix_ms: i64,
+    pub resumed_at_unix_ms: Option<i64>,
+    /// Where in the output the two sides of the pause meet, in ms.
+    pub at_ms: i64,
 }
 
 impl<R: Read> Input<R> {
-    /// Next frame as (µs on the chosen clock, flags, data).
+    /// Next frame as (µs on the chosen clock less paused time, flags, data).
     fn advance(&mut self) -> Result<()> {
         self.next = None;
         while let Some(record) = self.reader.next_record()? {
-            if let Record::Frame {
-                rtp_time,
-                flags,
-                data,
-                ..
-            } = record
-            {
-                let us = self.anchor.to_us(rtp_time, self.plan.header.clock_rate);
-                self.next = Some((us, flags, data));
-                return Ok(());
+            match record {
+                Record::Frame {
+                    rtp_time,
+                    flags,
+                    data,
+                    arrival_unix_us,
+                } => {
+                    if self.paused_at.is_some() || !self.window.contains(arrival_unix_us) {
+                        continue;
+                    }
+                    let us = self.anchor.to_us(rtp_time, self.plan.header.clock_rate) - self.cut_us;
+                    let mut flags = flags;
+                    if std::mem::take(&mut self.resumed) {
+                        flags |= flags::DISCONTINUITY;
+                    }
+                    self.next = Some((us, flags, data));
+                    return Ok(());
+                }
+                Record::Pause { at_unix_us } => {
+                    self.paused_at.get_or_insert(at_unix_us);
+                }
+                Record::Resume { at_unix_us } => {
+                    if let Some(paused) = self.paused_at.take() {
+                        let gap = (at_unix_us - paused).max(0);
+                        self.cut_us += gap;
+                        self.resumed = true;
+                        self.pauses.push(PauseMarker {
+                            paused_at_unix_ms: paused / 1000,
+                            resumed_at_unix_ms: Some(at_unix_us / 1000),
+                            at_ms: self.last_ts.unwrap_or(0) / 1000,
+                        });
+                    }
+                }
+                _ => {}
             }
+        }
+        if let Some(paused) = self.paused_at.take() {
+            let at_ms = self.last_ts.unwrap_or(0) / 1000;
+            self.pauses.push(PauseMarker {
+                paused_at_unix_ms: paused / 1000,
+                resumed_at_unix_ms: None,
+                at_ms,
+            });
         }
         Ok(())
     }
@@ -192,6 +256,15 @@ fn video_rank(plan: &TrackPlan) -> (bool, u32, u64) {
 /// `tracks` pairs each first-pass plan with a fresh reader of the same journal.
 pub fn remux<R: Read, W: Write + Seek>(
     tracks: Vec<(TrackPlan, JournalReader<R>)>,
+    out: W,
+) -> Result<(W, RemuxReport)> {
+    remux_window(tracks, Window::default(), out)
+}
+
+/// `remux` restricted to `window`, for one recording among several in a session.
+pub fn remux_window<R: Read, W: Write + Seek>(
+    tracks: Vec<(TrackPlan, JournalReader<R>)>,
+    window: Window,
     out: W,
 ) -> Result<(W, RemuxReport)> {
     let mut video: Option<(TrackPlan, JournalReader<R>)> = None;
@@ -264,6 +337,11 @@ pub fn remux<R: Read, W: Write + Seek>(
             next: None,
             last_ts: None,
             intervals: (0, 0),
+            window,
+            cut_us: 0,
+            paused_at: None,
+            pauses: Vec::new(),
+            resumed: false,
         };
         input.advance()?;
         inputs.push(input);
@@ -311,6 +389,7 @@ pub fn remux<R: Read, W: Write + Seek>(
             "arrival"
         },
         container: if is_h264 { "mp4" } else { "webm" },
+        pauses: Vec::new(),
     };
     let mut end_ms: f64 = 0.0;
     // k-way merge: always the input whose next frame is earliest.
@@ -367,6 +446,17 @@ pub fn remux<R: Read, W: Write + Seek>(
         input.advance()?;
     }
     report.duration_ms = end_ms;
+    // Every track saw the same pauses; the one that saw most has them all.
+    let origin_ms = origin_us / 1000;
+    if let Some(input) = inputs.iter_mut().max_by_key(|i| i.pauses.len()) {
+        report.pauses = std::mem::take(&mut input.pauses)
+            .into_iter()
+            .map(|p| PauseMarker {
+                at_ms: (p.at_ms - origin_ms).max(0),
+                ..p
+            })
+            .collect();
+    }
     let out = writer.finish(end_ms)?;
     Ok((out, report))
 }
@@ -386,6 +476,91 @@ mod tests {
         } else {
             vec![0x11, 0x02, 0x00, 4, 5, 6]
         }
+    }
+
+    fn opus_header() -> JournalHeader {
+        JournalHeader {
+            track_id: "trk_a".into(),
+            publication_id: "pub".into(),
+            session_id: "ses".into(),
+            room_id: "room".into(),
+            participant: "p".into(),
+            kind: MediaKind::Audio,
+            codec: Codec::Opus,
+            clock_rate: 48_000,
+            mid: "0".into(),
+            rid: None,
+            created_unix_us: 0,
+        }
+    }
+
+    /// 20 ms Opus frames from 0 to 4 s, with capture paused from 0.5 s to 3.5 s.
+    fn paused_journal() -> Vec<u8> {
+        let mut w = JournalWriter::create(Vec::new(), &opus_header()).unwrap();
+        for i in 0..200u64 {
+            let t = i as i64 * 20_000;
+            if t == 500_000 {
+                w.append(&Record::Pause { at_unix_us: t }).unwrap();
+            }
+            if t == 3_500_000 {
+                w.append(&Record::Resume { at_unix_us: t }).unwrap();
+            }
+            if (500_000..3_500_000).contains(&t) {
+                continue; // the capture thread drops frames while paused
+            }
+            let frame = Record::Frame {
+                rtp_time: i * 960,
+                arrival_unix_us: t,
+                flags: flags::KEYFRAME,
+                data: vec![0xfc, 1, 2],
+            };
+            w.append(&frame).unwrap();
+        }
+        w.into_inner()
+    }
+
+    #[test]
+    fn paused_time_is_cut_out_and_listed() {
+        let j = paused_journal();
+        let tracks = vec![(
+            analyze(&j[..]).unwrap(),
+            JournalReader::open(&j[..]).unwrap(),
+        )];
+        let (_, report) = remux(tracks, Cursor::new(Vec::new())).unwrap();
+        assert_eq!(report.audio_frames, 50);
+        assert!(
+            (report.duration_ms - 1000.0).abs() < 1.0,
+            "{}",
+            report.duration_ms
+        );
+        assert_eq!(
+            report.pauses,
+            vec![PauseMarker {
+                paused_at_unix_ms: 500,
+                resumed_at_unix_ms: Some(3500),
+                at_ms: 480
+            }]
+        );
+    }
+
+    #[test]
+    fn a_window_keeps_only_its_part() {
+        let j = paused_journal();
+        let tracks = vec![(
+            analyze(&j[..]).unwrap(),
+            JournalReader::open(&j[..]).unwrap(),
+        )];
+        let window = Window {
+            from_unix_us: Some(3_500_000),
+            to_unix_us: None,
+        };
+        let (_, report) = remux_window(tracks, window, Cursor::new(Vec::new())).unwrap();
+        assert_eq!(report.audio_frames, 25);
+        assert!(
+            (report.duration_ms - 500.0).abs() < 1.0,
+            "{}",
+            report.duration_ms
+        );
     }
 
     #[test]
