@@ -94,6 +94,13 @@ impl From<RecorderError> for ApiError {
         match e {
             RecorderError::Whip(w) => w.into(),
             RecorderError::Db(d) => d.into(),
+            RecorderError::NotFound => ApiError::not_found("recording"),
+            RecorderError::Conflict(m) => {
+                ApiError::new(StatusCode::CONFLICT, "recording_in_progress", m)
+            }
+            RecorderError::InvalidState(m) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_state", m)
+            }
             RecorderError::ShuttingDown => ApiError {
                 retry_after: Some(5),
                 ..ApiError::new(

@@ -6,6 +6,7 @@ mod apps;
 mod error;
 mod extract;
 mod files;
+mod recordings;
 mod v1;
 mod webhooks;
 mod whip;
@@ -57,6 +58,7 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
             v1::routes()
                 .merge(apps::routes())
                 .merge(webhooks::routes())
+                .merge(recordings::routes())
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
         .nest("/whip", whip::routes())

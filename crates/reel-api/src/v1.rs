@@ -37,6 +37,7 @@ struct CreateRoom {
     name: Option<String>,
     empty_timeout_seconds: Option<u64>,
     max_duration_seconds: Option<u64>,
+    auto_stream_recording: Option<bool>,
 }
 
 async fn create_room(
@@ -69,6 +70,7 @@ async fn create_room(
         name,
         empty_timeout_ms: empty as i64,
         max_duration_ms: max as i64,
+        auto_stream_recording: body.auto_stream_recording.unwrap_or(true),
         created_at: now_ms(),
     };
     s.db.insert_room(&room).await?;
@@ -101,6 +103,7 @@ struct UpdateRoom {
     name: Option<String>,
     empty_timeout_seconds: Option<u64>,
     max_duration_seconds: Option<u64>,
+    auto_stream_recording: Option<bool>,
 }
 
 /// Changes apply to sessions that start afterwards; a live session keeps its limits.
@@ -132,6 +135,9 @@ async fn update_room(
             return Err(invalid("max_duration_seconds: between 1 and 604800"));
         }
         room.max_duration_ms = secs as i64 * 1000;
+    }
+    if let Some(on) = body.auto_stream_recording {
+        room.auto_stream_recording = on;
     }
     s.db.update_room(&room).await?;
     Ok(axum::Json(room))
@@ -270,6 +276,7 @@ async fn get_session(
 struct AssetQuery {
     session_id: Option<String>,
     asset_type: Option<String>,
+    recording_id: Option<String>,
 }
 
 async fn list_assets(
@@ -286,6 +293,7 @@ async fn list_assets(
             &key.application_id,
             q.session_id.as_deref(),
             q.asset_type.as_deref(),
+            q.recording_id.as_deref(),
         )
         .await?;
     Ok(axum::Json(json!({ "data": assets })))

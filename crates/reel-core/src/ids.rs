@@ -68,6 +68,7 @@ id_type!(PublicationId, "pub");
 id_type!(TrackId, "trk");
 id_type!(AssetId, "ast");
 id_type!(EventId, "evt");
+id_type!(RecordingId, "rec");
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 pub mod ids;
 pub mod lifecycle;
 pub mod media;
+pub mod recording;
 
 pub use ids::*;
 pub use media::*;

@@ -4,9 +4,11 @@
 //! (SQLite reads `$N` as a numbered parameter too).
 
 mod migrations;
+mod recordings;
 mod repo;
 mod webhooks;
 
+pub use recordings::*;
 pub use repo::*;
 pub use webhooks::*;
 

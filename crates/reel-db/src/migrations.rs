@@ -147,6 +147,31 @@ CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, attempt)
 "#,
     ),
     (4, "ALTER TABLE rooms ADD COLUMN deleted_at BIGINT"),
+    (
+        5,
+        r#"
+CREATE TABLE recordings (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    session_id TEXT,
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,
+    failure TEXT,
+    pauses TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    stopped_at BIGINT,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX recordings_room ON recordings(room_id, created_at);
+CREATE INDEX recordings_session ON recordings(session_id);
+CREATE INDEX recordings_state ON recordings(state);
+ALTER TABLE assets ADD COLUMN recording_id TEXT;
+CREATE INDEX assets_recording ON assets(recording_id);
+ALTER TABLE rooms ADD COLUMN auto_stream_recording BIGINT NOT NULL DEFAULT 1
+"#,
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

@@ -47,6 +47,8 @@ pub struct Room {
     pub name: String,
     pub empty_timeout_ms: i64,
     pub max_duration_ms: i64,
+    /// Start a `stream` recording whenever a session starts.
+    pub auto_stream_recording: bool,
     pub created_at: i64,
 }
 
@@ -106,6 +108,7 @@ pub struct Asset {
     pub room_id: String,
     pub session_id: String,
     pub publication_id: Option<String>,
+    pub recording_id: Option<String>,
     pub participant: Option<String>,
     pub asset_type: String,
     pub format: String,
@@ -138,6 +141,7 @@ fn room(r: &AnyRow) -> Result<Room> {
         name: r.try_get("name")?,
         empty_timeout_ms: r.try_get("empty_timeout_ms")?,
         max_duration_ms: r.try_get("max_duration_ms")?,
+        auto_stream_recording: r.try_get::<i64, _>("auto_stream_recording")? != 0,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -192,6 +196,7 @@ fn asset(r: &AnyRow) -> Result<Asset> {
         room_id: r.try_get("room_id")?,
         session_id: r.try_get("session_id")?,
         publication_id: r.try_get("publication_id")?,
+        recording_id: r.try_get("recording_id")?,
         participant: r.try_get("participant")?,
         asset_type: r.try_get("asset_type")?,
         format: r.try_get("format")?,
@@ -335,13 +340,14 @@ impl Db {
 
     pub async fn insert_room(&self, room: &Room) -> Result<()> {
         sqlx::query(
-            "INSERT INTO rooms (id, application_id, name, empty_timeout_ms, max_duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO rooms (id, application_id, name, empty_timeout_ms, max_duration_ms, auto_stream_recording, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&room.id)
         .bind(&room.application_id)
         .bind(&room.name)
         .bind(room.empty_timeout_ms)
         .bind(room.max_duration_ms)
+        .bind(i64::from(room.auto_stream_recording))
         .bind(room.created_at)
         .execute(self.pool())
         .await?;
@@ -363,14 +369,17 @@ impl Db {
     }
 
     pub async fn update_room(&self, room: &Room) -> Result<()> {
-        sqlx::query("UPDATE rooms SET name = $1, empty_timeout_ms = $2, max_duration_ms = $3 WHERE id = $4 AND application_id = $5")
-            .bind(&room.name)
-            .bind(room.empty_timeout_ms)
-            .bind(room.max_duration_ms)
-            .bind(&room.id)
-            .bind(&room.application_id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE rooms SET name = $1, empty_timeout_ms = $2, max_duration_ms = $3, auto_stream_recording = $4 WHERE id = $5 AND application_id = $6",
+        )
+        .bind(&room.name)
+        .bind(room.empty_timeout_ms)
+        .bind(room.max_duration_ms)
+        .bind(i64::from(room.auto_stream_recording))
+        .bind(&room.id)
+        .bind(&room.application_id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -622,13 +631,14 @@ impl Db {
 
     pub async fn insert_asset(&self, a: &Asset) -> Result<()> {
         sqlx::query(
-            "INSERT INTO assets (id, application_id, room_id, session_id, publication_id, participant, asset_type, format, path, start_at, end_at, duration_ms, size_bytes, sha256, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "INSERT INTO assets (id, application_id, room_id, session_id, publication_id, recording_id, participant, asset_type, format, path, start_at, end_at, duration_ms, size_bytes, sha256, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&a.id)
         .bind(&a.application_id)
         .bind(&a.room_id)
         .bind(&a.session_id)
         .bind(&a.publication_id)
+        .bind(&a.recording_id)
         .bind(&a.participant)
         .bind(&a.asset_type)
         .bind(&a.format)
@@ -660,14 +670,16 @@ impl Db {
         app: &str,
         session_id: Option<&str>,
         asset_type: Option<&str>,
+        recording_id: Option<&str>,
     ) -> Result<Vec<Asset>> {
         // Optional filters as `(param IS NULL OR col = param)` keep one portable statement.
         sqlx::query(
-            "SELECT * FROM assets WHERE application_id = $1 AND ($2 IS NULL OR session_id = $2) AND ($3 IS NULL OR asset_type = $3) ORDER BY created_at, id",
+            "SELECT * FROM assets WHERE application_id = $1 AND ($2 IS NULL OR session_id = $2) AND ($3 IS NULL OR asset_type = $3) AND ($4 IS NULL OR recording_id = $4) ORDER BY created_at, id",
         )
         .bind(app)
         .bind(session_id)
         .bind(asset_type)
+        .bind(recording_id)
         .fetch_all(self.pool())
         .await?
         .iter()
@@ -697,9 +709,15 @@ impl Db {
         Ok(())
     }
 
-    pub async fn assets_of_publication(&self, publication_id: &str) -> Result<Vec<Asset>> {
-        sqlx::query("SELECT * FROM assets WHERE publication_id = $1")
+    /// The asset a recording made of a publication, if any (one per pair).
+    pub async fn assets_of_publication(
+        &self,
+        publication_id: &str,
+        recording_id: &str,
+    ) -> Result<Vec<Asset>> {
+        sqlx::query("SELECT * FROM assets WHERE publication_id = $1 AND recording_id = $2")
             .bind(publication_id)
+            .bind(recording_id)
             .fetch_all(self.pool())
             .await?
             .iter()
@@ -826,6 +844,7 @@ mod tests {
             name: "x".into(),
             empty_timeout_ms: 1,
             max_duration_ms: 2,
+            auto_stream_recording: true,
             created_at: 3,
         };
         db.insert_room(&room).await.unwrap();
@@ -915,6 +934,7 @@ mod tests {
             room_id: "room_x".into(),
             session_id: "ses_1".into(),
             publication_id: Some("pub_1".into()),
+            recording_id: Some("rec_1".into()),
             participant: Some("alice".into()),
             asset_type: "regular".into(),
             format: "webm".into(),
@@ -928,22 +948,34 @@ mod tests {
             created_at: 0,
         };
         db.insert_asset(&a).await.unwrap();
-        assert_eq!(db.list_assets("app_a", None, None).await.unwrap().len(), 1);
         assert_eq!(
-            db.list_assets("app_a", Some("ses_1"), Some("regular"))
+            db.list_assets("app_a", None, None, None)
                 .await
                 .unwrap()
                 .len(),
             1
         );
         assert_eq!(
-            db.list_assets("app_a", Some("ses_1"), Some("screen"))
+            db.list_assets("app_a", Some("ses_1"), Some("regular"), Some("rec_1"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            db.list_assets("app_a", Some("ses_1"), Some("screen"), None)
                 .await
                 .unwrap()
                 .len(),
             0
         );
-        assert_eq!(db.list_assets("app_b", None, None).await.unwrap().len(), 0);
+        assert_eq!(
+            db.list_assets("app_b", None, None, None)
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
         assert_eq!(
             db.get_asset("app_a", "ast_1").await.unwrap().details["sync"],
             "arrival"

@@ -5,7 +5,7 @@ use crate::{RecorderError, Result};
 use reel_core::{AssetId, AssetType, EventId, PublicationKind};
 use reel_db::{now_ms, Asset, Db, Publication};
 use reel_media::journal::JournalReader;
-use reel_media::remux;
+use reel_media::remux::{self, Window};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read};
@@ -46,6 +46,7 @@ fn make(
     publication: &Publication,
     journals: &[PathBuf],
     asset_id: &AssetId,
+    window: Window,
 ) -> Result<Made> {
     let kind: PublicationKind = publication.kind.parse().map_err(RecorderError::Internal)?;
     let mut tracks = Vec::new();
@@ -62,7 +63,8 @@ fn make(
     // (hence the extension) is known once the remux has seen the codecs.
     let partial = asset_path(data_dir, &publication.session_id, asset_id.as_str(), "part");
     fs::create_dir_all(partial.parent().expect("asset path has a parent"))?;
-    let (out, report) = remux::remux(tracks, BufWriter::new(File::create(&partial)?))?;
+    let (out, report) =
+        remux::remux_window(tracks, window, BufWriter::new(File::create(&partial)?))?;
     let file = out
         .into_inner()
         .map_err(|e| RecorderError::Io(e.into_error()))?;
@@ -87,15 +89,19 @@ fn make(
 
 /// Produces the asset of one ended publication and marks it processed (or failed).
 /// Idempotent: a publication that already has its asset is only marked processed.
+/// Produces the asset one recording made of one publication (its part within `window`).
+/// Idempotent: an existing asset for the pair is returned as is.
 pub async fn process_publication(
     db: &Db,
     data_dir: &Path,
     publication_id: &str,
+    recording_id: &str,
+    window: Window,
 ) -> Result<Option<Asset>> {
     let publication = db.get_publication(publication_id).await?;
     let session = db.session_by_id(&publication.session_id).await?;
     if let Some(existing) = db
-        .assets_of_publication(publication_id)
+        .assets_of_publication(publication_id, recording_id)
         .await?
         .into_iter()
         .next()
@@ -118,7 +124,7 @@ pub async fn process_publication(
         let dir = data_dir.to_path_buf();
         let p = publication.clone();
         let id = asset_id.clone();
-        tokio::task::spawn_blocking(move || make(&dir, &p, &journals, &id))
+        tokio::task::spawn_blocking(move || make(&dir, &p, &journals, &id, window))
             .await
             .map_err(|e| RecorderError::Internal(e.to_string()))?
     };
@@ -126,6 +132,7 @@ pub async fn process_publication(
         "session_id": publication.session_id,
         "room_id": publication.room_id,
         "publication_id": publication.id,
+        "recording_id": recording_id,
         "participant": publication.participant,
     });
     match made {
@@ -137,6 +144,7 @@ pub async fn process_publication(
                 room_id: publication.room_id.clone(),
                 session_id: publication.session_id.clone(),
                 publication_id: Some(publication.id.clone()),
+                recording_id: Some(recording_id.to_string()),
                 participant: Some(publication.participant.clone()),
                 asset_type: m.asset_type.as_str().to_string(),
                 format: m.report.container.into(),

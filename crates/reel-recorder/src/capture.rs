@@ -31,6 +31,17 @@ pub enum CaptureCommand {
         publication: PublicationId,
         reason: EndReason,
     },
+    /// Pause (`on: false`) or resume capture for every track of a session, present and
+    /// future. While off, frames are dropped and each journal carries a Pause record; the
+    /// remux cuts the interval out of every output.
+    SetCapture {
+        session: String,
+        on: bool,
+        at_unix_us: i64,
+        /// Told once the session's journals are flushed and synced, so that a reader
+        /// started afterwards sees everything captured up to this instant.
+        flushed: Option<tokio::sync::oneshot::Sender<()>>,
+    },
     Shutdown,
 }
 
@@ -52,6 +63,7 @@ pub enum CaptureNotice {
 
 struct OpenJournal {
     publication: PublicationId,
+    session: String,
     writer: JournalWriter<BufWriter<File>>,
     dirty: bool,
     failed: bool,
@@ -89,6 +101,8 @@ pub fn spawn(
 
 fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotice>) {
     let mut journals: HashMap<TrackId, OpenJournal> = HashMap::new();
+    // Sessions whose capture is off, with when it went off.
+    let mut off: HashMap<String, i64> = HashMap::new();
     let mut next_sync = Instant::now() + SYNC_INTERVAL;
     loop {
         let wait = next_sync.saturating_duration_since(Instant::now());
@@ -109,16 +123,22 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
                         JournalWriter::create(BufWriter::with_capacity(64 << 10, f), &header)
                     });
                 match opened {
-                    Ok(writer) => {
-                        journals.insert(
-                            track,
-                            OpenJournal {
-                                publication,
-                                writer,
-                                dirty: true,
-                                failed: false,
-                            },
-                        );
+                    Ok(mut writer) => {
+                        let session = header.session_id.clone();
+                        // A track that opens during a pause starts paused, since the same
+                        // instant as the others, so every track gets the same cut.
+                        let mut failed = false;
+                        if let Some(&since) = off.get(&session) {
+                            failed = writer.append(&Record::Pause { at_unix_us: since }).is_err();
+                        }
+                        let journal = OpenJournal {
+                            publication,
+                            session,
+                            writer,
+                            dirty: true,
+                            failed,
+                        };
+                        journals.insert(track, journal);
                     }
                     Err(e) => {
                         let _ = notices.send(CaptureNotice::JournalFailed {
@@ -131,7 +151,9 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
             }
             Ok(CaptureCommand::Append { track, record }) => {
                 if let Some(j) = journals.get_mut(&track) {
-                    if j.failed {
+                    let paused =
+                        matches!(record, Record::Frame { .. }) && off.contains_key(&j.session);
+                    if j.failed || paused {
                         continue;
                     }
                     if let Err(e) = j.writer.append(&record) {
@@ -167,6 +189,42 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
                     publication,
                     reason,
                 });
+            }
+            Ok(CaptureCommand::SetCapture {
+                session,
+                on,
+                at_unix_us,
+                flushed,
+            }) => {
+                let changed = if on {
+                    off.remove(&session).is_some()
+                } else {
+                    // A second "off" keeps the first instant: that is when capture stopped.
+                    let entry = off.entry(session.clone());
+                    let fresh = matches!(entry, std::collections::hash_map::Entry::Vacant(_));
+                    entry.or_insert(at_unix_us);
+                    fresh
+                };
+                if changed {
+                    let record = if on {
+                        Record::Resume { at_unix_us }
+                    } else {
+                        Record::Pause { at_unix_us }
+                    };
+                    for j in journals
+                        .values_mut()
+                        .filter(|j| j.session == session && !j.failed)
+                    {
+                        j.failed = j.writer.append(&record).is_err();
+                        j.dirty = true;
+                    }
+                }
+                for j in journals.values_mut().filter(|j| j.session == session) {
+                    sync(j);
+                }
+                if let Some(done) = flushed {
+                    let _ = done.send(());
+                }
             }
             Ok(CaptureCommand::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 for j in journals.values_mut() {

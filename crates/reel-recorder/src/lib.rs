@@ -17,12 +17,13 @@
 
 pub mod assets;
 pub mod capture;
+pub mod recordings;
 pub mod recovery;
 
 use capture::{CaptureCommand, CaptureHandle, CaptureNotice};
 use reel_core::lifecycle::{Action, Lifecycle, Limits};
 use reel_core::{EndReason, PublicationId, PublicationKind, RoomId, SessionId};
-use reel_db::{now_ms, Db, Publication, Room, Session, Track};
+use reel_db::{now_ms, Db, Publication, Recording, Room, Session, Track};
 use reel_whip::WhipError;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -42,6 +43,12 @@ pub enum RecorderError {
     Io(#[from] std::io::Error),
     #[error("the recorder is shutting down")]
     ShuttingDown,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidState(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -70,6 +77,8 @@ pub enum MediaCommand {
         publication: PublicationId,
         reason: EndReason,
     },
+    /// Capture (re)started: ask the publisher for a keyframe.
+    RequestKeyframes { publication: PublicationId },
 }
 
 enum Msg {
@@ -84,6 +93,22 @@ enum Msg {
     },
     TrackOpened(Track),
     Capture(CaptureNotice),
+    StartRecording {
+        room: Room,
+        mode: String,
+        reply: oneshot::Sender<Result<Recording>>,
+    },
+    Control {
+        app: String,
+        id: String,
+        command: reel_core::recording::Command,
+        reply: oneshot::Sender<Result<Recording>>,
+    },
+    JobDone {
+        recording: String,
+        ok: bool,
+    },
+    AdoptStarting(Recording),
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -126,6 +151,13 @@ impl Recorder {
             media: media_tx.clone(),
             jobs: JoinSet::new(),
             contexts: Default::default(),
+            tx: tx.clone(),
+            capture: capture.clone(),
+            active: Default::default(),
+            starting: Default::default(),
+            finishing: Default::default(),
+            pending: Default::default(),
+            scheduled: Default::default(),
         };
         tokio::spawn(brain.run(rx));
         RecorderParts {
@@ -192,14 +224,42 @@ impl Recorder {
         let _ = self.tx.send(Msg::TrackOpened(track));
     }
 
-    /// Produce assets for publications that ended without them (after recovery).
+    /// After recovery: finish recordings the last run left unfinished, and take back the
+    /// ones still waiting for their room.
     pub async fn resume_pending(&self, db: &Db, data_dir: &Path) -> Result<usize> {
-        let pending = db.publications_in_state("ended").await?;
-        let n = pending.len();
-        for p in pending {
-            assets::process_publication(db, data_dir, &p.id).await?;
+        let starting = recordings::finish_interrupted(db, data_dir).await?;
+        let n = starting.len();
+        for rec in starting {
+            let _ = self.tx.send(Msg::AdoptStarting(rec));
         }
         Ok(n)
+    }
+
+    /// Starts a recording of the room: now if it is live, else when its session starts.
+    pub async fn start_recording(&self, room: Room, mode: String) -> Result<Recording> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::StartRecording { room, mode, reply })
+            .map_err(|_| RecorderError::ShuttingDown)?;
+        rx.await.map_err(|_| RecorderError::ShuttingDown)?
+    }
+
+    /// Pause, resume or stop a recording of application `app`.
+    pub async fn control(
+        &self,
+        app: &str,
+        id: &str,
+        command: reel_core::recording::Command,
+    ) -> Result<Recording> {
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Control {
+            app: app.to_string(),
+            id: id.to_string(),
+            command,
+            reply,
+        };
+        self.tx.send(msg).map_err(|_| RecorderError::ShuttingDown)?;
+        rx.await.map_err(|_| RecorderError::ShuttingDown)?
     }
 
     /// Ends every live publication and session, waits for journals to close and for
@@ -220,6 +280,19 @@ struct Brain {
     media: mpsc::UnboundedSender<MediaCommand>,
     jobs: JoinSet<()>,
     contexts: std::collections::HashMap<PublicationId, PublicationContext>,
+    /// The brain's own queue, for jobs to report back on.
+    tx: mpsc::UnboundedSender<Msg>,
+    capture: CaptureHandle,
+    /// The capturing (recording or paused) recording of each live session.
+    active: std::collections::HashMap<SessionId, Recording>,
+    /// Recordings requested for rooms with no session yet.
+    starting: std::collections::HashMap<RoomId, Recording>,
+    /// Stopped recordings whose outputs are being made.
+    finishing: std::collections::HashMap<String, Recording>,
+    /// Per recording: output jobs in flight, and how many failed.
+    pending: std::collections::HashMap<String, (usize, usize)>,
+    /// (recording, publication) pairs already given a job.
+    scheduled: std::collections::HashSet<(String, String)>,
 }
 
 impl Brain {
@@ -286,6 +359,9 @@ impl Brain {
             Action::EndSession {
                 session, reason, ..
             } => {
+                if let Some(rec) = self.active.remove(&session) {
+                    self.stop(rec, "session ended").await?;
+                }
                 self.db
                     .end_session(session.as_str(), reason.as_str(), now_ms())
                     .await?;
@@ -339,14 +415,17 @@ impl Brain {
                     .end_publication(publication.as_str(), reason.as_str(), now_ms())
                     .await?;
                 tracing::info!(%publication, reason = reason.as_str(), "publication ended");
-                let (db, dir) = (self.db.clone(), self.data_dir.clone());
-                self.jobs.spawn(async move {
-                    if let Err(e) =
-                        assets::process_publication(&db, &dir, publication.as_str()).await
-                    {
-                        tracing::error!(%publication, error = %e, "asset job");
-                    }
-                });
+                // Its output for the recording that is capturing now; a stopped recording
+                // already made (or is making) its own.
+                if let Some(rec) = self.active.get(&ctx.session) {
+                    let from = rec.started_at.map(|t| t * 1000);
+                    let window = reel_media::remux::Window {
+                        from_unix_us: from,
+                        to_unix_us: None,
+                    };
+                    let id = rec.id.clone();
+                    self.schedule(&id, publication.as_str(), window);
+                }
             }
             Msg::Capture(CaptureNotice::JournalFailed {
                 publication,
@@ -355,6 +434,19 @@ impl Brain {
             }) => {
                 tracing::error!(%publication, %track, %error, "journal write failed; track stops recording");
             }
+            Msg::StartRecording { room, mode, reply } => {
+                let _ = reply.send(self.start_recording(room, mode).await);
+            }
+            Msg::Control {
+                app,
+                id,
+                command,
+                reply,
+            } => {
+                let _ = reply.send(self.control(&app, &id, command).await);
+            }
+            Msg::JobDone { recording, ok } => self.job_done(&recording, ok).await?,
+            Msg::AdoptStarting(rec) => self.adopt_starting(rec),
             Msg::Shutdown { .. } => unreachable!("handled in run"),
         }
         Ok(())
@@ -391,6 +483,9 @@ impl Brain {
                 return Err(e.into());
             }
             tracing::info!(session = %joined.session, room = %room_id, "session started");
+            if let Err(e) = self.session_started(&room, &joined.session).await {
+                tracing::error!(error = %e, "starting the session's recording");
+            }
         }
         let row = Publication {
             id: publication.to_string(),

@@ -238,6 +238,25 @@ impl Ingest {
         true
     }
 
+    /// Asks every video track of a publication for a keyframe now (capture resumed: the
+    /// recording must continue from a decodable picture; browsers send few unasked).
+    pub fn request_keyframes(&mut self, now: Instant, publication: &PublicationId) {
+        let Some(p) = self.publishers.get_mut(publication) else {
+            return;
+        };
+        for ((mid, rid), track) in p
+            .tracks
+            .iter_mut()
+            .filter(|(_, t)| t.kind == MediaKind::Video)
+        {
+            track.last_keyframe_request = Some(now);
+            if let Some(mut writer) = p.rtc.writer(*mid) {
+                let _ = writer.request_keyframe(*rid, KeyframeRequestKind::Pli);
+            }
+        }
+        self.drain(publication, now);
+    }
+
     /// A datagram arrived on the media port. Returns false when no publisher claims it
     /// (garbage, or a late packet of a publisher already gone).
     pub fn handle_receive(

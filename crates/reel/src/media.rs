@@ -101,6 +101,9 @@ impl MediaLoop {
                     Some(MediaCommand::Close { publication, reason }) => {
                         ingest.close(Instant::now(), &publication, reason);
                     }
+                    Some(MediaCommand::RequestKeyframes { publication }) => {
+                        ingest.request_keyframes(Instant::now(), &publication);
+                    }
                 },
                 r = socket.recv_from(&mut buf) => {
                     match r {

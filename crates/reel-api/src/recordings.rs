@@ -1,0 +1,144 @@
+//! Recordings on command: start, pause, resume, stop, read and list, and the room's active
+//! recording. The recorder decides; this only validates and maps.
+
+use crate::extract::{Auth, Json, Query};
+use crate::{ApiError, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use reel_core::recording::{Command, RecordingState};
+use reel_db::Recording;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/recordings", post(start).get(list))
+        .route("/recordings/{id}", get(read))
+        .route(
+            "/recordings/{id}/pause",
+            post(|s, a, p| control(s, a, p, Command::Pause)),
+        )
+        .route(
+            "/recordings/{id}/resume",
+            post(|s, a, p| control(s, a, p, Command::Resume)),
+        )
+        .route(
+            "/recordings/{id}/stop",
+            post(|s, a, p| control(s, a, p, Command::Stop)),
+        )
+        .route("/rooms/{id}/active-recording", get(active))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Start {
+    room_id: String,
+    mode: Option<String>,
+}
+
+async fn start(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Json(body): Json<Start>,
+) -> Result<Response, ApiError> {
+    let mode = body.mode.unwrap_or_else(|| "stream".into());
+    match mode.as_str() {
+        "stream" => {}
+        "composite" | "audio" => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unsupported_mode",
+                format!(
+                "mode {mode:?} is not available yet: only per-participant stream recordings are"
+            ),
+            ))
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("mode: {other:?} is not one of stream, composite, audio"),
+            ))
+        }
+    }
+    let room =
+        s.db.get_room(Some(&key.application_id), &body.room_id)
+            .await
+            .map_err(|_| ApiError::not_found("room"))?;
+    let rec = s.recorder.start_recording(room, mode).await?;
+    Ok((StatusCode::CREATED, axum::Json(rec)).into_response())
+}
+
+async fn control(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+    command: Command,
+) -> Result<axum::Json<Recording>, ApiError> {
+    Ok(axum::Json(
+        s.recorder
+            .control(&key.application_id, &id, command)
+            .await?,
+    ))
+}
+
+async fn read(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Recording>, ApiError> {
+    Ok(axum::Json(
+        s.db.get_recording(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("recording"))?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    room_id: Option<String>,
+    session_id: Option<String>,
+    state: Option<String>,
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    if let Some(state) = &q.state {
+        RecordingState::parse(state).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", format!("state: unknown state {state:?}"))
+        })?;
+    }
+    let list =
+        s.db.list_recordings(
+            &key.application_id,
+            q.room_id.as_deref(),
+            q.session_id.as_deref(),
+            q.state.as_deref(),
+        )
+        .await?;
+    Ok(axum::Json(json!({ "data": list })))
+}
+
+async fn active(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Recording>, ApiError> {
+    s.db.get_room(Some(&key.application_id), &id)
+        .await
+        .map_err(|_| ApiError::not_found("room"))?;
+    let list =
+        s.db.list_recordings(&key.application_id, Some(&id), None, None)
+            .await?;
+    let active = list.into_iter().rev().find(|r| r.is_active());
+    active
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("active recording"))
+}

@@ -1,0 +1,124 @@
+//! The recording state machine, sans-IO:
+//! `starting → recording ⇄ paused → stopping → processing → available | failed`.
+//! The recorder asks it whether a command is legal before doing anything, so an illegal
+//! transition (resume a stopped recording) is refused without side effects.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// Waiting for the room's session to start.
+    Starting,
+    Recording,
+    Paused,
+    /// Capture ended; outputs not started.
+    Stopping,
+    /// Outputs being made.
+    Processing,
+    Available,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// The room's session started (or was already live).
+    SessionStarted,
+    Pause,
+    Resume,
+    /// By the API, or because the session ended.
+    Stop,
+    OutputsStarted,
+    OutputsDone {
+        ok: bool,
+    },
+}
+
+impl RecordingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Recording => "recording",
+            Self::Paused => "paused",
+            Self::Stopping => "stopping",
+            Self::Processing => "processing",
+            Self::Available => "available",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "starting" => Self::Starting,
+            "recording" => Self::Recording,
+            "paused" => Self::Paused,
+            "stopping" => Self::Stopping,
+            "processing" => Self::Processing,
+            "available" => Self::Available,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Capturing or waiting to: at most one such recording per room.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Starting | Self::Recording | Self::Paused)
+    }
+
+    /// The next state, or None when the command is illegal here.
+    pub fn apply(self, command: Command) -> Option<RecordingState> {
+        use Command as C;
+        use RecordingState as S;
+        Some(match (self, command) {
+            (S::Starting, C::SessionStarted) => S::Recording,
+            (S::Recording, C::Pause) => S::Paused,
+            (S::Paused, C::Resume) => S::Recording,
+            // Stopped before anyone joined: nothing was recorded.
+            (S::Starting, C::Stop) => S::Failed,
+            (S::Recording | S::Paused, C::Stop) => S::Stopping,
+            (S::Stopping, C::OutputsStarted) => S::Processing,
+            (S::Processing, C::OutputsDone { ok: true }) => S::Available,
+            (S::Processing, C::OutputsDone { ok: false }) => S::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Command as C;
+    use RecordingState as S;
+
+    #[test]
+    fn the_happy_path_and_illegal_moves() {
+        let mut s = S::Starting;
+        for c in [
+            C::SessionStarted,
+            C::Pause,
+            C::Resume,
+            C::Stop,
+            C::OutputsStarted,
+            C::OutputsDone { ok: true },
+        ] {
+            s = s.apply(c).unwrap_or_else(|| panic!("{c:?} from {s:?}"));
+        }
+        assert_eq!(s, S::Available);
+        assert_eq!(S::Available.apply(C::Resume), None);
+        assert_eq!(S::Stopping.apply(C::Resume), None);
+        assert_eq!(S::Recording.apply(C::Resume), None);
+        assert_eq!(S::Paused.apply(C::Pause), None);
+        assert_eq!(S::Starting.apply(C::Stop), Some(S::Failed));
+        for st in [
+            S::Starting,
+            S::Recording,
+            S::Paused,
+            S::Stopping,
+            S::Processing,
+            S::Available,
+            S::Failed,
+        ] {
+            assert_eq!(S::parse(st.as_str()), Some(st));
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Recordings: a capture window over a room's session, with its state and pauses.
+
+use crate::{now_ms, Db, DbError, Result};
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pause {
+    pub paused_at: i64,
+    pub resumed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recording {
+    pub id: String,
+    pub application_id: String,
+    pub room_id: String,
+    pub session_id: Option<String>,
+    pub mode: String,
+    /// starting → recording ⇄ paused → stopping → processing → available | failed
+    pub state: String,
+    pub failure: Option<String>,
+    pub pauses: Vec<Pause>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl Recording {
+    pub fn is_active(&self) -> bool {
+        matches!(self.state.as_str(), "starting" | "recording" | "paused")
+    }
+}
+
+fn recording(r: &AnyRow) -> Result<Recording> {
+    let pauses: String = r.try_get("pauses")?;
+    Ok(Recording {
+        id: r.try_get("id")?,
+        application_id: r.try_get("application_id")?,
+        room_id: r.try_get("room_id")?,
+        session_id: r.try_get("session_id")?,
+        mode: r.try_get("mode")?,
+        state: r.try_get("state")?,
+        failure: r.try_get("failure")?,
+        pauses: serde_json::from_str(&pauses).map_err(|e| DbError::Corrupt(e.to_string()))?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        stopped_at: r.try_get("stopped_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+impl Db {
+    pub async fn recording_by_id(&self, id: &str) -> Result<Recording> {
+        let row = sqlx::query("SELECT * FROM recordings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        recording(&row)
+    }
+
+    pub async fn get_recording(&self, app: &str, id: &str) -> Result<Recording> {
+        let rec = self.recording_by_id(id).await?;
+        if rec.application_id != app {
+            return Err(DbError::NotFound);
+        }
+        Ok(rec)
+    }
+
+    pub async fn list_recordings(
+        &self,
+        app: &str,
+        room_id: Option<&str>,
+        session_id: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<Vec<Recording>> {
+        sqlx::query(
+            "SELECT * FROM recordings WHERE application_id = $1 AND ($2 IS NULL OR room_id = $2) AND ($3 IS NULL OR session_id = $3) AND ($4 IS NULL OR state = $4) ORDER BY created_at, id",
+        )
+        .bind(app)
+        .bind(room_id)
+        .bind(session_id)
+        .bind(state)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(recording)
+        .collect()
+    }
+
+    /// Recordings not yet finished: what start-up recovery must complete.
+    pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>> {
+        sqlx::query("SELECT * FROM recordings WHERE state IN ('starting', 'recording', 'paused', 'stopping', 'processing') ORDER BY created_at")
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(recording)
+            .collect()
+    }
+
+    pub async fn room_auto_stream_recording(&self, room: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT auto_stream_recording FROM rooms WHERE id = $1")
+            .bind(room)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        Ok(row.try_get::<i64, _>("auto_stream_recording")? != 0)
+    }
+}
+
+impl Db {
+    /// Saves a recording and records its events in the same transaction: the outbox never
+    /// holds an event for a change that did not happen, nor misses one that did.
+    pub async fn save_recording_with_events(
+        &self,
+        rec: &Recording,
+        events: &[(&str, serde_json::Value)],
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let exists = sqlx::query("SELECT id FROM recordings WHERE id = $1")
+            .bind(&rec.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let pauses = serde_json::to_string(&rec.pauses).expect("pauses serialize");
+        if exists.is_some() {
+            sqlx::query(
+                "UPDATE recordings SET session_id = $1, state = $2, failure = $3, pauses = $4, started_at = $5, stopped_at = $6, updated_at = $7 WHERE id = $8",
+            )
+            .bind(&rec.session_id)
+            .bind(&rec.state)
+            .bind(&rec.failure)
+            .bind(pauses)
+            .bind(rec.started_at)
+            .bind(rec.stopped_at)
+            .bind(now_ms())
+            .bind(&rec.id)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO recordings (id, application_id, room_id, session_id, mode, state, failure, pauses, created_at, started_at, stopped_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&rec.id)
+            .bind(&rec.application_id)
+            .bind(&rec.room_id)
+            .bind(&rec.session_id)
+            .bind(&rec.mode)
+            .bind(&rec.state)
+            .bind(&rec.failure)
+            .bind(pauses)
+            .bind(rec.created_at)
+            .bind(rec.started_at)
+            .bind(rec.stopped_at)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (event_type, payload) in events {
+            sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(reel_core::EventId::generate().to_string())
+                .bind(&rec.application_id)
+                .bind(*event_type)
+                .bind(payload.to_string())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

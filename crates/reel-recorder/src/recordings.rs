@@ -1,0 +1,423 @@
+//! Recordings in the brain: a recording is a capture window over a room's session.
+//!
+//! - Capture is on only while the session's recording is `recording`. A session that starts
+//!   without one (room policy `auto_stream_recording` off, no recording requested) captures
+//!   nothing: the capture thread drops its frames from the first one.
+//! - Pause and resume switch capture off and on; the journals carry Pause/Resume records and
+//!   every output cuts the interval. On resume (and on a start mid-session) the publishers are
+//!   asked for keyframes so the picture continues cleanly.
+//! - Outputs are per (recording, publication): made when the publication ends during the
+//!   recording, or at stop for publications still live (their journals are flushed first).
+//!   The recording is `available` when all of them are done.
+//! - Every state change is saved together with its events (`recording.statusUpdate` and the
+//!   specific one) in one transaction.
+
+use crate::capture::CaptureCommand;
+use crate::{assets, Brain, MediaCommand, Msg, RecorderError, Result};
+use reel_core::recording::{Command, RecordingState};
+use reel_core::{RecordingId, RoomId, SessionId};
+use reel_db::{now_ms, Pause, Recording, Room};
+use reel_media::remux::Window;
+use serde_json::{json, Value};
+
+fn payload(rec: &Recording, extra: Value) -> Value {
+    let mut v = json!({
+        "recording_id": rec.id,
+        "session_id": rec.session_id,
+        "room_id": rec.room_id,
+        "mode": rec.mode,
+        "state": rec.state,
+    });
+    if let (Value::Object(base), Value::Object(more)) = (&mut v, extra) {
+        base.extend(more);
+    }
+    v
+}
+
+impl Brain {
+    /// Moves `rec` to `state`, saving it with `recording.statusUpdate` and `event` if any.
+    pub(crate) async fn transition(
+        &mut self,
+        rec: &mut Recording,
+        state: RecordingState,
+        event: Option<&str>,
+        extra: Value,
+    ) -> Result<()> {
+        rec.state = state.as_str().to_string();
+        let mut events = vec![("recording.statusUpdate", payload(rec, extra.clone()))];
+        if let Some(e) = event {
+            events.push((e, payload(rec, extra)));
+        }
+        self.db.save_recording_with_events(rec, &events).await?;
+        tracing::info!(recording = %rec.id, state = %rec.state, "recording");
+        Ok(())
+    }
+
+    fn set_capture(&self, session: &str, on: bool) -> tokio::sync::oneshot::Receiver<()> {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.capture.send(CaptureCommand::SetCapture {
+            session: session.to_string(),
+            on,
+            at_unix_us: now_ms() * 1000,
+            flushed: Some(done),
+        });
+        rx
+    }
+
+    fn request_keyframes(&self, session: &str) {
+        for ctx in self
+            .contexts
+            .values()
+            .filter(|c| c.session.as_str() == session)
+        {
+            let _ = self.media.send(MediaCommand::RequestKeyframes {
+                publication: ctx.publication.clone(),
+            });
+        }
+    }
+
+    fn new_recording(
+        room: &Room,
+        mode: &str,
+        session: Option<&SessionId>,
+        state: RecordingState,
+    ) -> Recording {
+        let now = now_ms();
+        Recording {
+            id: RecordingId::generate().to_string(),
+            application_id: room.application_id.clone(),
+            room_id: room.id.clone(),
+            session_id: session.map(|s| s.to_string()),
+            mode: mode.to_string(),
+            state: state.as_str().to_string(),
+            failure: None,
+            pauses: Vec::new(),
+            created_at: now,
+            started_at: session.map(|_| now),
+            stopped_at: None,
+            updated_at: now,
+        }
+    }
+
+    /// A session just started: attach the waiting recording, start one by policy, or keep
+    /// capture off.
+    pub(crate) async fn session_started(&mut self, room: &Room, session: &SessionId) -> Result<()> {
+        let room_id = RoomId::from_trusted(room.id.clone());
+        if let Some(mut rec) = self.starting.remove(&room_id) {
+            rec.session_id = Some(session.to_string());
+            rec.started_at = Some(now_ms());
+            self.transition(
+                &mut rec,
+                RecordingState::Recording,
+                Some("recording.started"),
+                json!({}),
+            )
+            .await?;
+            self.active.insert(session.clone(), rec);
+        } else if self.db.room_auto_stream_recording(&room.id).await? {
+            let mut rec =
+                Self::new_recording(room, "stream", Some(session), RecordingState::Recording);
+            self.transition(
+                &mut rec,
+                RecordingState::Recording,
+                Some("recording.started"),
+                json!({}),
+            )
+            .await?;
+            self.active.insert(session.clone(), rec);
+        } else {
+            // Ordered before any track of this session opens: the offer has not been sent yet.
+            drop(self.set_capture(session.as_str(), false));
+        }
+        Ok(())
+    }
+
+    /// `POST /v1/recordings`: now if the room is live, else when its session starts.
+    pub(crate) async fn start_recording(&mut self, room: Room, mode: String) -> Result<Recording> {
+        let room_id = RoomId::from_trusted(room.id.clone());
+        let session = self.lifecycle.active_session(&room_id).cloned();
+        let busy = self.starting.contains_key(&room_id)
+            || session
+                .as_ref()
+                .is_some_and(|s| self.active.contains_key(s));
+        if busy {
+            return Err(RecorderError::Conflict(
+                "the room already has an active recording".into(),
+            ));
+        }
+        match session {
+            Some(session) => {
+                let mut rec =
+                    Self::new_recording(&room, &mode, Some(&session), RecordingState::Recording);
+                let _ = self.set_capture(session.as_str(), true).await;
+                self.request_keyframes(session.as_str());
+                self.transition(
+                    &mut rec,
+                    RecordingState::Recording,
+                    Some("recording.started"),
+                    json!({}),
+                )
+                .await?;
+                self.active.insert(session, rec.clone());
+                Ok(rec)
+            }
+            None => {
+                let mut rec = Self::new_recording(&room, &mode, None, RecordingState::Starting);
+                self.transition(&mut rec, RecordingState::Starting, None, json!({}))
+                    .await?;
+                self.starting.insert(room_id, rec.clone());
+                Ok(rec)
+            }
+        }
+    }
+
+    /// A recording loaded at start-up that was waiting for its room.
+    pub(crate) fn adopt_starting(&mut self, rec: Recording) {
+        self.starting
+            .insert(RoomId::from_trusted(rec.room_id.clone()), rec);
+    }
+
+    /// Pause, resume or stop by the API.
+    pub(crate) async fn control(
+        &mut self,
+        app: &str,
+        id: &str,
+        command: Command,
+    ) -> Result<Recording> {
+        let rec = self
+            .db
+            .get_recording(app, id)
+            .await
+            .map_err(|_| RecorderError::NotFound)?;
+        let state = RecordingState::parse(&rec.state)
+            .ok_or_else(|| RecorderError::Internal(format!("state {}", rec.state)))?;
+        let Some(next) = state.apply(command) else {
+            return Err(RecorderError::InvalidState(
+                format!("cannot {command:?} a recording that is {}", rec.state).to_lowercase(),
+            ));
+        };
+        // Work on the brain's copy, which is the authoritative one while active.
+        let mut rec = match rec.session_id.as_deref() {
+            Some(s) => self
+                .active
+                .get(&SessionId::from_trusted(s.to_string()))
+                .cloned()
+                .unwrap_or(rec),
+            None => self
+                .starting
+                .get(&RoomId::from_trusted(rec.room_id.clone()))
+                .cloned()
+                .unwrap_or(rec),
+        };
+        match command {
+            Command::Pause => {
+                let session = rec.session_id.clone().expect("recording has a session");
+                let _ = self.set_capture(&session, false).await;
+                rec.pauses.push(Pause {
+                    paused_at: now_ms(),
+                    resumed_at: None,
+                });
+                self.transition(&mut rec, next, Some("recording.paused"), json!({}))
+                    .await?;
+                self.active
+                    .insert(SessionId::from_trusted(session), rec.clone());
+            }
+            Command::Resume => {
+                let session = rec.session_id.clone().expect("recording has a session");
+                let _ = self.set_capture(&session, true).await;
+                self.request_keyframes(&session);
+                if let Some(last) = rec.pauses.last_mut() {
+                    last.resumed_at = Some(now_ms());
+                }
+                self.transition(&mut rec, next, Some("recording.resumed"), json!({}))
+                    .await?;
+                self.active
+                    .insert(SessionId::from_trusted(session), rec.clone());
+            }
+            Command::Stop => return self.stop(rec, "stopped").await,
+            _ => return Err(RecorderError::InvalidState("not a command".into())),
+        }
+        Ok(rec)
+    }
+
+    /// Ends capture for the recording and makes its outputs.
+    pub(crate) async fn stop(&mut self, mut rec: Recording, why: &str) -> Result<Recording> {
+        let state = RecordingState::parse(&rec.state).unwrap_or(RecordingState::Failed);
+        if state == RecordingState::Starting {
+            self.starting
+                .remove(&RoomId::from_trusted(rec.room_id.clone()));
+            rec.failure =
+                Some("stopped before any participant joined: nothing was recorded".into());
+            let reason = json!({"reason": rec.failure});
+            self.transition(
+                &mut rec,
+                RecordingState::Failed,
+                Some("recording.failed"),
+                reason,
+            )
+            .await?;
+            return Ok(rec);
+        }
+        let Some(session) = rec.session_id.clone() else {
+            return Err(RecorderError::Internal(
+                "active recording without a session".into(),
+            ));
+        };
+        self.active
+            .remove(&SessionId::from_trusted(session.clone()));
+        // Capture off, and the journals flushed, before any output reads them.
+        let _ = self.set_capture(&session, false).await;
+        rec.stopped_at = Some(now_ms());
+        self.transition(
+            &mut rec,
+            RecordingState::Stopping,
+            Some("recording_finished"),
+            json!({"reason": why}),
+        )
+        .await?;
+        self.transition(&mut rec, RecordingState::Processing, None, json!({}))
+            .await?;
+        let window = Window {
+            from_unix_us: rec.started_at.map(|t| t * 1000),
+            to_unix_us: rec.stopped_at.map(|t| t * 1000),
+        };
+        for p in self.db.list_publications(&session).await? {
+            if p.started_at <= rec.stopped_at.unwrap_or(i64::MAX) {
+                self.schedule(&rec.id, &p.id, window);
+            }
+        }
+        self.finishing.insert(rec.id.clone(), rec.clone());
+        self.maybe_finish(&rec.id).await?;
+        Ok(rec)
+    }
+
+    /// One output job per (recording, publication).
+    pub(crate) fn schedule(&mut self, recording: &str, publication: &str, window: Window) {
+        if !self
+            .scheduled
+            .insert((recording.to_string(), publication.to_string()))
+        {
+            return;
+        }
+        self.pending.entry(recording.to_string()).or_default().0 += 1;
+        let (db, dir, tx) = (self.db.clone(), self.data_dir.clone(), self.tx.clone());
+        let (recording, publication) = (recording.to_string(), publication.to_string());
+        self.jobs.spawn(async move {
+            let result =
+                assets::process_publication(&db, &dir, &publication, &recording, window).await;
+            let ok = matches!(result, Ok(Some(_)));
+            if let Err(e) = result {
+                tracing::error!(%publication, error = %e, "asset job");
+            }
+            let _ = tx.send(Msg::JobDone { recording, ok });
+        });
+    }
+
+    pub(crate) async fn job_done(&mut self, recording: &str, ok: bool) -> Result<()> {
+        if let Some(p) = self.pending.get_mut(recording) {
+            p.0 = p.0.saturating_sub(1);
+            p.1 += usize::from(!ok);
+        }
+        self.maybe_finish(recording).await
+    }
+
+    /// A stopped recording whose outputs are all done becomes available (or failed when
+    /// none of them could be made).
+    async fn maybe_finish(&mut self, recording: &str) -> Result<()> {
+        let (in_flight, failed) = self.pending.get(recording).copied().unwrap_or((0, 0));
+        if in_flight > 0 {
+            return Ok(());
+        }
+        let Some(mut rec) = self.finishing.remove(recording) else {
+            return Ok(());
+        };
+        self.pending.remove(recording);
+        self.scheduled.retain(|(r, _)| r != recording);
+        let assets = self
+            .db
+            .list_assets(&rec.application_id, None, None, Some(&rec.id))
+            .await?;
+        if assets.is_empty() && failed > 0 {
+            rec.failure = Some("no output could be made".into());
+            let reason = json!({"reason": rec.failure});
+            self.transition(
+                &mut rec,
+                RecordingState::Failed,
+                Some("recording.failed"),
+                reason,
+            )
+            .await?;
+        } else {
+            let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
+            self.transition(
+                &mut rec,
+                RecordingState::Available,
+                Some("recording_available"),
+                json!({"asset_ids": ids}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Start-up: finish recordings a crash or restart left behind. Their sessions were ended
+/// by recovery; what their journals hold becomes their outputs.
+pub async fn finish_interrupted(
+    db: &reel_db::Db,
+    data_dir: &std::path::Path,
+) -> Result<Vec<Recording>> {
+    let mut starting = Vec::new();
+    for mut rec in db.unfinished_recordings().await? {
+        if rec.state == "starting" {
+            starting.push(rec);
+            continue;
+        }
+        let Some(session) = rec.session_id.clone() else {
+            continue;
+        };
+        let ended_at = db
+            .session_by_id(&session)
+            .await
+            .ok()
+            .and_then(|s| s.ended_at)
+            .unwrap_or_else(now_ms);
+        let was_capturing = matches!(rec.state.as_str(), "recording" | "paused");
+        rec.stopped_at.get_or_insert(ended_at);
+        rec.state = "processing".into();
+        let events: Vec<(&str, Value)> = if was_capturing {
+            vec![
+                (
+                    "recording_finished",
+                    payload(&rec, json!({"reason": "interrupted"})),
+                ),
+                ("recording.statusUpdate", payload(&rec, json!({}))),
+            ]
+        } else {
+            vec![]
+        };
+        db.save_recording_with_events(&rec, &events).await?;
+        let window = Window {
+            from_unix_us: rec.started_at.map(|t| t * 1000),
+            to_unix_us: None,
+        };
+        for p in db.list_publications(&session).await? {
+            assets::process_publication(db, data_dir, &p.id, &rec.id, window).await?;
+        }
+        let assets = db
+            .list_assets(&rec.application_id, None, None, Some(&rec.id))
+            .await?;
+        let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
+        rec.state = "available".into();
+        let p = payload(&rec, json!({"asset_ids": ids}));
+        db.save_recording_with_events(
+            &rec,
+            &[
+                ("recording.statusUpdate", p.clone()),
+                ("recording_available", p),
+            ],
+        )
+        .await?;
+    }
+    Ok(starting)
+}
