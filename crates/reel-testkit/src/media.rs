@@ -158,6 +158,63 @@ pub fn pattern_h264(dir: &Path, seconds: u32, size: &str) -> Result<PathBuf, Str
     Ok(video)
 }
 
+/// Video and audio that are marked between `from` and `to` seconds (white picture, 1 kHz
+/// tone) and unmarked elsewhere (dark picture, 440 Hz): published across a pause, the
+/// marked part must be nowhere in the recording.
+pub fn marked_window(dir: &Path, seconds: u32, from: f64, to: f64) -> Result<TestMedia, String> {
+    let video = dir.join(format!("marked-{from}-{to}.ivf"));
+    let audio = dir.join(format!("marked-{from}-{to}.ogg"));
+    let t = seconds.to_string();
+    let inside = |v: &str| format!("between({v},{from},{to})");
+    let picture = format!(
+        "color=c=black:size=320x240:rate=30,geq=lum='if({},235,40)':cb=128:cr=128",
+        inside("T")
+    );
+    encode(
+        &video,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &picture,
+            "-t",
+            &t,
+            "-c:v",
+            "libvpx",
+            "-g",
+            "30",
+            "-b:v",
+            "300k",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+        ],
+    )?;
+    let sound = format!(
+        "aevalsrc='0.5*sin(2*PI*if({},1000,440)*t)':s=48000",
+        inside("t")
+    );
+    encode(
+        &audio,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &sound,
+            "-t",
+            &t,
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "64k",
+            "-frame_duration",
+            "20",
+        ],
+    )?;
+    Ok(TestMedia { video, audio })
+}
+
 /// Black video with a white flash and silence with a 1 kHz beep, at the same instants
 /// (every `period` seconds, from `first` on): what an A/V sync measurement looks for.
 pub fn flash_and_beep(

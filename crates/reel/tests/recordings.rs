@@ -1,0 +1,284 @@
+//! Recordings on command: start before anyone joins, pause and resume around a marked
+//! stretch of media that must be nowhere in the output, stop, and the state machine's
+//! refusals.
+
+mod common;
+
+use common::*;
+use reel_testkit::http;
+use reel_testkit::media::{marked_window, pattern_and_tone};
+use reel_testkit::{publish, PublishOptions};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+fn post(server: &Server, path: &str, body: Value) -> http::Response {
+    http::json("POST", &server.url(path), Some(ADMIN_KEY), &body).unwrap()
+}
+
+fn wait_recording(server: &Server, id: &str, state: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = server.get(&format!("/v1/recordings/{id}"));
+        if r["state"] == state {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "recording {id} never {state}: {r:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Mean luma per video frame and the 1 kHz level per audio second, from ffmpeg.
+fn marked_content(file: &std::path::Path) -> (f64, f64) {
+    let f = file.to_str().unwrap();
+    let luma = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("movie={f},signalstats"),
+            "-show_entries",
+            "frame_tags=lavfi.signalstats.YAVG",
+            "-of",
+            "csv=p=0",
+        ])
+        .output()
+        .unwrap();
+    let max_luma = String::from_utf8_lossy(&luma.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    // Energy near 1 kHz: band-pass, then the loudest 100 ms.
+    let tone = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("amovie={f},bandpass=f=1000:width_type=q:w=8,bandpass=f=1000:width_type=q:w=8,asetnsamples=n=4800,astats=metadata=1:reset=1"),
+            "-show_entries",
+            "frame_tags=lavfi.astats.Overall.RMS_level",
+            "-of",
+            "csv=p=0",
+        ])
+        .output()
+        .unwrap();
+    let max_tone = String::from_utf8_lossy(&tone.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<f64>().ok())
+        .fold(-200.0, f64::max);
+    (max_luma, max_tone)
+}
+
+#[test]
+fn a_ten_second_pause_is_absent_from_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "sam", "camera");
+    // Marked from 11.5 s to 18.5 s of the media; the pause covers 10 s to 20 s.
+    let media = marked_window(&media_dir(), 30, 11.5, 18.5).unwrap();
+    let mut opts = PublishOptions::new(&whip, &token);
+    opts.video = Some(media.video);
+    opts.audio = Some(media.audio);
+    opts.duration = Duration::from_secs(30);
+    let publisher = std::thread::spawn(move || publish(&opts).unwrap());
+
+    let active = server.url(&format!("/v1/rooms/{room}/active-recording"));
+    let recording = loop {
+        let r = http::request("GET", &active, Some(ADMIN_KEY), None).unwrap();
+        if r.status == 200 && r.json()["state"] == "recording" {
+            break r.json()["id"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(10_300));
+    let paused = post(
+        &server,
+        &format!("/v1/recordings/{recording}/pause"),
+        json!({}),
+    );
+    assert_eq!(
+        (paused.status, paused.json()["state"].as_str()),
+        (200, Some("paused"))
+    );
+    let again = post(
+        &server,
+        &format!("/v1/recordings/{recording}/pause"),
+        json!({}),
+    );
+    assert_eq!(
+        (again.status, again.json()["code"].as_str()),
+        (409, Some("invalid_state"))
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    let resumed = post(
+        &server,
+        &format!("/v1/recordings/{recording}/resume"),
+        json!({}),
+    );
+    assert_eq!(resumed.json()["state"], "recording");
+    let report = publisher.join().unwrap();
+
+    let done = wait_recording(&server, &recording, "available");
+    assert_eq!(done["pauses"].as_array().unwrap().len(), 1);
+    let assets = server.get(&format!("/v1/assets?recording_id={recording}"))["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(assets.len(), 1);
+    let file = server.download(&assets[0], dir.path());
+    let probe = ffprobe(&file);
+    let expected = report.sent_for.as_secs_f64() - 10.0;
+    assert!(
+        (probe.duration - expected).abs() <= 0.6,
+        "{} s recorded, {expected} s expected",
+        probe.duration
+    );
+    let markers = assets[0]["details"]["pauses"].as_array().unwrap().clone();
+    assert_eq!(markers.len(), 1, "{markers:?}");
+    let at = markers[0]["at_ms"].as_i64().unwrap();
+    assert!((9_500..=11_000).contains(&at), "pause marker at {at} ms");
+    let (errors, _) = decode(&file);
+    assert!(errors.is_empty(), "{errors}");
+
+    // Nothing published during the pause is in the recording.
+    let (max_luma, max_tone) = marked_content(&file);
+    assert!(
+        max_luma < 120.0,
+        "a marked (white) frame is in the recording: luma {max_luma}"
+    );
+    assert!(
+        max_tone < -35.0,
+        "the marked 1 kHz tone is in the recording: {max_tone} dB"
+    );
+
+    let types: Vec<String> = events(&server)
+        .into_iter()
+        .filter(|(_, p)| p["recording_id"] == recording.as_str())
+        .map(|(t, _)| t)
+        .collect();
+    for t in [
+        "recording.started",
+        "recording.paused",
+        "recording.resumed",
+        "recording_finished",
+        "recording_available",
+        "recording.statusUpdate",
+    ] {
+        assert!(types.iter().any(|x| x == t), "no {t} in {types:?}");
+    }
+}
+
+#[test]
+fn recordings_on_command_and_the_state_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.post(
+        "/v1/rooms",
+        json!({"empty_timeout_seconds": 1, "auto_stream_recording": false}),
+    );
+    let room = room["id"].as_str().unwrap().to_string();
+    let (token, whip) = server.token(&room, "tia", "camera");
+    let media = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
+    let mut opts = PublishOptions::new(&whip, &token);
+    opts.video = Some(media.video);
+    opts.audio = Some(media.audio);
+    opts.duration = Duration::from_secs(2);
+
+    // No recording: the session is captured nowhere.
+    let unrecorded = publish(&opts).unwrap();
+    server.wait_session_ended(&unrecorded.session_id, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.get(&format!("/v1/assets?session_id={}", unrecorded.session_id))["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        http::request(
+            "GET",
+            &server.url(&format!("/v1/rooms/{room}/active-recording")),
+            Some(ADMIN_KEY),
+            None
+        )
+        .unwrap()
+        .status,
+        404
+    );
+
+    // Requested before anyone joins: it starts with the session.
+    let bad_mode = post(
+        &server,
+        "/v1/recordings",
+        json!({"room_id": room, "mode": "composite"}),
+    );
+    assert_eq!(
+        (bad_mode.status, bad_mode.json()["code"].as_str()),
+        (422, Some("unsupported_mode"))
+    );
+    let rec = post(
+        &server,
+        "/v1/recordings",
+        json!({"room_id": room, "mode": "stream"}),
+    );
+    assert_eq!(rec.status, 201, "{}", rec.text());
+    let rec = rec.json();
+    assert_eq!(rec["state"], "starting");
+    let id = rec["id"].as_str().unwrap().to_string();
+    let twice = post(&server, "/v1/recordings", json!({"room_id": room}));
+    assert_eq!(
+        (twice.status, twice.json()["code"].as_str()),
+        (409, Some("recording_in_progress"))
+    );
+    let report = publish(&opts).unwrap();
+    let done = wait_recording(&server, &id, "available");
+    assert_eq!(done["session_id"], report.session_id.as_str());
+    let assets = server.get(&format!("/v1/assets?recording_id={id}"))["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(assets.len(), 1);
+    let probe = ffprobe(&server.download(&assets[0], dir.path()));
+    assert!(
+        (probe.duration - report.sent_for.as_secs_f64()).abs() <= 0.3,
+        "{probe:?}"
+    );
+
+    // Illegal moves are refused and change nothing.
+    let resume = post(&server, &format!("/v1/recordings/{id}/resume"), json!({}));
+    assert_eq!(
+        (resume.status, resume.json()["code"].as_str()),
+        (409, Some("invalid_state"))
+    );
+    assert_eq!(
+        server.get(&format!("/v1/recordings/{id}"))["state"],
+        "available"
+    );
+    assert_eq!(
+        post(&server, "/v1/recordings/rec_nope/stop", json!({})).status,
+        404
+    );
+
+    // Stopped before anyone joined: failed, with the reason.
+    let early = post(&server, "/v1/recordings", json!({"room_id": room})).json();
+    let stopped = post(
+        &server,
+        &format!("/v1/recordings/{}/stop", early["id"].as_str().unwrap()),
+        json!({}),
+    );
+    assert_eq!(stopped.json()["state"], "failed");
+    assert!(stopped.json()["failure"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was recorded"));
+    let listed = server.get(&format!("/v1/recordings?room_id={room}&state=failed"));
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+}
