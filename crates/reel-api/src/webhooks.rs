@@ -70,8 +70,9 @@ async fn create(
     Auth(key): Auth,
     Json(body): Json<Create>,
 ) -> Result<Response, ApiError> {
-    check_url(&s, &body.url)?;
+    // Cheap checks first; resolving the URL's host is last.
     check_types(&body.event_types)?;
+    check_url(&s, &body.url)?;
     let now = now_ms();
     let endpoint = WebhookEndpoint {
         id: format!("whe_{}", random_token(16)),

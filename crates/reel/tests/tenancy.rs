@@ -88,8 +88,38 @@ fn a_key_of_one_application_sees_nothing_of_another() {
         std::thread::sleep(Duration::from_millis(200));
     };
 
+    let recording = call(
+        &server,
+        &key_a,
+        "GET",
+        &format!("/v1/recordings?room_id={room_id}"),
+        None,
+    )
+    .json()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hook = call(
+        &server,
+        &key_a,
+        "POST",
+        "/v1/webhooks",
+        Some(json!({"url": "https://203.0.113.10/a", "enabled": false})),
+    )
+    .json();
+    let hook = hook["id"].as_str().unwrap().to_string();
+
     // Every endpoint that names one of A's resources: A sees it, B gets 404.
     let named: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/v1/recordings/{recording}"), None),
+        ("GET", format!("/v1/webhooks/{hook}"), None),
+        (
+            "PATCH",
+            format!("/v1/webhooks/{hook}"),
+            Some(json!({"enabled": false})),
+        ),
+        ("GET", format!("/v1/webhooks/{hook}/deliveries"), None),
+        ("GET", format!("/v1/assets/{asset}/presigned-url"), None),
         ("GET", format!("/v1/rooms/{room_id}"), None),
         (
             "POST",
@@ -118,6 +148,51 @@ fn a_key_of_one_application_sees_nothing_of_another() {
         assert_eq!(other.status, 404, "B {method} {path}: {}", other.text());
         assert_eq!(other.json()["code"], "not_found");
     }
+    let before = call(
+        &server,
+        &key_a,
+        "GET",
+        &format!("/v1/recordings/{recording}"),
+        None,
+    )
+    .json()["state"]
+        .clone();
+    // Commands on A's things from B: 404 too, and nothing happens.
+    for (method, path, body) in [
+        ("POST", format!("/v1/recordings/{recording}/pause"), None),
+        ("POST", format!("/v1/recordings/{recording}/stop"), None),
+        (
+            "POST",
+            "/v1/recordings".to_string(),
+            Some(json!({"room_id": room_id})),
+        ),
+        ("GET", format!("/v1/rooms/{room_id}/active-recording"), None),
+        (
+            "PATCH",
+            format!("/v1/rooms/{room_id}"),
+            Some(json!({"name": "mine"})),
+        ),
+        ("DELETE", format!("/v1/rooms/{room_id}"), None),
+        ("DELETE", format!("/v1/assets/{asset}"), None),
+        ("DELETE", format!("/v1/webhooks/{hook}"), None),
+    ] {
+        let other = call(&server, &key_b, method, &path, body);
+        assert_eq!(other.status, 404, "B {method} {path}: {}", other.text());
+    }
+    let after = call(
+        &server,
+        &key_a,
+        "GET",
+        &format!("/v1/recordings/{recording}"),
+        None,
+    )
+    .json()["state"]
+        .clone();
+    assert_eq!(before, after, "B's commands changed A's recording");
+    assert_eq!(
+        call(&server, &key_a, "GET", &format!("/v1/assets/{asset}"), None).status,
+        200
+    );
     let revoke_a = format!("/v1/applications/{app_a}/keys/{key_a_id}");
     assert_eq!(call(&server, &key_b, "DELETE", &revoke_a, None).status, 404);
 
@@ -128,6 +203,8 @@ fn a_key_of_one_application_sees_nothing_of_another() {
         "/v1/assets",
         "/v1/events",
         "/v1/applications",
+        "/v1/recordings",
+        "/v1/webhooks",
     ] {
         let b = call(&server, &key_b, "GET", path, None).json();
         let text = b.to_string();
