@@ -98,6 +98,36 @@ pub enum Webhooks {
 }
 
 #[derive(Subcommand)]
+pub enum Recordings {
+    /// Record a room: now if it is live, else from its next session.
+    Start {
+        room: String,
+        #[arg(long, default_value = "stream")]
+        mode: String,
+    },
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+    Stop {
+        id: String,
+    },
+    Get {
+        id: String,
+    },
+    List {
+        #[arg(long)]
+        room_id: Option<String>,
+        #[arg(long)]
+        session_id: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum Sessions {
     List {
         #[arg(long)]
@@ -232,6 +262,37 @@ pub fn rooms(t: Target, cmd: Rooms) -> ExitCode {
             Rooms::Delete { id } => c.json("DELETE", &format!("/v1/rooms/{id}"), None),
             Rooms::Token { room, participant, kind } => {
                 c.json("POST", &format!("/v1/rooms/{room}/tokens"), Some(json!({"participant": participant, "kind": kind})))
+            }
+        }
+    })())
+}
+
+pub fn recordings(t: Target, cmd: Recordings) -> ExitCode {
+    finish((|| {
+        let c = Client::new(t)?;
+        match cmd {
+            Recordings::Start { room, mode } => c.json(
+                "POST",
+                "/v1/recordings",
+                Some(json!({"room_id": room, "mode": mode})),
+            ),
+            Recordings::Pause { id } => c.json("POST", &format!("/v1/recordings/{id}/pause"), None),
+            Recordings::Resume { id } => {
+                c.json("POST", &format!("/v1/recordings/{id}/resume"), None)
+            }
+            Recordings::Stop { id } => c.json("POST", &format!("/v1/recordings/{id}/stop"), None),
+            Recordings::Get { id } => c.json("GET", &format!("/v1/recordings/{id}"), None),
+            Recordings::List {
+                room_id,
+                session_id,
+                state,
+            } => {
+                let q = query(&[
+                    ("room_id", &room_id),
+                    ("session_id", &session_id),
+                    ("state", &state),
+                ]);
+                c.json("GET", &format!("/v1/recordings{q}"), None)
             }
         }
     })())

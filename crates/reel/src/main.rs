@@ -39,6 +39,13 @@ enum Command {
         #[command(subcommand)]
         command: cli::Rooms,
     },
+    /// Recordings: start, pause, resume, stop, get, list.
+    Recordings {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(subcommand)]
+        command: cli::Recordings,
+    },
     /// Sessions (who published, when, and why it ended).
     Sessions {
         #[command(flatten)]
@@ -103,6 +110,7 @@ fn main() -> ExitCode {
         } => inspect(&file, records),
         Command::Rooms { target, command } => cli::rooms(target, command),
         Command::Sessions { target, command } => cli::sessions(target, command),
+        Command::Recordings { target, command } => cli::recordings(target, command),
         Command::Assets { target, command } => cli::assets(target, command),
         Command::Webhooks { target, command } => cli::webhooks(target, command),
     }

@@ -107,6 +107,35 @@ fn the_cli_drives_a_recording_from_the_terminal() {
     ));
     assert!(link["url"].as_str().unwrap().contains("/download/"));
 
+    // Recordings from the terminal: once the session has ended, a new one waits for the next.
+    server.wait_session_ended(&report.session_id, Duration::from_secs(10));
+    let rec = ok_json(reel(&server, key, &["recordings", "start", room_id]));
+    assert_eq!(rec["state"], "starting");
+    let id = rec["id"].as_str().unwrap();
+    let listed = ok_json(reel(
+        &server,
+        key,
+        &[
+            "recordings",
+            "list",
+            "--room-id",
+            room_id,
+            "--state",
+            "starting",
+        ],
+    ));
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let refused = reel(&server, key, &["recordings", "pause", id]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_state (409)"));
+    assert_eq!(
+        ok_json(reel(&server, key, &["recordings", "stop", id]))["state"],
+        "failed"
+    );
+    assert_eq!(
+        ok_json(reel(&server, key, &["recordings", "get", id]))["state"],
+        "failed"
+    );
+
     // Errors come back as the API's code, with a failing exit status.
     let refused = reel(
         &server,
