@@ -29,6 +29,8 @@ pub struct ApiConfig {
     pub webhooks_allow_private_targets: bool,
     /// Key for signed download links.
     pub url_signing_key: Vec<u8>,
+    /// Key sealing secrets at rest (destination credentials).
+    pub secrets_key: [u8; 32],
 }
 
 pub struct Inner {

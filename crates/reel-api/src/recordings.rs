@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use reel_core::options::{seal, RecordingOptions};
 use reel_core::recording::{Command, RecordingState};
 use reel_db::Recording;
 use serde::Deserialize;
@@ -37,6 +38,8 @@ pub fn routes() -> Router<AppState> {
 struct Start {
     room_id: String,
     mode: Option<String>,
+    #[serde(rename = "recordingOptions")]
+    recording_options: Option<RecordingOptions>,
 }
 
 async fn start(
@@ -64,11 +67,27 @@ async fn start(
             ))
         }
     }
+    let options = body.recording_options.unwrap_or_default();
+    options.validate(&mode).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{}: {}", e.field, e.message),
+        )
+    })?;
     let room =
         s.db.get_room(Some(&key.application_id), &body.room_id)
             .await
             .map_err(|_| ApiError::not_found("room"))?;
-    let rec = s.recorder.start_recording(room, mode).await?;
+    let options = reel_recorder::recordings::RecordingOptions {
+        json: serde_json::to_value(&options).expect("options serialize"),
+        // Write-only: sealed here, never returned or logged.
+        sealed_credentials: options
+            .credentials
+            .as_deref()
+            .map(|c| seal::seal(&s.config.secrets_key, c)),
+    };
+    let rec = s.recorder.start_recording(room, mode, options).await?;
     Ok((StatusCode::CREATED, axum::Json(rec)).into_response())
 }
 

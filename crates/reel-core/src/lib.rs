@@ -5,6 +5,7 @@
 pub mod ids;
 pub mod lifecycle;
 pub mod media;
+pub mod options;
 pub mod recording;
 
 pub use ids::*;

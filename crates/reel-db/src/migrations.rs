@@ -172,6 +172,14 @@ CREATE INDEX assets_recording ON assets(recording_id);
 ALTER TABLE rooms ADD COLUMN auto_stream_recording BIGINT NOT NULL DEFAULT 1
 "#,
     ),
+    (
+        6,
+        r#"
+ALTER TABLE recordings ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE recordings ADD COLUMN credentials_sealed TEXT;
+ALTER TABLE events ADD COLUMN notify BIGINT NOT NULL DEFAULT 1
+"#,
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

@@ -26,9 +26,22 @@ pub struct Recording {
     pub started_at: Option<i64>,
     pub stopped_at: Option<i64>,
     pub updated_at: i64,
+    /// `recordingOptions` without credentials.
+    #[serde(rename = "recordingOptions")]
+    pub options: serde_json::Value,
+    /// Credentials sealed with the server key; never serialized.
+    #[serde(skip)]
+    pub credentials_sealed: Option<String>,
+    /// Whether credentials were given (they are never returned).
+    pub credentials_set: bool,
 }
 
 impl Recording {
+    /// Whether this recording's events go out as webhooks (`notificationEvents`, default true).
+    pub fn notifies(&self) -> bool {
+        self.options["notificationEvents"].as_bool().unwrap_or(true)
+    }
+
     pub fn is_active(&self) -> bool {
         matches!(self.state.as_str(), "starting" | "recording" | "paused")
     }
@@ -49,6 +62,12 @@ fn recording(r: &AnyRow) -> Result<Recording> {
         started_at: r.try_get("started_at")?,
         stopped_at: r.try_get("stopped_at")?,
         updated_at: r.try_get("updated_at")?,
+        options: serde_json::from_str(&r.try_get::<String, _>("options")?)
+            .map_err(|e| DbError::Corrupt(e.to_string()))?,
+        credentials_set: r
+            .try_get::<Option<String>, _>("credentials_sealed")?
+            .is_some(),
+        credentials_sealed: r.try_get("credentials_sealed")?,
     })
 }
 
@@ -141,7 +160,7 @@ impl Db {
             .await?;
         } else {
             sqlx::query(
-                "INSERT INTO recordings (id, application_id, room_id, session_id, mode, state, failure, pauses, created_at, started_at, stopped_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO recordings (id, application_id, room_id, session_id, mode, state, failure, pauses, created_at, started_at, stopped_at, updated_at, options, credentials_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&rec.id)
             .bind(&rec.application_id)
@@ -155,16 +174,19 @@ impl Db {
             .bind(rec.started_at)
             .bind(rec.stopped_at)
             .bind(now_ms())
+            .bind(rec.options.to_string())
+            .bind(&rec.credentials_sealed)
             .execute(&mut *tx)
             .await?;
         }
         for (event_type, payload) in events {
-            sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at, notify) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(reel_core::EventId::generate().to_string())
                 .bind(&rec.application_id)
                 .bind(*event_type)
                 .bind(payload.to_string())
                 .bind(now_ms())
+                .bind(i64::from(rec.notifies()))
                 .execute(&mut *tx)
                 .await?;
         }

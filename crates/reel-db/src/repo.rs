@@ -725,20 +725,22 @@ impl Db {
             .collect()
     }
 
-    /// Records an event in the outbox (webhook delivery reads it; see the Control API).
+    /// Records an event in the outbox; with `notify` false it is kept but not delivered.
     pub async fn insert_event(
         &self,
         id: &str,
         app: &str,
         event_type: &str,
         payload: &serde_json::Value,
+        notify: bool,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at, notify) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id)
             .bind(app)
             .bind(event_type)
             .bind(payload.to_string())
             .bind(now_ms())
+            .bind(i64::from(notify))
             .execute(self.pool())
             .await?;
         Ok(())
@@ -989,6 +991,7 @@ mod tests {
             "app_a",
             "stream.recording.success",
             &serde_json::json!({"a": 1}),
+            true,
         )
         .await
         .unwrap();

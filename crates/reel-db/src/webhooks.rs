@@ -191,7 +191,7 @@ impl Db {
     /// event exactly once (in one transaction). Returns how many events it handled.
     pub async fn fan_out_events(&self, limit: i64, now: i64) -> Result<usize> {
         let mut tx = self.pool().begin().await?;
-        let events = sqlx::query("SELECT id, application_id, event_type FROM events WHERE fanned_out = 0 ORDER BY created_at, id LIMIT $1")
+        let events = sqlx::query("SELECT id, application_id, event_type, notify FROM events WHERE fanned_out = 0 ORDER BY created_at, id LIMIT $1")
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
@@ -201,10 +201,13 @@ impl Db {
                 ev.try_get("application_id")?,
                 ev.try_get("event_type")?,
             );
+            // Kept for the record but not delivered (`notificationEvents: false`).
+            let silent = ev.try_get::<i64, _>("notify")? == 0;
             let endpoints = sqlx::query(
-                "SELECT * FROM webhook_endpoints WHERE application_id = $1 AND enabled = 1",
+                "SELECT * FROM webhook_endpoints WHERE application_id = $1 AND enabled = 1 AND $2 = 0",
             )
             .bind(&app)
+            .bind(i64::from(silent))
             .fetch_all(&mut *tx)
             .await?;
             for ep in endpoints.iter().map(endpoint) {

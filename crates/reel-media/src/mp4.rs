@@ -128,7 +128,8 @@ impl<W: Write + Seek> Mp4Writer<W> {
         };
         let start = *t.start_us.get_or_insert(ts_us);
         let ticks = ((ts_us - start).max(0) as i128 * t.timescale as i128 / 1_000_000) as u64;
-        let ticks = t.samples.last().map_or(ticks, |s| ticks.max(s.ticks));
+        // Strictly increasing: a zero-length sample would be a frame no player shows.
+        let ticks = t.samples.last().map_or(ticks, |s| ticks.max(s.ticks + 1));
         t.samples.push(Sample {
             offset: self.pos,
             size: payload.len() as u32,

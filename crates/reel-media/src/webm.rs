@@ -53,6 +53,8 @@ pub struct WebmWriter<W: Write + Seek> {
     cluster_start_ms: i64,
     cues: Vec<(i64, u64)>,
     last_ts_ms: i64,
+    /// Last timestamp written per track (0-based), to keep each track strictly increasing.
+    track_last_ms: Vec<Option<i64>>,
 }
 
 fn codec_id(codec: Codec) -> Result<&'static str> {
@@ -176,6 +178,7 @@ impl<W: Write + Seek> WebmWriter<W> {
             cluster_start_ms: 0,
             cues: Vec::new(),
             last_ts_ms: 0,
+            track_last_ms: vec![None; tracks.len()],
         })
     }
 
@@ -187,7 +190,15 @@ impl<W: Write + Seek> WebmWriter<W> {
         keyframe: bool,
         data: &[u8],
     ) -> Result<()> {
-        let ts_ms = ts_ms.max(self.last_ts_ms);
+        let mut ts_ms = ts_ms.max(self.last_ts_ms);
+        // Two frames of one track at the same millisecond (a sender can reuse a capture time)
+        // would be an invalid file: players refuse non-increasing timestamps in a track.
+        if let Some(Some(last)) = self.track_last_ms.get(track as usize - 1) {
+            ts_ms = ts_ms.max(last + 1);
+        }
+        if let Some(slot) = self.track_last_ms.get_mut(track as usize - 1) {
+            *slot = Some(ts_ms);
+        }
         self.last_ts_ms = ts_ms;
         // Clusters start at video keyframes so that every cue is a clean seek point.
         let video_keyframe = keyframe && track > 0 && self.is_video(track);

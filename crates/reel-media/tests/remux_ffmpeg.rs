@@ -132,10 +132,25 @@ fn judge(path: &Path) -> (Vec<String>, f64) {
         .map(|s| s["codec_name"].as_str().unwrap().to_string())
         .collect();
     let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
-    run(Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-i"])
+    // Decode every frame of every stream (ffprobe decodes without remuxing, so only real
+    // decoding problems are reported); any complaint counts, not only fatal ones.
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "frame=media_type",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
-        .args(["-f", "null", "-"]));
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && complaints.is_empty(),
+        "ffmpeg: {complaints}"
+    );
     (codecs, duration)
 }
 
@@ -249,4 +264,71 @@ fn h264_goes_into_mp4_with_its_start_offset() {
     assert!((duration - 3.2).abs() < 0.1, "duration {duration}");
     // The edit list keeps video 200 ms after audio.
     assert!((first_video_pts(&out) - 0.2).abs() < 0.002);
+}
+
+/// Senders can stamp two frames with one capture time (seen from Chromium); the file must
+/// still have strictly increasing timestamps per track, or players reject it.
+#[test]
+fn frames_sharing_a_timestamp_still_give_a_valid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ffmpeg_lavfi(
+        "testsrc=size=320x240:rate=30",
+        &["-c:v", "libvpx", "-g", "30", "-b:v", "300k"],
+        &d.join("v.ivf"),
+    );
+    let frames: Vec<Vec<u8>> = ivf::parse(&std::fs::read(d.join("v.ivf")).unwrap())
+        .unwrap()
+        .frames
+        .into_iter()
+        .map(|f| f.data)
+        .collect();
+    let mut w =
+        JournalWriter::create(Vec::new(), &header(MediaKind::Video, Codec::Vp8, 90_000)).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        // Frames 10 and 11 carry the same RTP time.
+        let tick = if i == 11 { 10 } else { i as u64 };
+        let key = if codec::is_keyframe(Codec::Vp8, f) {
+            flags::KEYFRAME
+        } else {
+            0
+        };
+        w.append(&Record::Frame {
+            rtp_time: tick * 3000,
+            arrival_unix_us: T0 + i as i64 * 33_333,
+            flags: key,
+            data: f.clone(),
+        })
+        .unwrap();
+    }
+    let j = w.into_inner();
+    let out = d.join("dup.webm");
+    let tracks = vec![(
+        remux::analyze(&j[..]).unwrap(),
+        JournalReader::open(&j[..]).unwrap(),
+    )];
+    remux::remux(tracks, File::create(&out).unwrap()).unwrap();
+    let (codecs, _) = judge(&out);
+    assert_eq!(codecs, ["vp8"]);
+    let pts = run(Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out));
+    let pts: Vec<i64> = pts
+        .lines()
+        .map(|l| l.trim().trim_end_matches(',').parse().unwrap())
+        .collect();
+    assert_eq!(pts.len(), frames.len());
+    assert!(
+        pts.windows(2).all(|w| w[0] < w[1]),
+        "timestamps not strictly increasing: {pts:?}"
+    );
 }

@@ -133,8 +133,14 @@ pub async fn process_publication(
         "room_id": publication.room_id,
         "publication_id": publication.id,
         "recording_id": recording_id,
-        "participant": publication.participant,
+                "participant": publication.participant,
     });
+    // The recording's `notificationEvents` decides whether these go out as webhooks.
+    let notify = db
+        .recording_by_id(recording_id)
+        .await
+        .map(|r| r.notifies())
+        .unwrap_or(true);
     match made {
         Ok(m) => {
             let start_ms = m.report.start_unix_us / 1000;
@@ -169,6 +175,7 @@ pub async fn process_publication(
                 &session.application_id,
                 "stream.recording.success",
                 &payload,
+                notify,
             )
             .await?;
             tracing::info!(publication = publication_id, asset = %asset.id, kind = %asset.asset_type, "stream asset ready");
@@ -186,6 +193,7 @@ pub async fn process_publication(
                 &session.application_id,
                 "stream.recording.failure",
                 &payload,
+                notify,
             )
             .await?;
             Ok(None)

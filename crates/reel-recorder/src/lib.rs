@@ -96,6 +96,7 @@ enum Msg {
     StartRecording {
         room: Room,
         mode: String,
+        options: recordings::RecordingOptions,
         reply: oneshot::Sender<Result<Recording>>,
     },
     Control {
@@ -236,10 +237,20 @@ impl Recorder {
     }
 
     /// Starts a recording of the room: now if it is live, else when its session starts.
-    pub async fn start_recording(&self, room: Room, mode: String) -> Result<Recording> {
+    pub async fn start_recording(
+        &self,
+        room: Room,
+        mode: String,
+        options: recordings::RecordingOptions,
+    ) -> Result<Recording> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::StartRecording { room, mode, reply })
+            .send(Msg::StartRecording {
+                room,
+                mode,
+                options,
+                reply,
+            })
             .map_err(|_| RecorderError::ShuttingDown)?;
         rx.await.map_err(|_| RecorderError::ShuttingDown)?
     }
@@ -434,8 +445,13 @@ impl Brain {
             }) => {
                 tracing::error!(%publication, %track, %error, "journal write failed; track stops recording");
             }
-            Msg::StartRecording { room, mode, reply } => {
-                let _ = reply.send(self.start_recording(room, mode).await);
+            Msg::StartRecording {
+                room,
+                mode,
+                options,
+                reply,
+            } => {
+                let _ = reply.send(self.start_recording(room, mode, options).await);
             }
             Msg::Control {
                 app,

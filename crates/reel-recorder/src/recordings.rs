@@ -20,6 +20,23 @@ use reel_db::{now_ms, Pause, Recording, Room};
 use reel_media::remux::Window;
 use serde_json::{json, Value};
 
+/// What a recording is asked to do, already validated: `recordingOptions` without the
+/// credentials, and the credentials sealed with the server key.
+#[derive(Debug, Clone)]
+pub struct RecordingOptions {
+    pub json: Value,
+    pub sealed_credentials: Option<String>,
+}
+
+impl Default for RecordingOptions {
+    fn default() -> Self {
+        RecordingOptions {
+            json: json!({}),
+            sealed_credentials: None,
+        }
+    }
+}
+
 fn payload(rec: &Recording, extra: Value) -> Value {
     let mut v = json!({
         "recording_id": rec.id,
@@ -81,6 +98,7 @@ impl Brain {
         mode: &str,
         session: Option<&SessionId>,
         state: RecordingState,
+        options: RecordingOptions,
     ) -> Recording {
         let now = now_ms();
         Recording {
@@ -96,6 +114,9 @@ impl Brain {
             started_at: session.map(|_| now),
             stopped_at: None,
             updated_at: now,
+            options: options.json,
+            credentials_set: options.sealed_credentials.is_some(),
+            credentials_sealed: options.sealed_credentials,
         }
     }
 
@@ -115,8 +136,13 @@ impl Brain {
             .await?;
             self.active.insert(session.clone(), rec);
         } else if self.db.room_auto_stream_recording(&room.id).await? {
-            let mut rec =
-                Self::new_recording(room, "stream", Some(session), RecordingState::Recording);
+            let mut rec = Self::new_recording(
+                room,
+                "stream",
+                Some(session),
+                RecordingState::Recording,
+                RecordingOptions::default(),
+            );
             self.transition(
                 &mut rec,
                 RecordingState::Recording,
@@ -133,7 +159,12 @@ impl Brain {
     }
 
     /// `POST /v1/recordings`: now if the room is live, else when its session starts.
-    pub(crate) async fn start_recording(&mut self, room: Room, mode: String) -> Result<Recording> {
+    pub(crate) async fn start_recording(
+        &mut self,
+        room: Room,
+        mode: String,
+        options: RecordingOptions,
+    ) -> Result<Recording> {
         let room_id = RoomId::from_trusted(room.id.clone());
         let session = self.lifecycle.active_session(&room_id).cloned();
         let busy = self.starting.contains_key(&room_id)
@@ -147,8 +178,13 @@ impl Brain {
         }
         match session {
             Some(session) => {
-                let mut rec =
-                    Self::new_recording(&room, &mode, Some(&session), RecordingState::Recording);
+                let mut rec = Self::new_recording(
+                    &room,
+                    &mode,
+                    Some(&session),
+                    RecordingState::Recording,
+                    options,
+                );
                 let _ = self.set_capture(session.as_str(), true).await;
                 self.request_keyframes(session.as_str());
                 self.transition(
@@ -162,7 +198,8 @@ impl Brain {
                 Ok(rec)
             }
             None => {
-                let mut rec = Self::new_recording(&room, &mode, None, RecordingState::Starting);
+                let mut rec =
+                    Self::new_recording(&room, &mode, None, RecordingState::Starting, options);
                 self.transition(&mut rec, RecordingState::Starting, None, json!({}))
                     .await?;
                 self.starting.insert(room_id, rec.clone());

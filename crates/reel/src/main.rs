@@ -318,6 +318,9 @@ async fn run(s: config::Settings) -> Result<(), String> {
             default_max_duration: Duration::from_secs(s.max_duration_secs),
             webhooks_allow_private_targets: s.webhooks.allow_private_targets,
             url_signing_key: load_or_create_key(&data_dir.join("url-signing.key"))?,
+            secrets_key: load_or_create_key(&data_dir.join("secrets.key"))?
+                .try_into()
+                .map_err(|_| "secrets.key: expected 32 bytes".to_string())?,
         },
     );
     // One machine-readable line for scripts and tests that start reel on port 0.

@@ -282,3 +282,91 @@ fn recordings_on_command_and_the_state_machine() {
     let listed = server.get(&format!("/v1/recordings?room_id={room}&state=failed"));
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn recording_options_are_validated_and_credentials_never_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(1);
+    const SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEY";
+    let options = json!({
+        "destinationUrl": "s3://reel-test-bucket/calls/",
+        "credentials": format!("AKIAIOSFODNN7EXAMPLE:{SECRET}:eu-west-1"),
+        "notificationEvents": true,
+        "transcriptionOptions": {"enabled": true, "locale": "en-US"},
+    });
+    let rec = post(
+        &server,
+        "/v1/recordings",
+        json!({"room_id": room, "recordingOptions": options}),
+    );
+    assert_eq!(rec.status, 201, "{}", rec.text());
+    let rec = rec.json();
+    assert_eq!(
+        rec["recordingOptions"]["destinationUrl"],
+        "s3://reel-test-bucket/calls/"
+    );
+    assert_eq!(
+        rec["recordingOptions"]["transcriptionOptions"]["locale"],
+        "en-US"
+    );
+    assert_eq!(rec["credentials_set"], true);
+    let id = rec["id"].as_str().unwrap();
+    for read in [
+        rec.to_string(),
+        server.get(&format!("/v1/recordings/{id}")).to_string(),
+        server.get("/v1/recordings").to_string(),
+        server.get("/v1/events").to_string(),
+    ] {
+        assert!(
+            !read.contains(SECRET) && !read.contains("AKIAIOSFODNN7EXAMPLE"),
+            "credentials leaked: {read}"
+        );
+    }
+    post(&server, &format!("/v1/recordings/{id}/stop"), json!({}));
+
+    for (options, field) in [
+        (
+            json!({"destinationUrl": "s3://Bad_Bucket"}),
+            "recordingOptions.destinationUrl",
+        ),
+        (
+            json!({"destinationUrl": "s3://good-bucket", "credentials": "no-colons"}),
+            "recordingOptions.credentials",
+        ),
+        (
+            json!({"credentials": "a:b:c"}),
+            "recordingOptions.credentials",
+        ),
+        (json!({"format": "mp3"}), "recordingOptions.format"),
+        (json!({"notificationEvents": "yes"}), "notificationEvents"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        let r = post(
+            &server,
+            "/v1/recordings",
+            json!({"room_id": room, "recordingOptions": options}),
+        );
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (422, Some("invalid_field")),
+            "{options}"
+        );
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(field),
+            "{options}: {}",
+            r.text()
+        );
+    }
+
+    // Not in the logs, and not in the database file in plaintext.
+    assert!(!server.log_text().contains(SECRET));
+    let db = std::fs::read(dir.path().join("data/reel.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("data/reel.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "credentials stored in plaintext"
+        );
+    }
+}

@@ -355,3 +355,57 @@ fn a_six_hour_receiver_outage_across_a_restart_loses_no_event() {
         reel_webhooks::sign::signature(&key, &r.headers["webhook-id"], ts, &r.body)
     );
 }
+
+#[test]
+fn notification_events_false_keeps_events_out_of_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[("REEL_WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true")],
+    );
+    let receiver = Receiver::start(200);
+    create_endpoint(&server, &receiver.url, json!([]));
+    let room = server.post(
+        "/v1/rooms",
+        json!({"empty_timeout_seconds": 1, "auto_stream_recording": false}),
+    );
+    let room = room["id"].as_str().unwrap().to_string();
+    let body = json!({"room_id": room, "recordingOptions": {"notificationEvents": false}});
+    let rec = http::json(
+        "POST",
+        &server.url("/v1/recordings"),
+        Some(ADMIN_KEY),
+        &body,
+    )
+    .unwrap()
+    .json();
+    let id = rec["id"].as_str().unwrap().to_string();
+    let (token, whip) = server.token(&room, "quiet", "camera");
+    let media = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
+    let mut opts = PublishOptions::new(&whip, &token);
+    opts.audio = Some(media.audio);
+    opts.duration = Duration::from_secs(1);
+    publish(&opts).unwrap();
+    wait_for("the recording", Duration::from_secs(20), || {
+        server.get(&format!("/v1/recordings/{id}"))["state"] == "available"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    // In the outbox, for the record; never sent.
+    let kept = server.get("/v1/events")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["payload"]["recording_id"] == id.as_str())
+        .count();
+    assert!(kept >= 4, "{kept} events kept");
+    let sent: Vec<_> = receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.body.contains(&id))
+        .collect();
+    assert!(
+        sent.is_empty(),
+        "{} events of a silent recording were delivered",
+        sent.len()
+    );
+}

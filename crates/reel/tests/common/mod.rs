@@ -323,35 +323,27 @@ pub fn ffprobe(path: &Path) -> Probe {
     }
 }
 
-/// Decodes every stream fully; returns ffmpeg's error output (empty when clean) and the
-/// number of decoded video frames.
+/// Decodes every frame of every stream; returns what the decoder complained about (empty
+/// when clean) and the number of video frames. ffprobe decodes without remuxing, so only
+/// real decoding problems are reported, not timing conventions of an output format.
 pub fn decode(path: &Path) -> (String, u64) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is required");
-    let frames = Command::new("ffprobe")
+    let out = Command::new("ffprobe")
         .args([
             "-v",
             "error",
-            "-select_streams",
-            "v",
-            "-count_frames",
             "-show_entries",
-            "stream=nb_read_frames",
+            "frame=media_type",
             "-of",
             "csv=p=0",
         ])
         .arg(path)
         .output()
-        .unwrap();
-    let n = String::from_utf8_lossy(&frames.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    (String::from_utf8_lossy(&out.stderr).into_owned(), n)
+        .expect("ffprobe is required");
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim() == "video")
+        .count() as u64;
+    (String::from_utf8_lossy(&out.stderr).into_owned(), frames)
 }
 
 /// The event outbox as the API shows it: (type, payload) oldest first.
