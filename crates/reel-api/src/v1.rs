@@ -52,11 +52,11 @@ async fn create_room(
     }
     let empty = body
         .empty_timeout_seconds
-        .map(|s| s * 1000)
+        .map(|s| s.saturating_mul(1000))
         .unwrap_or(s.config.default_empty_timeout.as_millis() as u64);
     let max = body
         .max_duration_seconds
-        .map(|s| s * 1000)
+        .map(|s| s.saturating_mul(1000))
         .unwrap_or(s.config.default_max_duration.as_millis() as u64);
     if empty > 24 * 3600 * 1000 {
         return Err(invalid("empty_timeout_seconds: at most 86400"));

@@ -94,6 +94,37 @@ fn rooms_update_and_delete() {
 }
 
 #[test]
+fn out_of_range_numbers_are_refused_not_overflowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = server.url("/v1/rooms");
+    for body in [
+        json!({"empty_timeout_seconds": u64::MAX}),
+        json!({"max_duration_seconds": u64::MAX}),
+        json!({"max_duration_seconds": -1}),
+        json!({"empty_timeout_seconds": 1.5}),
+    ] {
+        let r = http::json("POST", &url, Some(ADMIN_KEY), &body).unwrap();
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (422, Some("invalid_field")),
+            "{body}"
+        );
+    }
+    let room = server.room(1);
+    let tokens = server.url(&format!("/v1/rooms/{room}/tokens"));
+    let r = http::json(
+        "POST",
+        &tokens,
+        Some(ADMIN_KEY),
+        &json!({"participant": "x", "expires_in_seconds": u64::MAX}),
+    )
+    .unwrap();
+    assert_eq!(r.status, 422);
+    assert!(!server.log_text().contains("panicked"));
+}
+
+#[test]
 fn oversized_bodies_get_413_with_a_code() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
