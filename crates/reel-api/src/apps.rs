@@ -46,13 +46,15 @@ async fn visible_application(
         .map_err(|_| ApiError::not_found("application"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct CreateApplication {
+#[into_params(parameter_in = Query)]
+pub(crate) struct CreateApplication {
     name: String,
 }
 
-async fn create_application(
+#[utoipa::path(post, path = "/v1/applications", request_body = CreateApplication, responses((status = 201, body = reel_db::Application), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn create_application(
     State(s): State<AppState>,
     Auth(key): Auth,
     Json(body): Json<CreateApplication>,
@@ -81,7 +83,8 @@ async fn create_application(
     Ok((StatusCode::CREATED, axum::Json(app)).into_response())
 }
 
-async fn list_applications(
+#[utoipa::path(get, path = "/v1/applications", responses((status = 200, body = crate::openapi::ApplicationList), (status = 401, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn list_applications(
     State(s): State<AppState>,
     Auth(key): Auth,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -93,7 +96,8 @@ async fn list_applications(
     Ok(axum::Json(json!({ "data": apps })))
 }
 
-async fn get_application(
+#[utoipa::path(get, path = "/v1/applications/{id}", params(("id" = String, Path, description = "application id")), responses((status = 200, body = reel_db::Application), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn get_application(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -102,7 +106,8 @@ async fn get_application(
 }
 
 /// Creates an application key. The secret is in this response only; Reel keeps its hash.
-async fn create_key(
+#[utoipa::path(post, path = "/v1/applications/{id}/keys", params(("id" = String, Path, description = "application id")), responses((status = 201, body = crate::openapi::CreatedKey), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn create_key(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -123,7 +128,8 @@ async fn create_key(
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
-async fn list_keys(
+#[utoipa::path(get, path = "/v1/applications/{id}/keys", params(("id" = String, Path, description = "application id")), responses((status = 200, body = crate::openapi::KeyList), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn list_keys(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -134,7 +140,8 @@ async fn list_keys(
     ))
 }
 
-async fn revoke_key(
+#[utoipa::path(delete, path = "/v1/applications/{id}/keys/{key_id}", params(("id" = String, Path, description = "application id"), ("key_id" = String, Path, description = "key id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn revoke_key(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path((id, key_id)): Path<(String, String)>,

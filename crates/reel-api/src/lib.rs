@@ -6,6 +6,7 @@ mod apps;
 mod error;
 mod extract;
 mod files;
+pub mod openapi;
 mod recordings;
 mod v1;
 mod webhooks;
@@ -65,5 +66,6 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
         )
         .nest("/whip", whip::routes())
         .route("/download/{id}", get(files::signed_download))
+        .route("/v1/openapi.json", get(openapi::document))
         .with_state(state)
 }

@@ -18,31 +18,24 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/recordings", post(start).get(list))
         .route("/recordings/{id}", get(read))
-        .route(
-            "/recordings/{id}/pause",
-            post(|s, a, p| control(s, a, p, Command::Pause)),
-        )
-        .route(
-            "/recordings/{id}/resume",
-            post(|s, a, p| control(s, a, p, Command::Resume)),
-        )
-        .route(
-            "/recordings/{id}/stop",
-            post(|s, a, p| control(s, a, p, Command::Stop)),
-        )
+        .route("/recordings/{id}/pause", post(pause))
+        .route("/recordings/{id}/resume", post(resume))
+        .route("/recordings/{id}/stop", post(stop))
         .route("/rooms/{id}/active-recording", get(active))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Start {
+#[into_params(parameter_in = Query)]
+pub(crate) struct Start {
     room_id: String,
     mode: Option<String>,
     #[serde(rename = "recordingOptions")]
     recording_options: Option<RecordingOptions>,
 }
 
-async fn start(
+#[utoipa::path(post, path = "/v1/recordings", request_body = Start, responses((status = 201, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn start(
     State(s): State<AppState>,
     Auth(key): Auth,
     Json(body): Json<Start>,
@@ -80,7 +73,7 @@ async fn start(
             .await
             .map_err(|_| ApiError::not_found("room"))?;
     let options = reel_recorder::recordings::RecordingOptions {
-        json: serde_json::to_value(&options).expect("options serialize"),
+        json: serde_json::to_value(options.public()).expect("options serialize"),
         // Write-only: sealed here, never returned or logged.
         sealed_credentials: options
             .credentials
@@ -104,7 +97,35 @@ async fn control(
     ))
 }
 
-async fn read(
+#[utoipa::path(post, path = "/v1/recordings/{id}/pause", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn pause(
+    s: State<AppState>,
+    a: Auth,
+    p: Path<String>,
+) -> Result<axum::Json<Recording>, ApiError> {
+    control(s, a, p, Command::Pause).await
+}
+
+#[utoipa::path(post, path = "/v1/recordings/{id}/resume", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn resume(
+    s: State<AppState>,
+    a: Auth,
+    p: Path<String>,
+) -> Result<axum::Json<Recording>, ApiError> {
+    control(s, a, p, Command::Resume).await
+}
+
+#[utoipa::path(post, path = "/v1/recordings/{id}/stop", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn stop(
+    s: State<AppState>,
+    a: Auth,
+    p: Path<String>,
+) -> Result<axum::Json<Recording>, ApiError> {
+    control(s, a, p, Command::Stop).await
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn read(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -116,15 +137,17 @@ async fn read(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
     room_id: Option<String>,
     session_id: Option<String>,
     state: Option<String>,
 }
 
-async fn list(
+#[utoipa::path(get, path = "/v1/recordings", params(ListQuery), responses((status = 200, body = crate::openapi::RecordingList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn list(
     State(s): State<AppState>,
     Auth(key): Auth,
     Query(q): Query<ListQuery>,
@@ -145,7 +168,8 @@ async fn list(
     Ok(axum::Json(json!({ "data": list })))
 }
 
-async fn active(
+#[utoipa::path(get, path = "/v1/rooms/{id}/active-recording", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn active(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,

@@ -31,16 +31,18 @@ pub fn routes() -> Router<AppState> {
 
 const MAX_DURATION_LIMIT_SECS: u64 = 7 * 24 * 3600;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct CreateRoom {
+#[into_params(parameter_in = Query)]
+pub(crate) struct CreateRoom {
     name: Option<String>,
     empty_timeout_seconds: Option<u64>,
     max_duration_seconds: Option<u64>,
     auto_stream_recording: Option<bool>,
 }
 
-async fn create_room(
+#[utoipa::path(post, path = "/v1/rooms", request_body = CreateRoom, responses((status = 201, body = reel_db::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn create_room(
     State(s): State<AppState>,
     Auth(key): Auth,
     Json(body): Json<CreateRoom>,
@@ -77,7 +79,8 @@ async fn create_room(
     Ok((StatusCode::CREATED, axum::Json(room)).into_response())
 }
 
-async fn list_rooms(
+#[utoipa::path(get, path = "/v1/rooms", responses((status = 200, body = crate::openapi::RoomList), (status = 401, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn list_rooms(
     State(s): State<AppState>,
     Auth(key): Auth,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -85,7 +88,8 @@ async fn list_rooms(
     Ok(axum::Json(json!({ "data": rooms })))
 }
 
-async fn get_room(
+#[utoipa::path(get, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Room), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn get_room(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -97,9 +101,10 @@ async fn get_room(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct UpdateRoom {
+#[into_params(parameter_in = Query)]
+pub(crate) struct UpdateRoom {
     name: Option<String>,
     empty_timeout_seconds: Option<u64>,
     max_duration_seconds: Option<u64>,
@@ -107,7 +112,8 @@ struct UpdateRoom {
 }
 
 /// Changes apply to sessions that start afterwards; a live session keeps its limits.
-async fn update_room(
+#[utoipa::path(patch, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), request_body = UpdateRoom, responses((status = 200, body = reel_db::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn update_room(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -144,7 +150,8 @@ async fn update_room(
 }
 
 /// Deletes a room that is not recording; its sessions and assets stay listed.
-async fn delete_room(
+#[utoipa::path(delete, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn delete_room(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -168,15 +175,17 @@ async fn delete_room(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct CreateToken {
+#[into_params(parameter_in = Query)]
+pub(crate) struct CreateToken {
     participant: String,
     kind: Option<String>,
     expires_in_seconds: Option<u64>,
 }
 
-async fn create_token(
+#[utoipa::path(post, path = "/v1/rooms/{room_id}/tokens", params(("room_id" = String, Path, description = "room id")), request_body = CreateToken, responses((status = 201, body = crate::openapi::PublishToken), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn create_token(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(room_id): Path<String>,
@@ -232,13 +241,15 @@ async fn create_token(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct SessionQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct SessionQuery {
     room_id: Option<String>,
 }
 
-async fn list_sessions(
+#[utoipa::path(get, path = "/v1/sessions", params(SessionQuery), responses((status = 200, body = crate::openapi::SessionList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn list_sessions(
     State(s): State<AppState>,
     Auth(key): Auth,
     Query(q): Query<SessionQuery>,
@@ -249,7 +260,8 @@ async fn list_sessions(
     Ok(axum::Json(json!({ "data": sessions })))
 }
 
-async fn get_session(
+#[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "session id")), responses((status = 200, body = crate::openapi::SessionDetail), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn get_session(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -271,15 +283,17 @@ async fn get_session(
     Ok(axum::Json(v))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AssetQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct AssetQuery {
     session_id: Option<String>,
     asset_type: Option<String>,
     recording_id: Option<String>,
 }
 
-async fn list_assets(
+#[utoipa::path(get, path = "/v1/assets", params(AssetQuery), responses((status = 200, body = crate::openapi::AssetList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn list_assets(
     State(s): State<AppState>,
     Auth(key): Auth,
     Query(q): Query<AssetQuery>,
@@ -299,7 +313,8 @@ async fn list_assets(
     Ok(axum::Json(json!({ "data": assets })))
 }
 
-async fn get_asset(
+#[utoipa::path(get, path = "/v1/assets/{id}", params(("id" = String, Path, description = "asset id")), responses((status = 200, body = reel_db::Asset), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn get_asset(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -311,7 +326,8 @@ async fn get_asset(
     ))
 }
 
-async fn download_asset(
+#[utoipa::path(get, path = "/v1/assets/{id}/download", params(("id" = String, Path, description = "asset id")), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 206, description = "a byte range"), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 410, body = crate::openapi::ErrorBody), (status = 416, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn download_asset(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -324,14 +340,16 @@ async fn download_asset(
     crate::files::serve(&asset, &headers).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct LinkRequest {
+#[into_params(parameter_in = Query)]
+pub(crate) struct LinkRequest {
     expires_in: Option<u64>,
 }
 
 /// An expiring link to the asset's file that needs no API key.
-async fn presigned_url(
+#[utoipa::path(get, path = "/v1/assets/{id}/presigned-url", params(("id" = String, Path, description = "asset id"), LinkRequest), responses((status = 200, body = crate::openapi::Link), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn presigned_url(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -360,7 +378,8 @@ async fn presigned_url(
     ))
 }
 
-async fn delete_asset(
+#[utoipa::path(delete, path = "/v1/assets/{id}", params(("id" = String, Path, description = "asset id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn delete_asset(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -380,7 +399,8 @@ async fn delete_asset(
 }
 
 /// The event outbox, oldest first: what webhooks will deliver.
-async fn list_events(
+#[utoipa::path(get, path = "/v1/events", responses((status = 200, body = crate::openapi::EventList), (status = 401, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn list_events(
     State(s): State<AppState>,
     Auth(key): Auth,
 ) -> Result<axum::Json<Value>, ApiError> {

@@ -56,16 +56,18 @@ fn check_types(types: &[String]) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Create {
+#[into_params(parameter_in = Query)]
+pub(crate) struct Create {
     url: String,
     #[serde(default)]
     event_types: Vec<String>,
     enabled: Option<bool>,
 }
 
-async fn create(
+#[utoipa::path(post, path = "/v1/webhooks", request_body = Create, responses((status = 201, body = crate::openapi::CreatedWebhook), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn create(
     State(s): State<AppState>,
     Auth(key): Auth,
     Json(body): Json<Create>,
@@ -91,13 +93,18 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(v)).into_response())
 }
 
-async fn list(State(s): State<AppState>, Auth(key): Auth) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/webhooks", responses((status = 200, body = crate::openapi::WebhookList), (status = 401, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+) -> Result<axum::Json<Value>, ApiError> {
     Ok(axum::Json(
         json!({ "data": s.db.list_endpoints(&key.application_id).await? }),
     ))
 }
 
-async fn read(
+#[utoipa::path(get, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = reel_db::WebhookEndpoint), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn read(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -109,15 +116,17 @@ async fn read(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Update {
+#[into_params(parameter_in = Query)]
+pub(crate) struct Update {
     url: Option<String>,
     event_types: Option<Vec<String>>,
     enabled: Option<bool>,
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), request_body = Update, responses((status = 200, body = reel_db::WebhookEndpoint), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn update(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -144,7 +153,8 @@ async fn update(
     ))
 }
 
-async fn remove(
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn remove(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -155,7 +165,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn deliveries(
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = crate::openapi::DeliveryList), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn deliveries(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
@@ -168,7 +179,8 @@ async fn deliveries(
     ))
 }
 
-async fn redeliver(
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", params(("id" = String, Path, description = "webhook id"), ("delivery_id" = String, Path, description = "delivery id")), responses((status = 202), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn redeliver(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path((id, delivery_id)): Path<(String, String)>,

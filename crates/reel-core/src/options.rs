@@ -4,13 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordingOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_url: Option<String>,
-    /// Write-only: accepted, sealed at rest, never serialized back.
-    #[serde(skip_serializing)]
+    /// Write-only: accepted and sealed at rest; what is stored or returned is `public()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(write_only)]
     pub credentials: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
@@ -20,7 +21,7 @@ pub struct RecordingOptions {
     pub transcription_options: Option<TranscriptionOptions>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TranscriptionOptions {
     pub enabled: bool,
@@ -181,6 +182,14 @@ impl RecordingOptions {
         Ok(destination)
     }
 
+    /// These options without the credentials: the only form that is stored or returned.
+    pub fn public(&self) -> RecordingOptions {
+        RecordingOptions {
+            credentials: None,
+            ..self.clone()
+        }
+    }
+
     /// Whether this recording's events go out as webhooks (default: yes).
     pub fn notifies(&self) -> bool {
         self.notification_events.unwrap_or(true)
@@ -236,8 +245,10 @@ mod tests {
         );
         assert_eq!(ok.validate("stream"), Ok(Some(Destination::S3)));
         assert!(
-            !serde_json::to_string(&ok).unwrap().contains("secret"),
-            "credentials never serialize"
+            !serde_json::to_string(&ok.public())
+                .unwrap()
+                .contains("secret"),
+            "the public form has no credentials"
         );
         let cases = [
             (

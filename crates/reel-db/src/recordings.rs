@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pause {
     pub paused_at: i64,
     pub resumed_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Recording {
     pub id: String,
     pub application_id: String,
@@ -28,6 +28,7 @@ pub struct Recording {
     pub updated_at: i64,
     /// `recordingOptions` without credentials.
     #[serde(rename = "recordingOptions")]
+    #[schema(value_type = Object)]
     pub options: serde_json::Value,
     /// Credentials sealed with the server key; never serialized.
     #[serde(skip)]

@@ -23,14 +23,14 @@ fn corrupt(e: impl std::fmt::Display) -> DbError {
     DbError::Corrupt(e.to_string())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Application {
     pub id: String,
     pub name: String,
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub application_id: String,
@@ -40,7 +40,7 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Room {
     pub id: String,
     pub application_id: String,
@@ -60,7 +60,7 @@ pub struct PublishToken {
     pub expires_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Session {
     pub id: String,
     pub application_id: String,
@@ -71,7 +71,7 @@ pub struct Session {
     pub end_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Publication {
     pub id: String,
     pub session_id: String,
@@ -86,7 +86,7 @@ pub struct Publication {
     pub failure: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Track {
     pub id: String,
     pub publication_id: String,
@@ -101,7 +101,7 @@ pub struct Track {
     pub started_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Asset {
     pub id: String,
     pub application_id: String,
@@ -119,6 +119,7 @@ pub struct Asset {
     pub duration_ms: i64,
     pub size_bytes: i64,
     pub sha256: String,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub created_at: i64,
 }

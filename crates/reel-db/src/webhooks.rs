@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookEndpoint {
     pub id: String,
     pub application_id: String,
@@ -41,7 +41,7 @@ pub struct DueDelivery {
     pub endpoint: WebhookEndpoint,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryAttempt {
     pub attempt: i64,
     pub at: i64,
@@ -50,7 +50,7 @@ pub struct DeliveryAttempt {
     pub duration_ms: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: String,
     pub event_id: String,

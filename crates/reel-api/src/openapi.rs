@@ -1,0 +1,129 @@
+//! The OpenAPI 3.1 document of `/v1`, generated from the handlers' annotations and the
+//! types they take and return, served at `GET /v1/openapi.json`.
+
+use reel_db::{
+    ApiKey, Application, Asset, Delivery, DeliveryAttempt, Pause, Publication, Recording, Room,
+    Session, Track, WebhookEndpoint,
+};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Every error: a stable machine code and a sentence for people.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+macro_rules! list_of {
+    ($name:ident, $item:ty) => {
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            pub data: Vec<$item>,
+        }
+    };
+}
+
+list_of!(RoomList, Room);
+list_of!(SessionList, Session);
+list_of!(AssetList, Asset);
+list_of!(RecordingList, Recording);
+list_of!(ApplicationList, Application);
+list_of!(KeyList, ApiKey);
+list_of!(WebhookList, WebhookEndpoint);
+list_of!(DeliveryList, Delivery);
+list_of!(EventList, Event);
+
+#[derive(Serialize, ToSchema)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub created_at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublishToken {
+    pub token: String,
+    pub whip_url: String,
+    pub room_id: String,
+    pub participant: String,
+    pub kind: String,
+    pub expires_at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Link {
+    pub url: String,
+    pub expires_at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Participant {
+    #[serde(flatten)]
+    pub publication: Publication,
+    pub tracks: Vec<Track>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub session: Session,
+    pub participants: Vec<Participant>,
+}
+
+/// A new API key: the secret is in this response only.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub api_key: ApiKey,
+    pub key: String,
+}
+
+/// A new webhook endpoint: the signing secret is in this response only.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpoint,
+    pub secret: String,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Reel", description = "Recording service for WebRTC (WHIP) and SIP calls: rooms, recordings, assets, webhooks."),
+    paths(
+        crate::v1::create_room, crate::v1::list_rooms, crate::v1::get_room, crate::v1::update_room, crate::v1::delete_room,
+        crate::v1::create_token, crate::v1::list_sessions, crate::v1::get_session,
+        crate::v1::list_assets, crate::v1::get_asset, crate::v1::delete_asset, crate::v1::download_asset, crate::v1::presigned_url,
+        crate::v1::list_events,
+        crate::apps::create_application, crate::apps::list_applications, crate::apps::get_application,
+        crate::apps::create_key, crate::apps::list_keys, crate::apps::revoke_key,
+        crate::webhooks::create, crate::webhooks::list, crate::webhooks::read, crate::webhooks::update, crate::webhooks::remove,
+        crate::webhooks::deliveries, crate::webhooks::redeliver,
+        crate::recordings::start, crate::recordings::list, crate::recordings::read,
+        crate::recordings::pause, crate::recordings::resume, crate::recordings::stop, crate::recordings::active,
+    ),
+    components(schemas(ErrorBody, Pause, DeliveryAttempt)),
+    modifiers(&BearerAuth),
+    security(("api_key" = []))
+)]
+pub struct ApiDoc;
+
+pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
