@@ -53,7 +53,7 @@ pub(crate) struct CreateApplication {
     name: String,
 }
 
-#[utoipa::path(post, path = "/v1/applications", request_body = CreateApplication, responses((status = 201, body = reel_db::Application), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/applications", request_body = CreateApplication, responses((status = 201, body = reel_db::Application), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn create_application(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -83,7 +83,7 @@ pub(crate) async fn create_application(
     Ok((StatusCode::CREATED, axum::Json(app)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/applications", responses((status = 200, body = crate::openapi::ApplicationList), (status = 401, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/applications", responses((status = 200, body = crate::openapi::ApplicationList), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list_applications(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -96,7 +96,7 @@ pub(crate) async fn list_applications(
     Ok(axum::Json(json!({ "data": apps })))
 }
 
-#[utoipa::path(get, path = "/v1/applications/{id}", params(("id" = String, Path, description = "application id")), responses((status = 200, body = reel_db::Application), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/applications/{id}", params(("id" = String, Path, description = "application id")), responses((status = 200, body = reel_db::Application), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_application(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -106,7 +106,7 @@ pub(crate) async fn get_application(
 }
 
 /// Creates an application key. The secret is in this response only; Reel keeps its hash.
-#[utoipa::path(post, path = "/v1/applications/{id}/keys", params(("id" = String, Path, description = "application id")), responses((status = 201, body = crate::openapi::CreatedKey), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/applications/{id}/keys", params(("id" = String, Path, description = "application id")), responses((status = 201, body = crate::openapi::CreatedKey), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn create_key(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -128,7 +128,7 @@ pub(crate) async fn create_key(
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/applications/{id}/keys", params(("id" = String, Path, description = "application id")), responses((status = 200, body = crate::openapi::KeyList), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/applications/{id}/keys", params(("id" = String, Path, description = "application id")), responses((status = 200, body = crate::openapi::KeyList), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list_keys(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -140,7 +140,7 @@ pub(crate) async fn list_keys(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/applications/{id}/keys/{key_id}", params(("id" = String, Path, description = "application id"), ("key_id" = String, Path, description = "key id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/applications/{id}/keys/{key_id}", params(("id" = String, Path, description = "application id"), ("key_id" = String, Path, description = "key id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn revoke_key(
     State(s): State<AppState>,
     Auth(key): Auth,

@@ -70,9 +70,19 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let secret = bearer(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
-        match state.db.find_api_key(secret).await? {
-            Some(key) => Ok(Auth(key)),
-            None => Err(ApiError::unauthorized("invalid API key")),
+        let Some(key) = state.db.find_api_key(secret).await? else {
+            return Err(ApiError::unauthorized("invalid API key"));
+        };
+        if let Err(retry_after) = state.take_token(&key.id) {
+            return Err(ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests for this API key",
+                )
+            });
         }
+        Ok(Auth(key))
     }
 }

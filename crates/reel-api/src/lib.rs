@@ -32,12 +32,40 @@ pub struct ApiConfig {
     pub url_signing_key: Vec<u8>,
     /// Key sealing secrets at rest (destination credentials).
     pub secrets_key: [u8; 32],
+    pub rate_limit: RateLimit,
 }
 
 pub struct Inner {
     pub db: Db,
     pub recorder: Recorder,
     pub config: ApiConfig,
+    /// Per API key: tokens left and when they were counted.
+    pub buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+}
+
+/// Requests per key: `per_second` on average, `burst` at once.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl Inner {
+    /// Takes one request from the key's bucket; on refusal, the seconds until one is free.
+    pub fn take_token(&self, key_id: &str) -> Result<(), u32> {
+        let RateLimit { per_second, burst } = self.config.rate_limit;
+        let now = std::time::Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, at) = buckets.entry(key_id.to_string()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / per_second.max(0.001)).ceil().max(1.0) as u32)
+        }
+    }
 }
 
 pub type AppState = Arc<Inner>;
@@ -50,6 +78,7 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
         db,
         recorder,
         config,
+        buckets: Default::default(),
     });
     Router::new()
         .route(

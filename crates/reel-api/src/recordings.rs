@@ -34,7 +34,7 @@ pub(crate) struct Start {
     recording_options: Option<RecordingOptions>,
 }
 
-#[utoipa::path(post, path = "/v1/recordings", request_body = Start, responses((status = 201, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings", request_body = Start, responses((status = 201, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn start(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -60,25 +60,34 @@ pub(crate) async fn start(
             ))
         }
     }
-    let options = body.recording_options.unwrap_or_default();
-    options.validate(&mode).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            format!("{}: {}", e.field, e.message),
-        )
-    })?;
+    let given = body.recording_options;
+    if let Some(options) = &given {
+        options.validate(&mode).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("{}: {}", e.field, e.message),
+            )
+        })?;
+    }
     let room =
         s.db.get_room(Some(&key.application_id), &body.room_id)
             .await
             .map_err(|_| ApiError::not_found("room"))?;
-    let options = reel_recorder::recordings::RecordingOptions {
-        json: serde_json::to_value(options.public()).expect("options serialize"),
-        // Write-only: sealed here, never returned or logged.
-        sealed_credentials: options
-            .credentials
-            .as_deref()
-            .map(|c| seal::seal(&s.config.secrets_key, c)),
+    let options = match given {
+        Some(options) => reel_recorder::recordings::RecordingOptions {
+            json: serde_json::to_value(options.public()).expect("options serialize"),
+            // Write-only: sealed here, never returned or logged.
+            sealed_credentials: options
+                .credentials
+                .as_deref()
+                .map(|c| seal::seal(&s.config.secrets_key, c)),
+        },
+        // None given: the room's defaults.
+        None => reel_recorder::recordings::RecordingOptions {
+            json: room.default_recording_options.clone(),
+            sealed_credentials: room.default_credentials_sealed.clone(),
+        },
     };
     let rec = s.recorder.start_recording(room, mode, options).await?;
     Ok((StatusCode::CREATED, axum::Json(rec)).into_response())
@@ -97,7 +106,7 @@ async fn control(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/recordings/{id}/pause", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings/{id}/pause", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn pause(
     s: State<AppState>,
     a: Auth,
@@ -106,7 +115,7 @@ pub(crate) async fn pause(
     control(s, a, p, Command::Pause).await
 }
 
-#[utoipa::path(post, path = "/v1/recordings/{id}/resume", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings/{id}/resume", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn resume(
     s: State<AppState>,
     a: Auth,
@@ -115,7 +124,7 @@ pub(crate) async fn resume(
     control(s, a, p, Command::Resume).await
 }
 
-#[utoipa::path(post, path = "/v1/recordings/{id}/stop", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings/{id}/stop", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn stop(
     s: State<AppState>,
     a: Auth,
@@ -124,7 +133,7 @@ pub(crate) async fn stop(
     control(s, a, p, Command::Stop).await
 }
 
-#[utoipa::path(get, path = "/v1/recordings/{id}", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/recordings/{id}", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn read(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -146,7 +155,7 @@ pub(crate) struct ListQuery {
     state: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/recordings", params(ListQuery), responses((status = 200, body = crate::openapi::RecordingList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/recordings", params(ListQuery), responses((status = 200, body = crate::openapi::RecordingList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -168,7 +177,7 @@ pub(crate) async fn list(
     Ok(axum::Json(json!({ "data": list })))
 }
 
-#[utoipa::path(get, path = "/v1/rooms/{id}/active-recording", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/rooms/{id}/active-recording", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn active(
     State(s): State<AppState>,
     Auth(key): Auth,

@@ -39,9 +39,10 @@ pub(crate) struct CreateRoom {
     empty_timeout_seconds: Option<u64>,
     max_duration_seconds: Option<u64>,
     auto_stream_recording: Option<bool>,
+    default_recording_options: Option<reel_core::options::RecordingOptions>,
 }
 
-#[utoipa::path(post, path = "/v1/rooms", request_body = CreateRoom, responses((status = 201, body = reel_db::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/rooms", request_body = CreateRoom, responses((status = 201, body = reel_db::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn create_room(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -73,13 +74,19 @@ pub(crate) async fn create_room(
         empty_timeout_ms: empty as i64,
         max_duration_ms: max as i64,
         auto_stream_recording: body.auto_stream_recording.unwrap_or(true),
+        default_recording_options: serde_json::json!({}),
+        default_credentials_sealed: None,
         created_at: now_ms(),
     };
+    let mut room = room;
+    if let Some(options) = body.default_recording_options {
+        apply_default_options(&s, &mut room, options)?;
+    }
     s.db.insert_room(&room).await?;
     Ok((StatusCode::CREATED, axum::Json(room)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/rooms", responses((status = 200, body = crate::openapi::RoomList), (status = 401, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/rooms", responses((status = 200, body = crate::openapi::RoomList), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list_rooms(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -88,7 +95,7 @@ pub(crate) async fn list_rooms(
     Ok(axum::Json(json!({ "data": rooms })))
 }
 
-#[utoipa::path(get, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Room), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Room), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_room(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -109,10 +116,37 @@ pub(crate) struct UpdateRoom {
     empty_timeout_seconds: Option<u64>,
     max_duration_seconds: Option<u64>,
     auto_stream_recording: Option<bool>,
+    default_recording_options: Option<reel_core::options::RecordingOptions>,
+}
+
+/// Validates a room's default `recordingOptions` and keeps them with credentials sealed.
+fn apply_default_options(
+    s: &AppState,
+    room: &mut Room,
+    options: reel_core::options::RecordingOptions,
+) -> Result<(), ApiError> {
+    options.validate("stream").map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!(
+                "default_recording_options.{}: {}",
+                e.field.trim_start_matches("recordingOptions."),
+                e.message
+            ),
+        )
+    })?;
+    room.default_credentials_sealed = options
+        .credentials
+        .as_deref()
+        .map(|c| reel_core::options::seal::seal(&s.config.secrets_key, c));
+    room.default_recording_options =
+        serde_json::to_value(options.public()).expect("options serialize");
+    Ok(())
 }
 
 /// Changes apply to sessions that start afterwards; a live session keeps its limits.
-#[utoipa::path(patch, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), request_body = UpdateRoom, responses((status = 200, body = reel_db::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), request_body = UpdateRoom, responses((status = 200, body = reel_db::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn update_room(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -145,12 +179,15 @@ pub(crate) async fn update_room(
     if let Some(on) = body.auto_stream_recording {
         room.auto_stream_recording = on;
     }
+    if let Some(options) = body.default_recording_options {
+        apply_default_options(&s, &mut room, options)?;
+    }
     s.db.update_room(&room).await?;
     Ok(axum::Json(room))
 }
 
 /// Deletes a room that is not recording; its sessions and assets stay listed.
-#[utoipa::path(delete, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn delete_room(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -184,7 +221,7 @@ pub(crate) struct CreateToken {
     expires_in_seconds: Option<u64>,
 }
 
-#[utoipa::path(post, path = "/v1/rooms/{room_id}/tokens", params(("room_id" = String, Path, description = "room id")), request_body = CreateToken, responses((status = 201, body = crate::openapi::PublishToken), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/rooms/{room_id}/tokens", params(("room_id" = String, Path, description = "room id")), request_body = CreateToken, responses((status = 201, body = crate::openapi::PublishToken), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn create_token(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -248,7 +285,7 @@ pub(crate) struct SessionQuery {
     room_id: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/sessions", params(SessionQuery), responses((status = 200, body = crate::openapi::SessionList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/sessions", params(SessionQuery), responses((status = 200, body = crate::openapi::SessionList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list_sessions(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -260,7 +297,7 @@ pub(crate) async fn list_sessions(
     Ok(axum::Json(json!({ "data": sessions })))
 }
 
-#[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "session id")), responses((status = 200, body = crate::openapi::SessionDetail), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "session id")), responses((status = 200, body = crate::openapi::SessionDetail), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_session(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -292,7 +329,7 @@ pub(crate) struct AssetQuery {
     recording_id: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/assets", params(AssetQuery), responses((status = 200, body = crate::openapi::AssetList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/assets", params(AssetQuery), responses((status = 200, body = crate::openapi::AssetList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list_assets(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -313,7 +350,7 @@ pub(crate) async fn list_assets(
     Ok(axum::Json(json!({ "data": assets })))
 }
 
-#[utoipa::path(get, path = "/v1/assets/{id}", params(("id" = String, Path, description = "asset id")), responses((status = 200, body = reel_db::Asset), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/assets/{id}", params(("id" = String, Path, description = "asset id")), responses((status = 200, body = reel_db::Asset), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_asset(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -326,7 +363,7 @@ pub(crate) async fn get_asset(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/assets/{id}/download", params(("id" = String, Path, description = "asset id")), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 206, description = "a byte range"), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 410, body = crate::openapi::ErrorBody), (status = 416, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/assets/{id}/download", params(("id" = String, Path, description = "asset id")), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 206, description = "a byte range"), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 410, body = crate::openapi::ErrorBody), (status = 416, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn download_asset(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -348,7 +385,7 @@ pub(crate) struct LinkRequest {
 }
 
 /// An expiring link to the asset's file that needs no API key.
-#[utoipa::path(get, path = "/v1/assets/{id}/presigned-url", params(("id" = String, Path, description = "asset id"), LinkRequest), responses((status = 200, body = crate::openapi::Link), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/assets/{id}/presigned-url", params(("id" = String, Path, description = "asset id"), LinkRequest), responses((status = 200, body = crate::openapi::Link), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn presigned_url(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -378,7 +415,7 @@ pub(crate) async fn presigned_url(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/assets/{id}", params(("id" = String, Path, description = "asset id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/assets/{id}", params(("id" = String, Path, description = "asset id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn delete_asset(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -399,7 +436,7 @@ pub(crate) async fn delete_asset(
 }
 
 /// The event outbox, oldest first: what webhooks will deliver.
-#[utoipa::path(get, path = "/v1/events", responses((status = 200, body = crate::openapi::EventList), (status = 401, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/events", responses((status = 200, body = crate::openapi::EventList), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list_events(
     State(s): State<AppState>,
     Auth(key): Auth,

@@ -66,7 +66,7 @@ pub(crate) struct Create {
     enabled: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/v1/webhooks", request_body = Create, responses((status = 201, body = crate::openapi::CreatedWebhook), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/webhooks", request_body = Create, responses((status = 201, body = crate::openapi::CreatedWebhook), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -93,7 +93,7 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, axum::Json(v)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/webhooks", responses((status = 200, body = crate::openapi::WebhookList), (status = 401, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/webhooks", responses((status = 200, body = crate::openapi::WebhookList), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -103,7 +103,7 @@ pub(crate) async fn list(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = reel_db::WebhookEndpoint), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = reel_db::WebhookEndpoint), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn read(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -125,7 +125,7 @@ pub(crate) struct Update {
     enabled: Option<bool>,
 }
 
-#[utoipa::path(patch, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), request_body = Update, responses((status = 200, body = reel_db::WebhookEndpoint), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), request_body = Update, responses((status = 200, body = reel_db::WebhookEndpoint), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -153,7 +153,7 @@ pub(crate) async fn update(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn remove(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -165,7 +165,7 @@ pub(crate) async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = crate::openapi::DeliveryList), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = crate::openapi::DeliveryList), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn deliveries(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -179,7 +179,7 @@ pub(crate) async fn deliveries(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", params(("id" = String, Path, description = "webhook id"), ("delivery_id" = String, Path, description = "delivery id")), responses((status = 202), (status = 401, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", params(("id" = String, Path, description = "webhook id"), ("delivery_id" = String, Path, description = "delivery id")), responses((status = 202), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn redeliver(
     State(s): State<AppState>,
     Auth(key): Auth,

@@ -180,6 +180,13 @@ ALTER TABLE recordings ADD COLUMN credentials_sealed TEXT;
 ALTER TABLE events ADD COLUMN notify BIGINT NOT NULL DEFAULT 1
 "#,
     ),
+    (
+        7,
+        r#"
+ALTER TABLE rooms ADD COLUMN default_recording_options TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE rooms ADD COLUMN default_credentials_sealed TEXT
+"#,
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

@@ -49,6 +49,11 @@ pub struct Room {
     pub max_duration_ms: i64,
     /// Start a `stream` recording whenever a session starts.
     pub auto_stream_recording: bool,
+    /// `recordingOptions` for recordings that do not bring their own (credentials removed).
+    #[schema(value_type = Object)]
+    pub default_recording_options: serde_json::Value,
+    #[serde(skip)]
+    pub default_credentials_sealed: Option<String>,
     pub created_at: i64,
 }
 
@@ -143,6 +148,11 @@ fn room(r: &AnyRow) -> Result<Room> {
         empty_timeout_ms: r.try_get("empty_timeout_ms")?,
         max_duration_ms: r.try_get("max_duration_ms")?,
         auto_stream_recording: r.try_get::<i64, _>("auto_stream_recording")? != 0,
+        default_recording_options: serde_json::from_str(
+            &r.try_get::<String, _>("default_recording_options")?,
+        )
+        .map_err(corrupt)?,
+        default_credentials_sealed: r.try_get("default_credentials_sealed")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -341,15 +351,17 @@ impl Db {
 
     pub async fn insert_room(&self, room: &Room) -> Result<()> {
         sqlx::query(
-            "INSERT INTO rooms (id, application_id, name, empty_timeout_ms, max_duration_ms, auto_stream_recording, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO rooms (id, application_id, name, empty_timeout_ms, max_duration_ms, auto_stream_recording, created_at, default_recording_options, default_credentials_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&room.id)
         .bind(&room.application_id)
         .bind(&room.name)
         .bind(room.empty_timeout_ms)
         .bind(room.max_duration_ms)
-        .bind(i64::from(room.auto_stream_recording))
+                .bind(i64::from(room.auto_stream_recording))
         .bind(room.created_at)
+        .bind(room.default_recording_options.to_string())
+        .bind(&room.default_credentials_sealed)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -371,14 +383,16 @@ impl Db {
 
     pub async fn update_room(&self, room: &Room) -> Result<()> {
         sqlx::query(
-            "UPDATE rooms SET name = $1, empty_timeout_ms = $2, max_duration_ms = $3, auto_stream_recording = $4 WHERE id = $5 AND application_id = $6",
+            "UPDATE rooms SET name = $1, empty_timeout_ms = $2, max_duration_ms = $3, auto_stream_recording = $4, default_recording_options = $7, default_credentials_sealed = $8 WHERE id = $5 AND application_id = $6",
         )
         .bind(&room.name)
         .bind(room.empty_timeout_ms)
         .bind(room.max_duration_ms)
         .bind(i64::from(room.auto_stream_recording))
-        .bind(&room.id)
+                .bind(&room.id)
         .bind(&room.application_id)
+        .bind(room.default_recording_options.to_string())
+        .bind(&room.default_credentials_sealed)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -848,6 +862,8 @@ mod tests {
             empty_timeout_ms: 1,
             max_duration_ms: 2,
             auto_stream_recording: true,
+            default_recording_options: serde_json::json!({}),
+            default_credentials_sealed: None,
             created_at: 3,
         };
         db.insert_room(&room).await.unwrap();

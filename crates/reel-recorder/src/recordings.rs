@@ -136,12 +136,16 @@ impl Brain {
             .await?;
             self.active.insert(session.clone(), rec);
         } else if self.db.room_auto_stream_recording(&room.id).await? {
+            let defaults = RecordingOptions {
+                json: room.default_recording_options.clone(),
+                sealed_credentials: room.default_credentials_sealed.clone(),
+            };
             let mut rec = Self::new_recording(
                 room,
                 "stream",
                 Some(session),
                 RecordingState::Recording,
-                RecordingOptions::default(),
+                defaults,
             );
             self.transition(
                 &mut rec,

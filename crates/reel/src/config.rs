@@ -22,6 +22,8 @@ pub struct Settings {
     pub max_duration_secs: u64,
     pub max_publishers: usize,
     pub connect_timeout_secs: u64,
+    pub api_rate_limit_per_second: u64,
+    pub api_rate_limit_burst: u64,
     pub test_clock_file: String,
     pub webhooks: WebhookSettings,
 }

@@ -317,6 +317,10 @@ async fn run(s: config::Settings) -> Result<(), String> {
             default_empty_timeout: Duration::from_secs(s.empty_timeout_secs),
             default_max_duration: Duration::from_secs(s.max_duration_secs),
             webhooks_allow_private_targets: s.webhooks.allow_private_targets,
+            rate_limit: reel_api::RateLimit {
+                per_second: s.api_rate_limit_per_second as f64,
+                burst: s.api_rate_limit_burst as f64,
+            },
             url_signing_key: load_or_create_key(&data_dir.join("url-signing.key"))?,
             secrets_key: load_or_create_key(&data_dir.join("secrets.key"))?
                 .try_into()

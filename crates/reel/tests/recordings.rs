@@ -370,3 +370,55 @@ fn recording_options_are_validated_and_credentials_never_come_back() {
         );
     }
 }
+
+#[test]
+fn a_rooms_default_options_apply_to_its_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    const SECRET: &str = "roomdefaultsecretvalue";
+    let defaults = json!({"destinationUrl": "gs://reel-test-bucket/room/", "credentials": format!("GOOGKEY:{SECRET}"), "notificationEvents": false});
+    let bad = post(
+        &server,
+        "/v1/rooms",
+        json!({"default_recording_options": {"destinationUrl": "gs://ok-bucket", "credentials": "x"}}),
+    );
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("default_recording_options.credentials"),
+        "{}",
+        bad.text()
+    );
+    let room = post(
+        &server,
+        "/v1/rooms",
+        json!({"empty_timeout_seconds": 1, "default_recording_options": defaults}),
+    );
+    assert_eq!(room.status, 201, "{}", room.text());
+    let room = room.json();
+    assert!(!room.to_string().contains(SECRET));
+    assert_eq!(
+        room["default_recording_options"]["destinationUrl"],
+        "gs://reel-test-bucket/room/"
+    );
+    let room_id = room["id"].as_str().unwrap();
+
+    let (token, whip) = server.token(room_id, "uma", "camera");
+    let media = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
+    let mut opts = PublishOptions::new(&whip, &token);
+    opts.audio = Some(media.audio);
+    opts.duration = Duration::from_secs(1);
+    publish(&opts).unwrap();
+    let recs = server.get(&format!("/v1/recordings?room_id={room_id}"));
+    let rec = &recs["data"][0];
+    assert_eq!(
+        rec["recordingOptions"]["destinationUrl"],
+        "gs://reel-test-bucket/room/"
+    );
+    assert_eq!(rec["recordingOptions"]["notificationEvents"], false);
+    assert_eq!(rec["credentials_set"], true);
+    assert!(!recs.to_string().contains(SECRET));
+    assert!(!server.log_text().contains(SECRET));
+}

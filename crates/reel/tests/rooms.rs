@@ -125,6 +125,50 @@ fn out_of_range_numbers_are_refused_not_overflowed() {
 }
 
 #[test]
+fn each_key_is_rate_limited_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = [
+        ("REEL_API_RATE_LIMIT_PER_SECOND", "2"),
+        ("REEL_API_RATE_LIMIT_BURST", "3"),
+    ];
+    let server = Server::start_with(dir.path(), &limits);
+    let other = server.post("/v1/applications", json!({"name": "other"}));
+    let other_key = server.post(
+        &format!("/v1/applications/{}/keys", other["id"].as_str().unwrap()),
+        json!({}),
+    );
+    let other_key = other_key["key"].as_str().unwrap().to_string();
+    let url = server.url("/v1/rooms");
+    // The admin key spent two requests above; the third goes through, the fourth does not.
+    assert_eq!(
+        http::request("GET", &url, Some(ADMIN_KEY), None)
+            .unwrap()
+            .status,
+        200
+    );
+    let limited = http::request("GET", &url, Some(ADMIN_KEY), None).unwrap();
+    assert_eq!(
+        (limited.status, limited.json()["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    // Another key has its own budget; the first recovers with time.
+    assert_eq!(
+        http::request("GET", &url, Some(&other_key), None)
+            .unwrap()
+            .status,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        http::request("GET", &url, Some(ADMIN_KEY), None)
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[test]
 fn oversized_bodies_get_413_with_a_code() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
