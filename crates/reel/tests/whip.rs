@@ -211,7 +211,8 @@ fn kill_9_mid_recording_recovers_the_journals_and_produces_assets() {
         "media lost to kill -9: {lost_ms} ms (recorded {} s)",
         probe.duration
     );
-    assert!((0..=1000).contains(&lost_ms), "lost {lost_ms} ms");
+    // end_at includes the last frame's own duration, so it may pass the kill by up to a frame.
+    assert!((-50..=1000).contains(&lost_ms), "lost {lost_ms} ms");
     assert!(probe.duration > 3.0, "{probe:?}");
     let (errors, _) = decode(&file);
     assert!(errors.is_empty(), "{errors}");
