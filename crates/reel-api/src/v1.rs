@@ -40,6 +40,7 @@ pub(crate) struct CreateRoom {
     max_duration_seconds: Option<u64>,
     auto_stream_recording: Option<bool>,
     default_recording_options: Option<reel_core::options::RecordingOptions>,
+    policy: Option<reel_core::options::RoomPolicy>,
 }
 
 #[utoipa::path(post, path = "/v1/rooms", request_body = CreateRoom, responses((status = 201, body = reel_db::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
@@ -76,11 +77,15 @@ pub(crate) async fn create_room(
         auto_stream_recording: body.auto_stream_recording.unwrap_or(true),
         default_recording_options: serde_json::json!({}),
         default_credentials_sealed: None,
+        policy: serde_json::json!({}),
         created_at: now_ms(),
     };
     let mut room = room;
     if let Some(options) = body.default_recording_options {
         apply_default_options(&s, &mut room, options)?;
+    }
+    if let Some(policy) = body.policy {
+        apply_policy(&mut room, policy)?;
     }
     s.db.insert_room(&room).await?;
     Ok((StatusCode::CREATED, axum::Json(room)).into_response())
@@ -117,6 +122,19 @@ pub(crate) struct UpdateRoom {
     max_duration_seconds: Option<u64>,
     auto_stream_recording: Option<bool>,
     default_recording_options: Option<reel_core::options::RecordingOptions>,
+    policy: Option<reel_core::options::RoomPolicy>,
+}
+
+fn apply_policy(room: &mut Room, policy: reel_core::options::RoomPolicy) -> Result<(), ApiError> {
+    policy.validate().map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{}: {}", e.field, e.message),
+        )
+    })?;
+    room.policy = serde_json::to_value(policy).expect("policy serializes");
+    Ok(())
 }
 
 /// Validates a room's default `recordingOptions` and keeps them with credentials sealed.
@@ -181,6 +199,9 @@ pub(crate) async fn update_room(
     }
     if let Some(options) = body.default_recording_options {
         apply_default_options(&s, &mut room, options)?;
+    }
+    if let Some(policy) = body.policy {
+        apply_policy(&mut room, policy)?;
     }
     s.db.update_room(&room).await?;
     Ok(axum::Json(room))

@@ -196,6 +196,57 @@ impl RecordingOptions {
     }
 }
 
+/// A room's recording policy beyond automatic stream recording: what its sessions should
+/// produce when they end. Validated and stored here; each setting takes effect with the part
+/// of Reel that produces it (composites, audio mixes, retention, transcripts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoomPolicy {
+    /// Render one composite movie per session.
+    #[serde(default)]
+    pub auto_composite: bool,
+    /// Audio mixes to make per session: mp3, wav, ogg, m4a.
+    #[serde(default)]
+    pub audio_mix_formats: Vec<String>,
+    /// Days assets stay on Reel's own storage; none means the server default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription: Option<TranscriptionOptions>,
+}
+
+impl RoomPolicy {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        for f in &self.audio_mix_formats {
+            if !["mp3", "wav", "ogg", "m4a"].contains(&f.as_str()) {
+                return Err(err(
+                    "policy.audio_mix_formats",
+                    format!("{f:?} is not one of mp3, wav, ogg, m4a"),
+                ));
+            }
+        }
+        let mut seen = self.audio_mix_formats.clone();
+        seen.sort();
+        seen.dedup();
+        if seen.len() != self.audio_mix_formats.len() {
+            return Err(err("policy.audio_mix_formats", "a format is listed twice"));
+        }
+        if self.retention_days.is_some_and(|d| d == 0 || d > 3650) {
+            return Err(err("policy.retention_days", "between 1 and 3650"));
+        }
+        if let Some(t) = &self.transcription {
+            let probe = RecordingOptions {
+                transcription_options: Some(t.clone()),
+                ..Default::default()
+            };
+            probe
+                .validate("stream")
+                .map_err(|e| err("policy.transcription.locale", e.message))?;
+        }
+        Ok(())
+    }
+}
+
 /// Sealing secrets at rest: ChaCha20-Poly1305 with a server key, a fresh random nonce each
 /// time; the stored form is base64(nonce ‖ ciphertext ‖ tag).
 pub mod seal {
@@ -313,6 +364,33 @@ mod tests {
         assert!(
             serde_json::from_value::<RecordingOptions>(serde_json::json!({"colour": 1})).is_err()
         );
+    }
+
+    #[test]
+    fn room_policy() {
+        let ok: RoomPolicy = serde_json::from_value(serde_json::json!({"auto_composite": true, "audio_mix_formats": ["mp3", "wav"], "retention_days": 30})).unwrap();
+        assert!(ok.validate().is_ok());
+        for (bad, field) in [
+            (
+                serde_json::json!({"audio_mix_formats": ["flac"]}),
+                "policy.audio_mix_formats",
+            ),
+            (
+                serde_json::json!({"audio_mix_formats": ["mp3", "mp3"]}),
+                "policy.audio_mix_formats",
+            ),
+            (
+                serde_json::json!({"retention_days": 0}),
+                "policy.retention_days",
+            ),
+            (
+                serde_json::json!({"transcription": {"enabled": true, "locale": "x"}}),
+                "policy.transcription.locale",
+            ),
+        ] {
+            let p: RoomPolicy = serde_json::from_value(bad.clone()).unwrap();
+            assert_eq!(p.validate().unwrap_err().field, field, "{bad}");
+        }
     }
 
     #[test]

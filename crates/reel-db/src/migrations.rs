@@ -187,6 +187,10 @@ ALTER TABLE rooms ADD COLUMN default_recording_options TEXT NOT NULL DEFAULT '{}
 ALTER TABLE rooms ADD COLUMN default_credentials_sealed TEXT
 "#,
     ),
+    (
+        8,
+        "ALTER TABLE rooms ADD COLUMN policy TEXT NOT NULL DEFAULT '{}'",
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

@@ -54,6 +54,9 @@ pub struct Room {
     pub default_recording_options: serde_json::Value,
     #[serde(skip)]
     pub default_credentials_sealed: Option<String>,
+    /// Composite, audio mix, retention and transcription settings (`RoomPolicy`).
+    #[schema(value_type = Object)]
+    pub policy: serde_json::Value,
     pub created_at: i64,
 }
 
@@ -153,6 +156,7 @@ fn room(r: &AnyRow) -> Result<Room> {
         )
         .map_err(corrupt)?,
         default_credentials_sealed: r.try_get("default_credentials_sealed")?,
+        policy: serde_json::from_str(&r.try_get::<String, _>("policy")?).map_err(corrupt)?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -351,7 +355,7 @@ impl Db {
 
     pub async fn insert_room(&self, room: &Room) -> Result<()> {
         sqlx::query(
-            "INSERT INTO rooms (id, application_id, name, empty_timeout_ms, max_duration_ms, auto_stream_recording, created_at, default_recording_options, default_credentials_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO rooms (id, application_id, name, empty_timeout_ms, max_duration_ms, auto_stream_recording, created_at, default_recording_options, default_credentials_sealed, policy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&room.id)
         .bind(&room.application_id)
@@ -360,8 +364,9 @@ impl Db {
         .bind(room.max_duration_ms)
                 .bind(i64::from(room.auto_stream_recording))
         .bind(room.created_at)
-        .bind(room.default_recording_options.to_string())
+                .bind(room.default_recording_options.to_string())
         .bind(&room.default_credentials_sealed)
+        .bind(room.policy.to_string())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -383,7 +388,7 @@ impl Db {
 
     pub async fn update_room(&self, room: &Room) -> Result<()> {
         sqlx::query(
-            "UPDATE rooms SET name = $1, empty_timeout_ms = $2, max_duration_ms = $3, auto_stream_recording = $4, default_recording_options = $7, default_credentials_sealed = $8 WHERE id = $5 AND application_id = $6",
+            "UPDATE rooms SET name = $1, empty_timeout_ms = $2, max_duration_ms = $3, auto_stream_recording = $4, default_recording_options = $7, default_credentials_sealed = $8, policy = $9 WHERE id = $5 AND application_id = $6",
         )
         .bind(&room.name)
         .bind(room.empty_timeout_ms)
@@ -391,8 +396,9 @@ impl Db {
         .bind(i64::from(room.auto_stream_recording))
                 .bind(&room.id)
         .bind(&room.application_id)
-        .bind(room.default_recording_options.to_string())
+                .bind(room.default_recording_options.to_string())
         .bind(&room.default_credentials_sealed)
+        .bind(room.policy.to_string())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -864,6 +870,7 @@ mod tests {
             auto_stream_recording: true,
             default_recording_options: serde_json::json!({}),
             default_credentials_sealed: None,
+            policy: serde_json::json!({}),
             created_at: 3,
         };
         db.insert_room(&room).await.unwrap();

@@ -17,6 +17,24 @@ fn rooms_update_and_delete() {
     let path = format!("/v1/rooms/{room}");
     let url = server.url(&path);
 
+    // The recording policy, validated and kept.
+    let policy = json!({"auto_composite": true, "audio_mix_formats": ["mp3"], "retention_days": 30, "transcription": {"enabled": true, "locale": "de-DE"}});
+    let with_policy =
+        http::json("PATCH", &url, Some(ADMIN_KEY), &json!({"policy": policy})).unwrap();
+    assert_eq!(with_policy.status, 200, "{}", with_policy.text());
+    assert_eq!(server.get(&path)["policy"], policy);
+    let bad = http::json(
+        "PATCH",
+        &url,
+        Some(ADMIN_KEY),
+        &json!({"policy": {"audio_mix_formats": ["flac"]}}),
+    )
+    .unwrap();
+    assert_eq!(bad.status, 422);
+    assert!(bad.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("policy.audio_mix_formats"));
     let patched = http::json(
         "PATCH",
         &url,
