@@ -77,4 +77,18 @@ impl Db {
     pub fn is_sqlite(&self) -> bool {
         self.is_sqlite
     }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails at
+    /// once with SQLITE_BUSY when another connection wrote in between, without waiting out
+    /// `busy_timeout`. (Found by schemathesis on a loaded machine: a 500 on a recording stop
+    /// racing the webhook worker.)
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let statement = if self.is_sqlite {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        };
+        Ok(self.pool.begin_with(statement).await?)
+    }
 }

@@ -200,7 +200,7 @@ pub async fn run(db: &Db) -> Result<()> {
     .execute(db.pool())
     .await?;
     for (version, sql) in MIGRATIONS {
-        let mut tx = db.pool().begin().await?;
+        let mut tx = db.begin_write().await?;
         let done: Option<(i64,)> =
             sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(*version)

@@ -139,7 +139,7 @@ impl Db {
         rec: &Recording,
         events: &[(&str, serde_json::Value)],
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT id FROM recordings WHERE id = $1")
             .bind(&rec.id)
             .fetch_optional(&mut *tx)

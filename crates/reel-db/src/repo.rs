@@ -407,7 +407,7 @@ impl Db {
     /// Deletes the room: it disappears from the API and its publish tokens stop working.
     /// The row stays (marked deleted) because sessions and assets keep referring to it.
     pub async fn delete_room(&self, app: &str, id: &str) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE rooms SET deleted_at = $1 WHERE id = $2 AND application_id = $3 AND deleted_at IS NULL")
             .bind(now_ms())
             .bind(id)

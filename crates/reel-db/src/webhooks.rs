@@ -158,7 +158,7 @@ impl Db {
     }
 
     pub async fn delete_endpoint(&self, app: &str, id: &str) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND application_id = $2")
                 .bind(id)
@@ -190,7 +190,7 @@ impl Db {
     /// Turns up to `limit` new events into deliveries for the endpoints subscribed now, each
     /// event exactly once (in one transaction). Returns how many events it handled.
     pub async fn fan_out_events(&self, limit: i64, now: i64) -> Result<usize> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let events = sqlx::query("SELECT id, application_id, event_type, notify FROM events WHERE fanned_out = 0 ORDER BY created_at, id LIMIT $1")
             .bind(limit)
             .fetch_all(&mut *tx)
@@ -275,7 +275,7 @@ impl Db {
         attempt: i64,
         o: &AttemptOutcome<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO webhook_attempts (id, delivery_id, attempt, at, status, error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(format!("wha_{}", reel_core::random_token(16)))
             .bind(delivery_id)
@@ -370,5 +370,56 @@ impl Db {
             return Err(DbError::NotFound);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Db, Pause, Recording};
+
+    /// The brain saving recordings while the webhook worker fans out events, on one SQLite
+    /// file: each is a transaction that reads and then writes. Neither may fail for the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_write_transactions_do_not_fail_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("reel-db-busy-{}", reel_core::random_token(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.display()))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..150 {
+                    let rec = Recording {
+                        id: format!("rec_{w}_{i}"),
+                        application_id: "app".into(),
+                        room_id: "room".into(),
+                        session_id: None,
+                        mode: "stream".into(),
+                        state: "starting".into(),
+                        failure: None,
+                        pauses: Vec::<Pause>::new(),
+                        created_at: 0,
+                        started_at: None,
+                        stopped_at: None,
+                        updated_at: 0,
+                        options: serde_json::json!({}),
+                        credentials_sealed: None,
+                        credentials_set: false,
+                    };
+                    let event = ("recording.statusUpdate", serde_json::json!({"i": i}));
+                    db.save_recording_with_events(&rec, std::slice::from_ref(&event))
+                        .await
+                        .unwrap();
+                    db.save_recording_with_events(&rec, &[event]).await.unwrap();
+                    db.fan_out_events(10, i).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
