@@ -12,7 +12,6 @@ use axum::Router;
 use reel_core::{random_token, ApplicationId};
 use reel_db::{now_ms, ApiKey, Application};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 pub const ROLE_ADMIN: &str = "admin";
 pub const ROLE_APP: &str = "app";
@@ -87,13 +86,13 @@ pub(crate) async fn create_application(
 pub(crate) async fn list_applications(
     State(s): State<AppState>,
     Auth(key): Auth,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::ApplicationList>, ApiError> {
     let apps = if is_admin(&key) {
         s.db.list_applications().await?
     } else {
         vec![s.db.get_application(&key.application_id).await?]
     };
-    Ok(axum::Json(json!({ "data": apps })))
+    Ok(axum::Json(crate::openapi::ApplicationList { data: apps }))
 }
 
 #[utoipa::path(get, path = "/v1/applications/{id}", params(("id" = String, Path, description = "application id")), responses((status = 200, body = reel_db::Application), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
@@ -123,8 +122,10 @@ pub(crate) async fn create_key(
             .into_iter()
             .find(|k| k.id == key_id)
             .ok_or_else(|| ApiError::internal("key vanished"))?;
-    let mut body = serde_json::to_value(created).expect("serializes");
-    body["key"] = secret.into();
+    let body = crate::openapi::CreatedKey {
+        api_key: created,
+        key: secret,
+    };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
@@ -133,11 +134,11 @@ pub(crate) async fn list_keys(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::KeyList>, ApiError> {
     let app = visible_application(&s, &key, &id).await?;
-    Ok(axum::Json(
-        json!({ "data": s.db.list_api_keys(&app.id).await? }),
-    ))
+    Ok(axum::Json(crate::openapi::KeyList {
+        data: s.db.list_api_keys(&app.id).await?,
+    }))
 }
 
 #[utoipa::path(delete, path = "/v1/applications/{id}/keys/{key_id}", params(("id" = String, Path, description = "application id"), ("key_id" = String, Path, description = "key id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]

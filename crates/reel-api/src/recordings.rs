@@ -12,7 +12,6 @@ use reel_core::options::{seal, RecordingOptions};
 use reel_core::recording::{Command, RecordingState};
 use reel_db::Recording;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -160,7 +159,7 @@ pub(crate) async fn list(
     State(s): State<AppState>,
     Auth(key): Auth,
     Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::RecordingList>, ApiError> {
     if let Some(state) = &q.state {
         RecordingState::parse(state).ok_or_else(|| {
             ApiError::bad_request("invalid_query", format!("state: unknown state {state:?}"))
@@ -174,7 +173,7 @@ pub(crate) async fn list(
             q.state.as_deref(),
         )
         .await?;
-    Ok(axum::Json(json!({ "data": list })))
+    Ok(axum::Json(crate::openapi::RecordingList { data: list }))
 }
 
 #[utoipa::path(get, path = "/v1/rooms/{id}/active-recording", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]

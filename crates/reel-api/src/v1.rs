@@ -95,9 +95,9 @@ pub(crate) async fn create_room(
 pub(crate) async fn list_rooms(
     State(s): State<AppState>,
     Auth(key): Auth,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::RoomList>, ApiError> {
     let rooms = s.db.list_rooms(&key.application_id).await?;
-    Ok(axum::Json(json!({ "data": rooms })))
+    Ok(axum::Json(crate::openapi::RoomList { data: rooms }))
 }
 
 #[utoipa::path(get, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Room), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
@@ -311,11 +311,11 @@ pub(crate) async fn list_sessions(
     State(s): State<AppState>,
     Auth(key): Auth,
     Query(q): Query<SessionQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::SessionList>, ApiError> {
     let sessions =
         s.db.list_sessions(&key.application_id, q.room_id.as_deref())
             .await?;
-    Ok(axum::Json(json!({ "data": sessions })))
+    Ok(axum::Json(crate::openapi::SessionList { data: sessions }))
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "session id")), responses((status = 200, body = crate::openapi::SessionDetail), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
@@ -323,22 +323,32 @@ pub(crate) async fn get_session(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::SessionDetail>, ApiError> {
     let session =
         s.db.get_session(&key.application_id, &id)
             .await
             .map_err(|_| ApiError::not_found("session"))?;
     let tracks = s.db.list_session_tracks(&id).await?;
-    let mut participants = Vec::new();
-    for p in s.db.list_publications(&id).await? {
-        let mine: Vec<_> = tracks.iter().filter(|t| t.publication_id == p.id).collect();
-        let mut v = serde_json::to_value(&p).expect("serializes");
-        v["tracks"] = serde_json::to_value(mine).expect("serializes");
-        participants.push(v);
-    }
-    let mut v = serde_json::to_value(&session).expect("serializes");
-    v["participants"] = participants.into();
-    Ok(axum::Json(v))
+    let participants =
+        s.db.list_publications(&id)
+            .await?
+            .into_iter()
+            .map(|publication| {
+                let tracks = tracks
+                    .iter()
+                    .filter(|t| t.publication_id == publication.id)
+                    .cloned()
+                    .collect();
+                crate::openapi::Participant {
+                    publication,
+                    tracks,
+                }
+            })
+            .collect();
+    Ok(axum::Json(crate::openapi::SessionDetail {
+        session,
+        participants,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
@@ -355,7 +365,7 @@ pub(crate) async fn list_assets(
     State(s): State<AppState>,
     Auth(key): Auth,
     Query(q): Query<AssetQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::AssetList>, ApiError> {
     if let Some(t) = &q.asset_type {
         t.parse::<AssetType>()
             .map_err(|e| ApiError::bad_request("invalid_query", format!("asset_type: {e}")))?;
@@ -368,7 +378,7 @@ pub(crate) async fn list_assets(
             q.recording_id.as_deref(),
         )
         .await?;
-    Ok(axum::Json(json!({ "data": assets })))
+    Ok(axum::Json(crate::openapi::AssetList { data: assets }))
 }
 
 #[utoipa::path(get, path = "/v1/assets/{id}", params(("id" = String, Path, description = "asset id")), responses((status = 200, body = reel_db::Asset), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
@@ -461,11 +471,18 @@ pub(crate) async fn delete_asset(
 pub(crate) async fn list_events(
     State(s): State<AppState>,
     Auth(key): Auth,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::EventList>, ApiError> {
     let events = s.db.list_events(&key.application_id).await?;
-    let data: Vec<Value> = events
+    let data = events
         .into_iter()
-        .map(|(id, t, p, at)| json!({"id": id, "type": t, "payload": p, "created_at": at}))
+        .map(
+            |(id, event_type, payload, created_at)| crate::openapi::Event {
+                id,
+                event_type,
+                payload,
+                created_at,
+            },
+        )
         .collect();
-    Ok(axum::Json(json!({ "data": data })))
+    Ok(axum::Json(crate::openapi::EventList { data }))
 }

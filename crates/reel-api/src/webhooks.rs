@@ -12,7 +12,6 @@ use reel_core::random_token;
 use reel_db::{now_ms, WebhookEndpoint};
 use reel_webhooks::{sign, target};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 /// Event types an endpoint may subscribe to.
 pub const EVENT_TYPES: &[&str] = &[
@@ -88,19 +87,19 @@ pub(crate) async fn create(
         updated_at: now,
     };
     s.db.insert_endpoint(&endpoint).await?;
-    let mut v = serde_json::to_value(&endpoint).expect("serializes");
-    v["secret"] = endpoint.secret.clone().into();
-    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+    let secret = endpoint.secret.clone();
+    let body = crate::openapi::CreatedWebhook { endpoint, secret };
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/webhooks", responses((status = 200, body = crate::openapi::WebhookList), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Auth(key): Auth,
-) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(
-        json!({ "data": s.db.list_endpoints(&key.application_id).await? }),
-    ))
+) -> Result<axum::Json<crate::openapi::WebhookList>, ApiError> {
+    Ok(axum::Json(crate::openapi::WebhookList {
+        data: s.db.list_endpoints(&key.application_id).await?,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = reel_db::WebhookEndpoint), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
@@ -170,13 +169,13 @@ pub(crate) async fn deliveries(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::DeliveryList>, ApiError> {
     s.db.get_endpoint(&key.application_id, &id)
         .await
         .map_err(|_| ApiError::not_found("webhook"))?;
-    Ok(axum::Json(
-        json!({ "data": s.db.list_deliveries(&key.application_id, &id).await? }),
-    ))
+    Ok(axum::Json(crate::openapi::DeliveryList {
+        data: s.db.list_deliveries(&key.application_id, &id).await?,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", params(("id" = String, Path, description = "webhook id"), ("delivery_id" = String, Path, description = "delivery id")), responses((status = 202), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]

@@ -32,29 +32,30 @@ pub fn routes() -> Router<AppState> {
         .layer(middleware::from_fn(cors))
 }
 
+/// Any origin may publish: authorization is the bearer publish token, never a cookie.
+const CORS: &[(header::HeaderName, &str)] = &[
+    (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+    (
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        "POST, DELETE, PATCH, OPTIONS",
+    ),
+    (
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        "Authorization, Content-Type, If-Match",
+    ),
+    (
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        "Location, ETag, Link, Accept-Patch, X-Reel-Session-Id",
+    ),
+    (header::ACCESS_CONTROL_MAX_AGE, "600"),
+];
+
 async fn cors(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, DELETE, PATCH, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, ETag, Link, Accept-Patch, X-Reel-Session-Id"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
-    );
+    for (name, value) in CORS {
+        resp.headers_mut()
+            .insert(name.clone(), HeaderValue::from_static(value));
+    }
     resp
 }
 

@@ -120,15 +120,6 @@ impl Db {
             .map(recording)
             .collect()
     }
-
-    pub async fn room_auto_stream_recording(&self, room: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT auto_stream_recording FROM rooms WHERE id = $1")
-            .bind(room)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(DbError::NotFound)?;
-        Ok(row.try_get::<i64, _>("auto_stream_recording")? != 0)
-    }
 }
 
 impl Db {

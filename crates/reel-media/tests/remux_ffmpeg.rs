@@ -132,25 +132,8 @@ fn judge(path: &Path) -> (Vec<String>, f64) {
         .map(|s| s["codec_name"].as_str().unwrap().to_string())
         .collect();
     let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
-    // Decode every frame of every stream (ffprobe decodes without remuxing, so only real
-    // decoding problems are reported); any complaint counts, not only fatal ones.
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "frame=media_type",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    let complaints = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && complaints.is_empty(),
-        "ffmpeg: {complaints}"
-    );
+    let (complaints, _) = reel_testkit::judge::decode(path);
+    assert!(complaints.is_empty(), "decoding: {complaints}");
     (codecs, duration)
 }
 
@@ -175,6 +158,22 @@ fn first_video_pts(path: &Path) -> f64 {
         .unwrap_or_else(|_| panic!("ffprobe said {out:?}"))
 }
 
+/// Three seconds of a VP8 test pattern, frame by frame.
+fn vp8_frames(dir: &Path, bitrate: &str) -> Vec<Vec<u8>> {
+    let path = dir.join("v.ivf");
+    ffmpeg_lavfi(
+        "testsrc=size=320x240:rate=30",
+        &["-c:v", "libvpx", "-g", "30", "-b:v", bitrate],
+        &path,
+    );
+    ivf::parse(&std::fs::read(path).unwrap())
+        .unwrap()
+        .frames
+        .into_iter()
+        .map(|f| f.data)
+        .collect()
+}
+
 fn opus_packets(dir: &Path) -> Vec<Vec<u8>> {
     let path = dir.join("a.ogg");
     ffmpeg_lavfi(
@@ -189,17 +188,7 @@ fn opus_packets(dir: &Path) -> Vec<Vec<u8>> {
 fn vp8_and_opus_go_into_webm_in_sync() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ffmpeg_lavfi(
-        "testsrc=size=320x240:rate=30",
-        &["-c:v", "libvpx", "-g", "30", "-b:v", "500k"],
-        &d.join("v.ivf"),
-    );
-    let video: Vec<Vec<u8>> = ivf::parse(&std::fs::read(d.join("v.ivf")).unwrap())
-        .unwrap()
-        .frames
-        .into_iter()
-        .map(|f| f.data)
-        .collect();
+    let video = vp8_frames(d, "500k");
     let out = d.join("out.webm");
     let report = remux_pair(
         &video_journal(Codec::Vp8, &video),
@@ -272,17 +261,7 @@ fn h264_goes_into_mp4_with_its_start_offset() {
 fn frames_sharing_a_timestamp_still_give_a_valid_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ffmpeg_lavfi(
-        "testsrc=size=320x240:rate=30",
-        &["-c:v", "libvpx", "-g", "30", "-b:v", "300k"],
-        &d.join("v.ivf"),
-    );
-    let frames: Vec<Vec<u8>> = ivf::parse(&std::fs::read(d.join("v.ivf")).unwrap())
-        .unwrap()
-        .frames
-        .into_iter()
-        .map(|f| f.data)
-        .collect();
+    let frames = vp8_frames(d, "300k");
     let mut w =
         JournalWriter::create(Vec::new(), &header(MediaKind::Video, Codec::Vp8, 90_000)).unwrap();
     for (i, f) in frames.iter().enumerate() {

@@ -67,6 +67,8 @@ struct OpenJournal {
     writer: JournalWriter<BufWriter<File>>,
     dirty: bool,
     failed: bool,
+    /// Capture is off for this journal's session: frames are dropped.
+    paused: bool,
 }
 
 #[derive(Clone)]
@@ -128,7 +130,8 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
                         // A track that opens during a pause starts paused, since the same
                         // instant as the others, so every track gets the same cut.
                         let mut failed = false;
-                        if let Some(&since) = off.get(&session) {
+                        let paused = off.get(&session).copied();
+                        if let Some(since) = paused {
                             failed = writer.append(&Record::Pause { at_unix_us: since }).is_err();
                         }
                         let journal = OpenJournal {
@@ -137,6 +140,7 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
                             writer,
                             dirty: true,
                             failed,
+                            paused: paused.is_some(),
                         };
                         journals.insert(track, journal);
                     }
@@ -151,9 +155,7 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
             }
             Ok(CaptureCommand::Append { track, record }) => {
                 if let Some(j) = journals.get_mut(&track) {
-                    let paused =
-                        matches!(record, Record::Frame { .. }) && off.contains_key(&j.session);
-                    if j.failed || paused {
+                    if j.failed || (j.paused && matches!(record, Record::Frame { .. })) {
                         continue;
                     }
                     if let Err(e) = j.writer.append(&record) {
@@ -216,6 +218,7 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
                         .filter(|j| j.session == session && !j.failed)
                     {
                         j.failed = j.writer.append(&record).is_err();
+                        j.paused = !on;
                         j.dirty = true;
                     }
                 }

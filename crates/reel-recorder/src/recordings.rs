@@ -52,6 +52,18 @@ fn payload(rec: &Recording, extra: Value) -> Value {
 }
 
 impl Brain {
+    /// Ends a recording as `failed`, with the reason in the recording and in its event.
+    async fn fail(&mut self, rec: &mut Recording, why: &str) -> Result<()> {
+        rec.failure = Some(why.to_string());
+        self.transition(
+            rec,
+            RecordingState::Failed,
+            Some("recording.failed"),
+            json!({"reason": why}),
+        )
+        .await
+    }
+
     /// Moves `rec` to `state`, saving it with `recording.statusUpdate` and `event` if any.
     pub(crate) async fn transition(
         &mut self,
@@ -124,41 +136,39 @@ impl Brain {
     /// capture off.
     pub(crate) async fn session_started(&mut self, room: &Room, session: &SessionId) -> Result<()> {
         let room_id = RoomId::from_trusted(room.id.clone());
-        if let Some(mut rec) = self.starting.remove(&room_id) {
-            rec.session_id = Some(session.to_string());
-            rec.started_at = Some(now_ms());
-            self.transition(
-                &mut rec,
-                RecordingState::Recording,
-                Some("recording.started"),
-                json!({}),
-            )
-            .await?;
-            self.active.insert(session.clone(), rec);
-        } else if self.db.room_auto_stream_recording(&room.id).await? {
-            let defaults = RecordingOptions {
-                json: room.default_recording_options.clone(),
-                sealed_credentials: room.default_credentials_sealed.clone(),
-            };
-            let mut rec = Self::new_recording(
-                room,
-                "stream",
-                Some(session),
-                RecordingState::Recording,
-                defaults,
-            );
-            self.transition(
-                &mut rec,
-                RecordingState::Recording,
-                Some("recording.started"),
-                json!({}),
-            )
-            .await?;
-            self.active.insert(session.clone(), rec);
-        } else {
-            // Ordered before any track of this session opens: the offer has not been sent yet.
-            drop(self.set_capture(session.as_str(), false));
-        }
+        let mut rec = match self.starting.remove(&room_id) {
+            Some(mut waiting) => {
+                waiting.session_id = Some(session.to_string());
+                waiting.started_at = Some(now_ms());
+                waiting
+            }
+            None if room.auto_stream_recording => {
+                let defaults = RecordingOptions {
+                    json: room.default_recording_options.clone(),
+                    sealed_credentials: room.default_credentials_sealed.clone(),
+                };
+                Self::new_recording(
+                    room,
+                    "stream",
+                    Some(session),
+                    RecordingState::Recording,
+                    defaults,
+                )
+            }
+            None => {
+                // Ordered before any track of this session opens: the offer has not been sent yet.
+                drop(self.set_capture(session.as_str(), false));
+                return Ok(());
+            }
+        };
+        self.transition(
+            &mut rec,
+            RecordingState::Recording,
+            Some("recording.started"),
+            json!({}),
+        )
+        .await?;
+        self.active.insert(session.clone(), rec);
         Ok(())
     }
 
@@ -287,14 +297,9 @@ impl Brain {
         if state == RecordingState::Starting {
             self.starting
                 .remove(&RoomId::from_trusted(rec.room_id.clone()));
-            rec.failure =
-                Some("stopped before any participant joined: nothing was recorded".into());
-            let reason = json!({"reason": rec.failure});
-            self.transition(
+            self.fail(
                 &mut rec,
-                RecordingState::Failed,
-                Some("recording.failed"),
-                reason,
+                "stopped before any participant joined: nothing was recorded",
             )
             .await?;
             return Ok(rec);
@@ -379,15 +384,7 @@ impl Brain {
             .list_assets(&rec.application_id, None, None, Some(&rec.id))
             .await?;
         if assets.is_empty() && failed > 0 {
-            rec.failure = Some("no output could be made".into());
-            let reason = json!({"reason": rec.failure});
-            self.transition(
-                &mut rec,
-                RecordingState::Failed,
-                Some("recording.failed"),
-                reason,
-            )
-            .await?;
+            self.fail(&mut rec, "no output could be made").await?;
         } else {
             let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
             self.transition(

@@ -4,6 +4,7 @@
 //! the API. Used by the integration tests and by the `reel-publish` load generator.
 
 pub mod http;
+pub mod judge;
 pub mod media;
 mod publisher;
 

@@ -323,28 +323,9 @@ pub fn ffprobe(path: &Path) -> Probe {
     }
 }
 
-/// Decodes every frame of every stream; returns what the decoder complained about (empty
-/// when clean) and the number of video frames. ffprobe decodes without remuxing, so only
-/// real decoding problems are reported, not timing conventions of an output format.
-pub fn decode(path: &Path) -> (String, u64) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "frame=media_type",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe is required");
-    let frames = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.trim() == "video")
-        .count() as u64;
-    (String::from_utf8_lossy(&out.stderr).into_owned(), frames)
-}
+// Not every test binary decodes outputs.
+#[allow(unused_imports)]
+pub use reel_testkit::judge::decode;
 
 /// The event outbox as the API shows it: (type, payload) oldest first.
 pub fn events(server: &Server) -> Vec<(String, Value)> {
