@@ -22,7 +22,10 @@ pub fn routes() -> Router<AppState> {
             "/applications",
             post(create_application).get(list_applications),
         )
-        .route("/applications/{id}", get(get_application))
+        .route(
+            "/applications/{id}",
+            get(get_application).patch(update_application),
+        )
         .route("/applications/{id}/keys", post(create_key).get(list_keys))
         .route("/applications/{id}/keys/{key_id}", delete(revoke_key))
 }
@@ -77,6 +80,7 @@ pub(crate) async fn create_application(
         id: ApplicationId::generate().to_string(),
         name: name.to_string(),
         created_at: now_ms(),
+        retention_days: None,
     };
     s.db.insert_application(&app).await?;
     Ok((StatusCode::CREATED, axum::Json(app)).into_response())
@@ -101,6 +105,37 @@ pub(crate) async fn get_application(
     Auth(key): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Application>, ApiError> {
+    Ok(axum::Json(visible_application(&s, &key, &id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateApplication {
+    /// Days assets are kept, 1 to 3650; null: the server default (own storage only).
+    retention_days: Option<i64>,
+}
+
+/// Sets the application's retention. Admin keys, or the application's own keys.
+#[utoipa::path(patch, path = "/v1/applications/{id}", params(("id" = String, Path, description = "application id")), request_body = UpdateApplication, responses((status = 200, body = reel_db::Application), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn update_application(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateApplication>,
+) -> Result<axum::Json<Application>, ApiError> {
+    visible_application(&s, &key, &id).await?;
+    if body
+        .retention_days
+        .is_some_and(|d| !(1..=3650).contains(&d))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "retention_days: between 1 and 3650",
+        ));
+    }
+    s.db.set_application_retention_days(&id, body.retention_days)
+        .await?;
     Ok(axum::Json(visible_application(&s, &key, &id).await?))
 }
 

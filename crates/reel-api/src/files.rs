@@ -72,7 +72,7 @@ pub async fn signed_download(
         s.db.asset_by_id(&id)
             .await
             .map_err(|_| ApiError::not_found("asset"))?;
-    serve(&asset, &headers).await
+    serve(&s, &asset, &headers).await
 }
 
 fn content_type(format: &str) -> &'static str {
@@ -111,7 +111,47 @@ fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> 
     Ok(Some((start, end)))
 }
 
-pub async fn serve(asset: &Asset, headers: &HeaderMap) -> Result<Response, ApiError> {
+/// A link to the asset: the store's presigned URL once it is in a customer's bucket, else a
+/// signed link to this server.
+pub async fn link(
+    s: &AppState,
+    asset: &Asset,
+    expires_in: u64,
+) -> Result<crate::openapi::Link, ApiError> {
+    let expires = reel_db::now_ms() / 1000 + expires_in as i64;
+    let remote = reel_recorder::uploads::presign(
+        &s.db,
+        &s.config.uploads,
+        asset,
+        std::time::Duration::from_secs(expires_in),
+    )
+    .await
+    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.code(), e.to_string()))?;
+    if let Some(url) = remote {
+        return Ok(crate::openapi::Link {
+            url,
+            expires_at: expires * 1000,
+            served_by: "destination".into(),
+        });
+    }
+    let sig = sign(&s.config.url_signing_key, &asset.id, expires);
+    Ok(crate::openapi::Link {
+        url: format!(
+            "{}/download/{}?expires={expires}&sig={sig}",
+            s.config.public_url.trim_end_matches('/'),
+            asset.id
+        ),
+        expires_at: expires * 1000,
+        served_by: "reel".into(),
+    })
+}
+
+/// The file, or for an asset only in a customer's bucket a redirect to its presigned URL.
+pub async fn serve(s: &AppState, asset: &Asset, headers: &HeaderMap) -> Result<Response, ApiError> {
+    if !asset.local_copy && asset.upload_state == "uploaded" {
+        let link = link(s, asset, DEFAULT_EXPIRES_IN).await?;
+        return Ok((StatusCode::FOUND, [(header::LOCATION, link.url)]).into_response());
+    }
     let mut file = tokio::fs::File::open(&asset.path).await.map_err(|_| {
         ApiError::new(
             StatusCode::GONE,

@@ -8,6 +8,7 @@ mod extract;
 mod files;
 pub mod openapi;
 mod recordings;
+mod storage;
 mod v1;
 mod webhooks;
 mod whip;
@@ -32,6 +33,8 @@ pub struct ApiConfig {
     pub url_signing_key: Vec<u8>,
     /// Key sealing secrets at rest (destination credentials).
     pub secrets_key: [u8; 32],
+    /// Opening customer stores: presigned links, retried uploads, deletions.
+    pub uploads: reel_recorder::uploads::UploadContext,
     pub rate_limit: RateLimit,
 }
 
@@ -91,6 +94,7 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
                 .merge(apps::routes())
                 .merge(webhooks::routes())
                 .merge(recordings::routes())
+                .merge(storage::routes())
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
         .nest("/whip", whip::routes())

@@ -2,8 +2,8 @@
 //! types they take and return, served at `GET /v1/openapi.json`.
 
 use reel_db::{
-    ApiKey, Application, Asset, Delivery, DeliveryAttempt, Pause, Publication, Recording, Room,
-    Session, Track, WebhookEndpoint,
+    ApiKey, Application, Asset, Deletion, Delivery, DeliveryAttempt, Pause, Publication, Recording,
+    Room, Session, Track, WebhookEndpoint,
 };
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -34,6 +34,7 @@ list_of!(KeyList, ApiKey);
 list_of!(WebhookList, WebhookEndpoint);
 list_of!(DeliveryList, Delivery);
 list_of!(EventList, Event);
+list_of!(DeletionList, Deletion);
 
 #[derive(Serialize, ToSchema)]
 pub struct Event {
@@ -59,6 +60,8 @@ pub struct PublishToken {
 pub struct Link {
     pub url: String,
     pub expires_at: i64,
+    /// `reel` (a signed link to this server) or `destination` (the store's presigned URL).
+    pub served_by: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -117,6 +120,8 @@ impl Modify for BearerAuth {
         crate::webhooks::deliveries, crate::webhooks::redeliver,
         crate::recordings::start, crate::recordings::list, crate::recordings::read,
         crate::recordings::pause, crate::recordings::resume, crate::recordings::stop, crate::recordings::active,
+        crate::storage::retry_upload, crate::storage::legal_hold, crate::storage::list_deletions,
+        crate::apps::update_application,
     ),
     components(schemas(ErrorBody, Pause, DeliveryAttempt)),
     modifiers(&BearerAuth),

@@ -10,7 +10,7 @@ use axum::Router;
 use reel_core::{random_token, AssetType, PublicationKind, RoomId};
 use reel_db::{now_ms, PublishToken, Room};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -405,7 +405,7 @@ pub(crate) async fn download_asset(
         s.db.get_asset(&key.application_id, &id)
             .await
             .map_err(|_| ApiError::not_found("asset"))?;
-    crate::files::serve(&asset, &headers).await
+    crate::files::serve(&s, &asset, &headers).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
@@ -422,7 +422,7 @@ pub(crate) async fn presigned_url(
     Auth(key): Auth,
     Path(id): Path<String>,
     Query(q): Query<LinkRequest>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<crate::openapi::Link>, ApiError> {
     let asset =
         s.db.get_asset(&key.application_id, &id)
             .await
@@ -434,15 +434,8 @@ pub(crate) async fn presigned_url(
             "expires_in: between 1 and 604800 seconds",
         ));
     }
-    let expires = now_ms() / 1000 + expires_in as i64;
-    let sig = crate::files::sign(&s.config.url_signing_key, &asset.id, expires);
-    let url = format!(
-        "{}/download/{}?expires={expires}&sig={sig}",
-        s.config.public_url.trim_end_matches('/'),
-        asset.id
-    );
     Ok(axum::Json(
-        json!({ "url": url, "expires_at": expires * 1000 }),
+        crate::files::link(&s, &asset, expires_in).await?,
     ))
 }
 
@@ -456,12 +449,30 @@ pub(crate) async fn delete_asset(
         s.db.get_asset(&key.application_id, &id)
             .await
             .map_err(|_| ApiError::not_found("asset"))?;
-    // Row first: once it is gone nobody can be handed the file; then the file.
-    s.db.delete_asset(&key.application_id, &asset.id).await?;
-    if let Err(e) = tokio::fs::remove_file(&asset.path).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(asset = %asset.id, error = %e, "asset file not removed");
-        }
+    let held = match &asset.recording_id {
+        Some(r) => s.db.recording_by_id(r).await.is_ok_and(|r| r.legal_hold),
+        None => false,
+    } || s
+        .db
+        .room_by_id_any(&asset.room_id)
+        .await
+        .is_ok_and(|r| r.policy["legal_hold"] == true);
+    if held {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "legal_hold",
+            "the asset is under a legal hold",
+        ));
+    }
+    // The same deletion as retention's: customer object, local file, journals, audit log.
+    let deleted =
+        reel_recorder::retention::delete_asset(&s.db, &s.config.uploads, &asset, "api").await?;
+    if !deleted {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "deletion_failed",
+            "the asset could not be deleted everywhere; see GET /v1/deletions",
+        ));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

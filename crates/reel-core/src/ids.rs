@@ -69,6 +69,7 @@ id_type!(TrackId, "trk");
 id_type!(AssetId, "ast");
 id_type!(EventId, "evt");
 id_type!(RecordingId, "rec");
+id_type!(DeletionId, "del");
 
 #[cfg(test)]
 mod tests {

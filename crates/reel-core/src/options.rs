@@ -213,6 +213,13 @@ pub struct RoomPolicy {
     pub retention_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcription: Option<TranscriptionOptions>,
+    /// Keep Reel's own copy of assets uploaded to a `destinationUrl` (default: removed once
+    /// the upload is verified).
+    #[serde(default)]
+    pub keep_local_copy: bool,
+    /// Nothing of this room is deleted by retention while set.
+    #[serde(default)]
+    pub legal_hold: bool,
 }
 
 impl RoomPolicy {

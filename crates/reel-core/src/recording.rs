@@ -1,5 +1,6 @@
 //! The recording state machine, sans-IO:
-//! `starting → recording ⇄ paused → stopping → processing → available | failed`.
+//! `starting → recording ⇄ paused → stopping → processing → [uploading →] available | failed`,
+//! and `failed → uploading` again when a failed upload is retried.
 //! The recorder asks it whether a command is legal before doing anything, so an illegal
 //! transition (resume a stopped recording) is refused without side effects.
 
@@ -16,6 +17,8 @@ pub enum RecordingState {
     Stopping,
     /// Outputs being made.
     Processing,
+    /// Outputs made, going to the recording's `destinationUrl`; available once verified there.
+    Uploading,
     Available,
     Failed,
 }
@@ -32,6 +35,13 @@ pub enum Command {
     OutputsDone {
         ok: bool,
     },
+    /// Outputs made and a destination is set.
+    UploadsStarted,
+    UploadsDone {
+        ok: bool,
+    },
+    /// `POST /v1/assets/{id}/retry-upload` on a recording whose upload failed.
+    RetryUpload,
 }
 
 impl RecordingState {
@@ -42,6 +52,7 @@ impl RecordingState {
             Self::Paused => "paused",
             Self::Stopping => "stopping",
             Self::Processing => "processing",
+            Self::Uploading => "uploading",
             Self::Available => "available",
             Self::Failed => "failed",
         }
@@ -54,6 +65,7 @@ impl RecordingState {
             "paused" => Self::Paused,
             "stopping" => Self::Stopping,
             "processing" => Self::Processing,
+            "uploading" => Self::Uploading,
             "available" => Self::Available,
             "failed" => Self::Failed,
             _ => return None,
@@ -79,6 +91,10 @@ impl RecordingState {
             (S::Stopping, C::OutputsStarted) => S::Processing,
             (S::Processing, C::OutputsDone { ok: true }) => S::Available,
             (S::Processing, C::OutputsDone { ok: false }) => S::Failed,
+            (S::Processing, C::UploadsStarted) => S::Uploading,
+            (S::Uploading, C::UploadsDone { ok: true }) => S::Available,
+            (S::Uploading, C::UploadsDone { ok: false }) => S::Failed,
+            (S::Failed, C::RetryUpload) => S::Uploading,
             _ => return None,
         })
     }
@@ -109,12 +125,17 @@ mod tests {
         assert_eq!(S::Recording.apply(C::Resume), None);
         assert_eq!(S::Paused.apply(C::Pause), None);
         assert_eq!(S::Starting.apply(C::Stop), Some(S::Failed));
+        let up = S::Processing.apply(C::UploadsStarted).unwrap();
+        assert_eq!(up.apply(C::UploadsDone { ok: false }), Some(S::Failed));
+        assert_eq!(S::Failed.apply(C::RetryUpload), Some(S::Uploading));
+        assert_eq!(S::Available.apply(C::RetryUpload), None);
         for st in [
             S::Starting,
             S::Recording,
             S::Paused,
             S::Stopping,
             S::Processing,
+            S::Uploading,
             S::Available,
             S::Failed,
         ] {

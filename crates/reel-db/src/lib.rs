@@ -6,6 +6,7 @@
 mod migrations;
 mod recordings;
 mod repo;
+mod storage;
 mod webhooks;
 
 pub use recordings::*;

@@ -191,6 +191,33 @@ ALTER TABLE rooms ADD COLUMN default_credentials_sealed TEXT
         8,
         "ALTER TABLE rooms ADD COLUMN policy TEXT NOT NULL DEFAULT '{}'",
     ),
+    (
+        9,
+        r#"
+ALTER TABLE assets ADD COLUMN object_key TEXT;
+ALTER TABLE assets ADD COLUMN destination_url TEXT;
+ALTER TABLE assets ADD COLUMN upload_state TEXT NOT NULL DEFAULT 'none';
+ALTER TABLE assets ADD COLUMN upload_error TEXT;
+ALTER TABLE assets ADD COLUMN upload_attempts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE assets ADD COLUMN uploaded_at BIGINT;
+ALTER TABLE assets ADD COLUMN local_copy BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE recordings ADD COLUMN legal_hold BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE applications ADD COLUMN retention_days BIGINT;
+CREATE TABLE deletions (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    recording_id TEXT,
+    room_id TEXT NOT NULL,
+    location TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX deletions_app ON deletions(application_id, created_at)
+"#,
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

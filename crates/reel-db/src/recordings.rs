@@ -18,7 +18,7 @@ pub struct Recording {
     pub room_id: String,
     pub session_id: Option<String>,
     pub mode: String,
-    /// starting → recording ⇄ paused → stopping → processing → available | failed
+    /// starting → recording ⇄ paused → stopping → processing → [uploading →] available | failed
     pub state: String,
     pub failure: Option<String>,
     pub pauses: Vec<Pause>,
@@ -35,6 +35,8 @@ pub struct Recording {
     pub credentials_sealed: Option<String>,
     /// Whether credentials were given (they are never returned).
     pub credentials_set: bool,
+    /// Kept past every retention period while set.
+    pub legal_hold: bool,
 }
 
 impl Recording {
@@ -48,7 +50,7 @@ impl Recording {
     }
 }
 
-fn recording(r: &AnyRow) -> Result<Recording> {
+pub(crate) fn recording(r: &AnyRow) -> Result<Recording> {
     let pauses: String = r.try_get("pauses")?;
     Ok(Recording {
         id: r.try_get("id")?,
@@ -69,6 +71,7 @@ fn recording(r: &AnyRow) -> Result<Recording> {
             .try_get::<Option<String>, _>("credentials_sealed")?
             .is_some(),
         credentials_sealed: r.try_get("credentials_sealed")?,
+        legal_hold: r.try_get::<i64, _>("legal_hold")? != 0,
     })
 }
 

@@ -28,6 +28,8 @@ pub struct Application {
     pub id: String,
     pub name: String,
     pub created_at: i64,
+    /// Days this application's assets are kept (rooms may say otherwise); none: the default.
+    pub retention_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -130,6 +132,52 @@ pub struct Asset {
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub created_at: i64,
+    /// Where the asset was uploaded (`recordingOptions.destinationUrl`), as an object URL.
+    pub destination_url: Option<String>,
+    /// The object's key inside the destination.
+    #[serde(skip)]
+    pub object_key: Option<String>,
+    /// none (Reel's own storage) → pending → uploaded | failed
+    pub upload_state: String,
+    /// `code: message` of the last failed upload, credentials removed.
+    pub upload_error: Option<String>,
+    pub upload_attempts: i64,
+    pub uploaded_at: Option<i64>,
+    /// Whether Reel still holds the file (removed after a verified upload unless kept).
+    pub local_copy: bool,
+}
+
+/// One deletion, as the audit log keeps it: what was deleted, where, why, and how it went.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Deletion {
+    pub id: String,
+    pub application_id: String,
+    pub asset_id: String,
+    pub recording_id: Option<String>,
+    pub room_id: String,
+    /// The file or object URL.
+    pub location: String,
+    /// `retention` (the sweeper) or `api` (DELETE /v1/assets/{id}).
+    pub reason: String,
+    /// `deleted`, or `failed` (tried again at the next sweep).
+    pub outcome: String,
+    pub error: Option<String>,
+    pub created_at: i64,
+}
+
+pub(crate) fn deletion(r: &AnyRow) -> Result<Deletion> {
+    Ok(Deletion {
+        id: r.try_get("id")?,
+        application_id: r.try_get("application_id")?,
+        asset_id: r.try_get("asset_id")?,
+        recording_id: r.try_get("recording_id")?,
+        room_id: r.try_get("room_id")?,
+        location: r.try_get("location")?,
+        reason: r.try_get("reason")?,
+        outcome: r.try_get("outcome")?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 fn api_key(r: &AnyRow) -> Result<ApiKey> {
@@ -143,7 +191,7 @@ fn api_key(r: &AnyRow) -> Result<ApiKey> {
     })
 }
 
-fn room(r: &AnyRow) -> Result<Room> {
+pub(crate) fn room(r: &AnyRow) -> Result<Room> {
     Ok(Room {
         id: r.try_get("id")?,
         application_id: r.try_get("application_id")?,
@@ -203,7 +251,7 @@ fn track(r: &AnyRow) -> Result<Track> {
     })
 }
 
-fn asset(r: &AnyRow) -> Result<Asset> {
+pub(crate) fn asset(r: &AnyRow) -> Result<Asset> {
     let details: String = r.try_get("details")?;
     Ok(Asset {
         id: r.try_get("id")?,
@@ -223,6 +271,13 @@ fn asset(r: &AnyRow) -> Result<Asset> {
         sha256: r.try_get("sha256")?,
         details: serde_json::from_str(&details).map_err(corrupt)?,
         created_at: r.try_get("created_at")?,
+        destination_url: r.try_get("destination_url")?,
+        object_key: r.try_get("object_key")?,
+        upload_state: r.try_get("upload_state")?,
+        upload_error: r.try_get("upload_error")?,
+        upload_attempts: r.try_get("upload_attempts")?,
+        uploaded_at: r.try_get("uploaded_at")?,
+        local_copy: r.try_get::<i64, _>("local_copy")? != 0,
     })
 }
 
@@ -265,6 +320,7 @@ impl Db {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
             created_at: row.try_get("created_at")?,
+            retention_days: row.try_get("retention_days")?,
         })
     }
 
@@ -278,6 +334,7 @@ impl Db {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
                     created_at: r.try_get("created_at")?,
+                    retention_days: r.try_get("retention_days")?,
                 })
             })
             .collect()
@@ -838,6 +895,7 @@ mod tests {
             id: "app_b".into(),
             name: "b".into(),
             created_at: 1,
+            retention_days: None,
         })
         .await
         .unwrap();
@@ -972,6 +1030,13 @@ mod tests {
             sha256: "00".into(),
             details: serde_json::json!({"sync": "arrival"}),
             created_at: 0,
+            destination_url: None,
+            object_key: None,
+            upload_state: "none".into(),
+            upload_error: None,
+            upload_attempts: 0,
+            uploaded_at: None,
+            local_copy: true,
         };
         db.insert_asset(&a).await.unwrap();
         assert_eq!(

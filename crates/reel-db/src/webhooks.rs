@@ -407,6 +407,7 @@ mod tests {
                         options: serde_json::json!({}),
                         credentials_sealed: None,
                         credentials_set: false,
+                        legal_hold: false,
                     };
                     let event = ("recording.statusUpdate", serde_json::json!({"i": i}));
                     db.save_recording_with_events(&rec, std::slice::from_ref(&event))

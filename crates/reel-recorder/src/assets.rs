@@ -162,6 +162,13 @@ pub async fn process_publication(
                 sha256: m.sha256,
                 details: serde_json::to_value(&m.report).expect("report serializes"),
                 created_at: now_ms(),
+                destination_url: None,
+                object_key: None,
+                upload_state: "none".into(),
+                upload_error: None,
+                upload_attempts: 0,
+                uploaded_at: None,
+                local_copy: true,
             };
             db.insert_asset(&asset).await?;
             db.set_publication_outcome(publication_id, "processed", None)

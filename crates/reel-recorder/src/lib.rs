@@ -19,6 +19,8 @@ pub mod assets;
 pub mod capture;
 pub mod recordings;
 pub mod recovery;
+pub mod retention;
+pub mod uploads;
 
 use capture::{CaptureCommand, CaptureHandle, CaptureNotice};
 use reel_core::lifecycle::{Action, Lifecycle, Limits};
@@ -109,6 +111,12 @@ enum Msg {
         recording: String,
         ok: bool,
     },
+    UploadsDone {
+        recording: String,
+        outcome: uploads::UploadOutcome,
+    },
+    /// Start-up: recordings a restart left `uploading`.
+    ResumeUploads(Vec<String>),
     AdoptStarting(Recording),
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -131,7 +139,7 @@ pub struct RecorderParts {
 
 impl Recorder {
     /// Starts the brain and the capture thread. Call after `recovery::recover`.
-    pub fn start(db: Db, data_dir: PathBuf) -> RecorderParts {
+    pub fn start(db: Db, data_dir: PathBuf, uploads: uploads::UploadContext) -> RecorderParts {
         let (tx, rx) = mpsc::unbounded_channel();
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();
@@ -159,6 +167,7 @@ impl Recorder {
             finishing: Default::default(),
             pending: Default::default(),
             scheduled: Default::default(),
+            uploads,
         };
         tokio::spawn(brain.run(rx));
         RecorderParts {
@@ -233,6 +242,10 @@ impl Recorder {
         for rec in starting {
             let _ = self.tx.send(Msg::AdoptStarting(rec));
         }
+        let uploading = db.recordings_in_state("uploading").await?;
+        let _ = self.tx.send(Msg::ResumeUploads(
+            uploading.into_iter().map(|r| r.id).collect(),
+        ));
         Ok(n)
     }
 
@@ -304,6 +317,7 @@ struct Brain {
     pending: std::collections::HashMap<String, (usize, usize)>,
     /// (recording, publication) pairs already given a job.
     scheduled: std::collections::HashSet<(String, String)>,
+    uploads: uploads::UploadContext,
 }
 
 impl Brain {
@@ -462,6 +476,14 @@ impl Brain {
                 let _ = reply.send(self.control(&app, &id, command).await);
             }
             Msg::JobDone { recording, ok } => self.job_done(&recording, ok).await?,
+            Msg::UploadsDone { recording, outcome } => {
+                self.uploads_done(&recording, outcome).await?
+            }
+            Msg::ResumeUploads(ids) => {
+                for id in ids {
+                    self.spawn_uploads(&id);
+                }
+            }
             Msg::AdoptStarting(rec) => self.adopt_starting(rec),
             Msg::Shutdown { .. } => unreachable!("handled in run"),
         }

@@ -13,7 +13,7 @@
 //!   specific one) in one transaction.
 
 use crate::capture::CaptureCommand;
-use crate::{assets, Brain, MediaCommand, Msg, RecorderError, Result};
+use crate::{assets, uploads, Brain, MediaCommand, Msg, RecorderError, Result};
 use reel_core::recording::{Command, RecordingState};
 use reel_core::{RecordingId, RoomId, SessionId};
 use reel_db::{now_ms, Pause, Recording, Room};
@@ -129,6 +129,7 @@ impl Brain {
             options: options.json,
             credentials_set: options.sealed_credentials.is_some(),
             credentials_sealed: options.sealed_credentials,
+            legal_hold: false,
         }
     }
 
@@ -286,6 +287,18 @@ impl Brain {
                     .insert(SessionId::from_trusted(session), rec.clone());
             }
             Command::Stop => return self.stop(rec, "stopped").await,
+            Command::RetryUpload => {
+                let assets = self.db.assets_of_recording(&rec.id).await?;
+                if !assets.iter().any(|a| a.upload_state == "failed") {
+                    return Err(RecorderError::InvalidState(
+                        "the recording has no failed upload to retry".into(),
+                    ));
+                }
+                rec.failure = None;
+                self.transition(&mut rec, next, None, json!({"retry": true}))
+                    .await?;
+                self.spawn_uploads(&rec.id);
+            }
             _ => return Err(RecorderError::InvalidState("not a command".into())),
         }
         Ok(rec)
@@ -385,6 +398,10 @@ impl Brain {
             .await?;
         if assets.is_empty() && failed > 0 {
             self.fail(&mut rec, "no output could be made").await?;
+        } else if uploads::prepare(&self.db, &rec, &assets).await? {
+            self.transition(&mut rec, RecordingState::Uploading, None, json!({}))
+                .await?;
+            self.spawn_uploads(&rec.id);
         } else {
             let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
             self.transition(
@@ -396,6 +413,68 @@ impl Brain {
             .await?;
         }
         Ok(())
+    }
+}
+
+impl Brain {
+    /// One upload job per recording; it reports back with `Msg::UploadsDone`.
+    pub(crate) fn spawn_uploads(&mut self, recording: &str) {
+        let (db, ctx, tx) = (self.db.clone(), self.uploads.clone(), self.tx.clone());
+        let recording = recording.to_string();
+        self.jobs.spawn(async move {
+            let outcome = match uploads::upload_recording(&db, &ctx, &recording).await {
+                Ok(o) => o,
+                Err(e) => uploads::UploadOutcome::Failed {
+                    asset_id: None,
+                    code: "internal_error".into(),
+                    message: e.to_string(),
+                },
+            };
+            let _ = tx.send(Msg::UploadsDone { recording, outcome });
+        });
+    }
+
+    /// Every asset verified in the destination: `recording_available` with the object URLs.
+    /// Otherwise `recording.failed` with the destination's error code; local copies stay.
+    pub(crate) async fn uploads_done(
+        &mut self,
+        recording: &str,
+        outcome: uploads::UploadOutcome,
+    ) -> Result<()> {
+        let mut rec = self.db.recording_by_id(recording).await?;
+        if rec.state != "uploading" {
+            return Ok(());
+        }
+        match outcome {
+            uploads::UploadOutcome::Done(done) => {
+                let ids: Vec<&str> = done.iter().map(|(a, _)| a.as_str()).collect();
+                let destinations: Vec<Value> = done
+                    .iter()
+                    .map(|(a, url)| json!({"asset_id": a, "destination_url": url}))
+                    .collect();
+                self.transition(
+                    &mut rec,
+                    RecordingState::Available,
+                    Some("recording_available"),
+                    json!({"asset_ids": ids, "destinations": destinations}),
+                )
+                .await
+            }
+            uploads::UploadOutcome::Failed {
+                asset_id,
+                code,
+                message,
+            } => {
+                rec.failure = Some(message.clone());
+                self.transition(
+                    &mut rec,
+                    RecordingState::Failed,
+                    Some("recording.failed"),
+                    json!({"reason": message, "code": code, "asset_id": asset_id, "local_copy_kept": true}),
+                )
+                .await
+            }
+        }
     }
 }
 
@@ -445,6 +524,14 @@ pub async fn finish_interrupted(
         let assets = db
             .list_assets(&rec.application_id, None, None, Some(&rec.id))
             .await?;
+        if !assets.is_empty() && uploads::prepare(db, &rec, &assets).await? {
+            // The brain uploads it (Msg::ResumeUploads).
+            rec.state = "uploading".into();
+            let p = payload(&rec, json!({}));
+            db.save_recording_with_events(&rec, &[("recording.statusUpdate", p)])
+                .await?;
+            continue;
+        }
         let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
         rec.state = "available".into();
         let p = payload(&rec, json!({"asset_ids": ids}));

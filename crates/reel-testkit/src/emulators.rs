@@ -309,3 +309,80 @@ fn httpdate() -> String {
         tod % 60
     )
 }
+
+/// A TCP proxy in front of a store that stops forwarding uploads once `trip_after` bytes
+/// went up, so a test can kill the store at a known point in the middle of an upload.
+pub struct TripProxy {
+    pub port: u16,
+    tripped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    gate: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl TripProxy {
+    pub fn start(upstream: u16, trip_after: u64) -> TripProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::{Arc, Condvar, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tripped = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (t, g) = (tripped.clone(), gate.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue; // the store is down: the client sees the connection close
+                };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (t, g, sent) = (t.clone(), g.clone(), sent.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64 >= trip_after
+                            && !t.swap(true, Ordering::SeqCst)
+                        {
+                            // Hold the upload here until the test has killed the store.
+                            let (lock, cv) = &*g;
+                            let mut released = lock.lock().unwrap();
+                            while !*released {
+                                released = cv.wait(released).unwrap();
+                            }
+                        }
+                        if s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                    let _ = c_in.shutdown(std::net::Shutdown::Both);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                    let _ = s_in.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        TripProxy {
+            port,
+            tripped,
+            gate,
+        }
+    }
+
+    pub fn tripped(&self) -> bool {
+        self.tripped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets held data go on (to a store that may be dead by now).
+    pub fn release(&self) {
+        let (lock, cv) = &*self.gate;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+    }
+}

@@ -91,6 +91,38 @@ pub fn pattern_and_tone(
     Ok(TestMedia { video, audio })
 }
 
+/// Random noise in VP8 at `bitrate`: incompressible, so the recording is as large as asked
+/// (`seconds` × `bitrate`), for uploads that need many multipart parts.
+pub fn noise_vp8(dir: &Path, seconds: u32, size: &str, bitrate: &str) -> Result<PathBuf, String> {
+    let video = dir.join(format!("noise-{size}-{bitrate}-{seconds}s.ivf"));
+    encode(
+        &video,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("nullsrc=size={size}:rate=30,geq=random(1)*255:128:128"),
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libvpx",
+            "-g",
+            "30",
+            "-b:v",
+            bitrate,
+            "-minrate",
+            bitrate,
+            "-maxrate",
+            bitrate,
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+        ],
+    )?;
+    Ok(video)
+}
+
 /// The same moving pattern in VP9 (profile 0), for the VP9 path.
 pub fn pattern_vp9(dir: &Path, seconds: u32, size: &str) -> Result<PathBuf, String> {
     let video = dir.join(format!("pattern-vp9-{size}.ivf"));

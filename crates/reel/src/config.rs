@@ -25,7 +25,50 @@ pub struct Settings {
     pub api_rate_limit_per_second: u64,
     pub api_rate_limit_burst: u64,
     pub test_clock_file: String,
+    pub master_key: Secret,
     pub webhooks: WebhookSettings,
+    pub storage: StorageSettings,
+    pub retention: RetentionSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub s3_endpoint: String,
+    pub s3_virtual_hosted: bool,
+    pub gcs_endpoint: String,
+    pub azure_endpoint: String,
+    pub allow_http: bool,
+    pub file_root: String,
+    pub request_timeout_secs: u64,
+    pub request_retries: usize,
+    pub part_size_mib: usize,
+    pub upload_retry_window_secs: u64,
+    pub keep_local_copy: bool,
+}
+
+impl StorageSettings {
+    pub fn blob_settings(&self) -> reel_blob::Settings {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        reel_blob::Settings {
+            s3_endpoint: opt(&self.s3_endpoint),
+            s3_virtual_hosted: self.s3_virtual_hosted,
+            gcs_endpoint: self.gcs_endpoint.clone(),
+            azure_endpoint: opt(&self.azure_endpoint),
+            allow_http: self.allow_http,
+            file_root: opt(&self.file_root).map(PathBuf::from),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
+            request_retries: self.request_retries,
+            part_size: self.part_size_mib.max(5) << 20,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub default_days: u32,
+    pub sweep_interval_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +146,9 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
     let settings: Settings = toml::Value::Table(table)
         .try_into()
         .map_err(|e| format!("settings: {e}"))?;
+    if settings.retention.default_days == 0 || settings.retention.sweep_interval_secs == 0 {
+        return Err("retention: default_days and sweep_interval_secs must be at least 1".into());
+    }
     if settings.max_publishers == 0 {
         return Err("max_publishers must be at least 1".into());
     }

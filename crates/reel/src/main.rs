@@ -230,6 +230,20 @@ async fn bootstrap_admin_key(db: &Db) -> Result<(), String> {
     Ok(())
 }
 
+/// The key sealing credentials at rest: configured (`master_key`), or the data directory's.
+fn master_key(s: &config::Settings, data_dir: &std::path::Path) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let bytes = match s.master_key.expose() {
+        "" => load_or_create_key(&data_dir.join("secrets.key"))?,
+        b64 => base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| "master_key: not base64".to_string())?,
+    };
+    bytes
+        .try_into()
+        .map_err(|_| "master_key: expected 32 bytes".to_string())
+}
+
 async fn run(s: config::Settings) -> Result<(), String> {
     std::fs::create_dir_all(&s.data_dir).map_err(|e| format!("{}: {e}", s.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&s.data_dir).map_err(|e| e.to_string())?;
@@ -253,7 +267,14 @@ async fn run(s: config::Settings) -> Result<(), String> {
             "recovered recordings interrupted by a crash"
         );
     }
-    let parts = Recorder::start(db.clone(), data_dir.clone());
+    let secrets_key = master_key(&s, &data_dir)?;
+    let uploads = reel_recorder::uploads::UploadContext {
+        settings: s.storage.blob_settings(),
+        secrets_key,
+        keep_local_copy: s.storage.keep_local_copy,
+        retry_window: Duration::from_secs(s.storage.upload_retry_window_secs),
+    };
+    let parts = Recorder::start(db.clone(), data_dir.clone(), uploads.clone());
     let recorder = parts.recorder.clone();
     {
         let (recorder, db, dir) = (recorder.clone(), db.clone(), data_dir.clone());
@@ -293,6 +314,24 @@ async fn run(s: config::Settings) -> Result<(), String> {
         allow_private_targets: s.webhooks.allow_private_targets,
         ..Default::default()
     };
+    {
+        // Retention sweeps, on the same clock as webhook retries (a test may run it ahead).
+        let (db, uploads, clock) = (db.clone(), uploads.clone(), clock.clone());
+        let (days, every) = (
+            s.retention.default_days,
+            Duration::from_secs(s.retention.sweep_interval_secs),
+        );
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) =
+                    reel_recorder::retention::sweep(&db, &uploads, days, clock.now_ms()).await
+                {
+                    tracing::error!(error = %e, "retention sweep");
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
     let webhook_worker = tokio::spawn(reel_webhooks::worker::run(
         db.clone(),
         clock,
@@ -322,9 +361,8 @@ async fn run(s: config::Settings) -> Result<(), String> {
                 burst: s.api_rate_limit_burst as f64,
             },
             url_signing_key: load_or_create_key(&data_dir.join("url-signing.key"))?,
-            secrets_key: load_or_create_key(&data_dir.join("secrets.key"))?
-                .try_into()
-                .map_err(|_| "secrets.key: expected 32 bytes".to_string())?,
+            secrets_key,
+            uploads,
         },
     );
     // One machine-readable line for scripts and tests that start reel on port 0.
