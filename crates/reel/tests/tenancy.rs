@@ -136,6 +136,16 @@ fn a_key_of_one_application_sees_nothing_of_another() {
             format!("/v1/applications/{app_a}/keys"),
             Some(json!({})),
         ),
+        (
+            "PATCH",
+            format!("/v1/applications/{app_a}"),
+            Some(json!({"retention_days": 30})),
+        ),
+        (
+            "POST",
+            format!("/v1/recordings/{recording}/legal-hold"),
+            Some(json!({"enabled": false})),
+        ),
     ];
     for (method, path, body) in &named {
         let own = call(&server, &key_a, method, path, body.clone());
@@ -175,6 +185,16 @@ fn a_key_of_one_application_sees_nothing_of_another() {
         ("DELETE", format!("/v1/rooms/{room_id}"), None),
         ("DELETE", format!("/v1/assets/{asset}"), None),
         ("DELETE", format!("/v1/webhooks/{hook}"), None),
+        (
+            "POST",
+            format!("/v1/assets/{asset}/retry-upload"),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/v1/recordings/{recording}/legal-hold"),
+            Some(json!({"enabled": true})),
+        ),
     ] {
         let other = call(&server, &key_b, method, &path, body);
         assert_eq!(other.status, 404, "B {method} {path}: {}", other.text());
@@ -189,10 +209,15 @@ fn a_key_of_one_application_sees_nothing_of_another() {
     .json()["state"]
         .clone();
     assert_eq!(before, after, "B's commands changed A's recording");
-    assert_eq!(
-        call(&server, &key_a, "GET", &format!("/v1/assets/{asset}"), None).status,
-        200
-    );
+    let held = call(
+        &server,
+        &key_a,
+        "GET",
+        &format!("/v1/recordings/{recording}"),
+        None,
+    )
+    .json();
+    assert_eq!(held["legal_hold"], false, "B put A's recording on hold");
     let revoke_a = format!("/v1/applications/{app_a}/keys/{key_a_id}");
     assert_eq!(call(&server, &key_b, "DELETE", &revoke_a, None).status, 404);
 
@@ -228,6 +253,18 @@ fn a_key_of_one_application_sees_nothing_of_another() {
     )
     .json();
     assert!(filtered["data"].as_array().unwrap().is_empty());
+
+    // The deletion audit log: A's deletions are A's alone.
+    let a_asset = format!("/v1/assets/{asset}");
+    assert_eq!(call(&server, &key_a, "DELETE", &a_asset, None).status, 204);
+    let a_log = call(&server, &key_a, "GET", "/v1/deletions", None).json();
+    assert_eq!(a_log["data"][0]["asset_id"], asset.as_str());
+    assert!(
+        call(&server, &key_b, "GET", "/v1/deletions", None).json()["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // WHIP: A's publish token works only for A's room.
     let b_room = call(&server, &key_b, "POST", "/v1/rooms", Some(json!({}))).json();
