@@ -68,6 +68,7 @@ pub(crate) async fn start(
                 format!("{}: {}", e.field, e.message),
             )
         })?;
+        crate::storage::check_destination(&s, options, "recordingOptions")?;
     }
     let room =
         s.db.get_room(Some(&key.application_id), &body.room_id)

@@ -19,6 +19,27 @@ pub fn routes() -> Router<AppState> {
         .route("/deletions", get(list_deletions))
 }
 
+/// Refuses a `destinationUrl` this server will not write to (a `file://` path outside
+/// `storage.file_root`) when it is given, not when the upload would fail.
+pub(crate) fn check_destination(
+    s: &AppState,
+    options: &RecordingOptions,
+    field: &str,
+) -> Result<(), ApiError> {
+    let Some(url) = &options.destination_url else {
+        return Ok(());
+    };
+    reel_blob::Destination::parse(url)
+        .and_then(|d| d.check_allowed(&s.config.uploads.settings))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("{field}.destinationUrl: {e}"),
+            )
+        })
+}
+
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetryUpload {

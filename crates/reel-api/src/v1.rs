@@ -154,6 +154,7 @@ fn apply_default_options(
             ),
         )
     })?;
+    crate::storage::check_destination(s, &options, "default_recording_options")?;
     room.default_credentials_sealed = options
         .credentials
         .as_deref()

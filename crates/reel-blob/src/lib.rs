@@ -248,6 +248,25 @@ impl Destination {
         }
     }
 
+    /// Whether this server lets recordings go here: `file://` only under `file_root`.
+    pub fn check_allowed(&self, s: &Settings) -> Result<()> {
+        if self.kind != Kind::File {
+            return Ok(());
+        }
+        let root = s.file_root.as_ref().ok_or_else(|| {
+            BlobError::Invalid(
+                "file:// destinations are disabled on this server (storage.file_root)".into(),
+            )
+        })?;
+        if !Path::new("/").join(&self.folder).starts_with(root) {
+            return Err(BlobError::Invalid(format!(
+                "file:// destinations must be under {}",
+                root.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// The URL of an object in this destination, in the same scheme as `destinationUrl`.
     pub fn url_of(&self, key: &str) -> String {
         match self.kind {
@@ -382,20 +401,8 @@ impl Store {
                 Backend::Azure(b.build().map_err(invalid)?)
             }
             Kind::File => {
-                let root = s.file_root.as_ref().ok_or_else(|| {
-                    BlobError::Invalid(
-                        "file:// destinations are disabled on this server (storage.file_root)"
-                            .into(),
-                    )
-                })?;
-                let dir = Path::new("/").join(&dest.folder);
-                if !dir.starts_with(root) {
-                    return Err(BlobError::Invalid(format!(
-                        "file:// destinations must be under {}",
-                        root.display()
-                    )));
-                }
-                std::fs::create_dir_all(&dir)?;
+                dest.check_allowed(s)?;
+                std::fs::create_dir_all(Path::new("/").join(&dest.folder))?;
                 Backend::File(LocalFileSystem::new_with_prefix("/").map_err(invalid)?)
             }
         };

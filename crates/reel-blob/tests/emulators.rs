@@ -80,6 +80,18 @@ async fn s3_uploads_verify_presign_and_refuse_bad_credentials() {
     println!("S3 verified by: small {small}, multipart {large}");
     store.delete("calls/small.webm").await.unwrap();
 
+    // gs:// with HMAC keys speaks GCS's S3-interoperable XML API: the same protocol, so the
+    // S3 server stands in for storage.googleapis.com here.
+    let gcs = Settings {
+        gcs_endpoint: s3.endpoint.clone(),
+        ..s.clone()
+    };
+    let gs_dest = Destination::parse("gs://rec/interop/").unwrap();
+    let hmac = format!("{}:{}", emulators::S3_ACCESS_KEY, emulators::S3_SECRET_KEY);
+    let gs = Store::open(&gs_dest, Some(&hmac), &gcs).unwrap();
+    let via = round_trip(&gs, tmp.path(), "interop/gs.webm", 1_000_000).await;
+    println!("gs:// (HMAC) verified by {via}");
+
     let wrong = format!(
         "{}:not-the-secret:{}",
         emulators::S3_ACCESS_KEY,

@@ -267,6 +267,16 @@ fn azure_wrong_key_fails_clearly_then_retry_upload_succeeds() {
         .as_str()
         .unwrap()
         .to_string();
+    // A file:// destination outside storage.file_root (unset here) is refused up front.
+    let r = http::json(
+        "POST",
+        &server.url("/v1/recordings"),
+        Some(ADMIN_KEY),
+        &json!({"room_id": room, "recordingOptions": {"destinationUrl": "file:///etc/"}}),
+    )
+    .unwrap();
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("storage.file_root"), "{}", r.text());
     let rec = server.post(
         "/v1/recordings",
         json!({"room_id": room, "recordingOptions": {
