@@ -549,3 +549,122 @@ fn retention_deletes_exactly_the_expired_assets_and_respects_legal_holds() {
         3
     );
 }
+
+/// Durability around the store: it is down when the upload starts, Reel is killed (-9)
+/// while retrying, the store comes back, and the restarted Reel resumes the upload to
+/// `available`. Then retention (room policy: 1 day) meets the store down again: the deletion
+/// is audited as failed and the asset kept; with the store back the next sweep deletes the
+/// object, and its presigned URL stops working.
+#[test]
+fn uploads_resume_after_a_restart_and_failed_deletions_are_retried() {
+    let _one = serial();
+    let mut s3 = SeaweedS3::start(&["durable"]);
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock-offset-ms");
+    std::fs::write(&clock, "0").unwrap();
+    let endpoint = s3.endpoint.clone();
+    let env = [
+        ("REEL_STORAGE_S3_ENDPOINT", endpoint.as_str()),
+        ("REEL_STORAGE_S3_VIRTUAL_HOSTED", "false"),
+        ("REEL_STORAGE_ALLOW_HTTP", "true"),
+        ("REEL_STORAGE_REQUEST_TIMEOUT_SECS", "3"),
+        ("REEL_STORAGE_REQUEST_RETRIES", "0"),
+        ("REEL_TEST_CLOCK_FILE", clock.to_str().unwrap()),
+        ("REEL_RETENTION_SWEEP_INTERVAL_SECS", "1"),
+    ];
+    let mut server = Server::start_with(dir.path(), &env);
+    let creds = format!(
+        "{}:{}:{}",
+        emulators::S3_ACCESS_KEY,
+        emulators::S3_SECRET_KEY,
+        emulators::S3_REGION
+    );
+    let room = server.post(
+        "/v1/rooms",
+        json!({"name": "durable", "empty_timeout_seconds": 1, "policy": {"retention_days": 1},
+               "default_recording_options": {"destinationUrl": "s3://durable/", "credentials": creds}}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let session = publish_into(&server, &room, "carol", small_video(), 3);
+    s3.kill();
+    let rec_id = recording_of_room(&server, &room)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_recording(&server, &rec_id, &["uploading"], Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = server.get(&format!("/v1/assets?session_id={session}"))["data"][0].clone();
+        if a["upload_attempts"].as_i64().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no retry seen: {a:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server.kill9();
+    s3.restart();
+    let server = Server::start_with(dir.path(), &env);
+    let rec = wait_recording(
+        &server,
+        &rec_id,
+        &["available", "failed"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(rec["state"], "available", "{rec:#}\n{}", server.log_text());
+    let asset = server.get(&format!("/v1/assets?session_id={session}"))["data"][0].clone();
+    let asset_id = asset["id"].as_str().unwrap().to_string();
+    let link = server.get(&format!("/v1/assets/{asset_id}/presigned-url"));
+    let url = link["url"].as_str().unwrap().to_string();
+    assert_eq!(sha256_hex(&fetch(&url)), asset["sha256"].as_str().unwrap());
+
+    // Retention with the store down: audited as failed, the asset kept.
+    s3.kill();
+    std::fs::write(&clock, (2 * 86_400_000i64).to_string()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let failed = loop {
+        let log = server.get("/v1/deletions")["data"].clone();
+        if let Some(first) = log.as_array().unwrap().first() {
+            break first.clone();
+        }
+        assert!(Instant::now() < deadline, "no deletion attempt");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(failed["outcome"], "failed", "{failed:#}");
+    assert_eq!(failed["asset_id"], asset_id.as_str());
+    assert!(
+        failed["error"].as_str().unwrap().contains("destination_"),
+        "{failed:#}"
+    );
+    assert_eq!(
+        server.get(&format!("/v1/assets/{asset_id}"))["id"],
+        asset_id.as_str()
+    );
+    s3.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = http::request(
+            "GET",
+            &server.url(&format!("/v1/assets/{asset_id}")),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .unwrap();
+        if r.status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never deleted:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let log = server.get("/v1/deletions")["data"].clone();
+    assert_eq!(log[0]["outcome"], "deleted", "{log:#}");
+    assert_eq!(log[0]["location"], asset["destination_url"]);
+    let gone = http::request("GET", &url, None, None).unwrap();
+    assert_eq!(gone.status, 404, "the object is still in the bucket");
+    assert_no_secrets(&server, &[emulators::S3_SECRET_KEY]);
+}
