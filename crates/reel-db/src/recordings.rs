@@ -175,15 +175,15 @@ impl Db {
             .await?;
         }
         for (event_type, payload) in events {
-            sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at, notify) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(reel_core::EventId::generate().to_string())
-                .bind(&rec.application_id)
-                .bind(*event_type)
-                .bind(payload.to_string())
-                .bind(now_ms())
-                .bind(i64::from(rec.notifies()))
-                .execute(&mut *tx)
-                .await?;
+            crate::repo::insert_event_on(
+                &mut tx,
+                reel_core::EventId::generate().as_str(),
+                &rec.application_id,
+                event_type,
+                payload,
+                rec.notifies(),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -775,18 +775,6 @@ impl Db {
         asset(&row)
     }
 
-    pub async fn delete_asset(&self, app: &str, id: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM assets WHERE id = $1 AND application_id = $2")
-            .bind(id)
-            .bind(app)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound);
-        }
-        Ok(())
-    }
-
     /// The asset a recording made of a publication, if any (one per pair).
     pub async fn assets_of_publication(
         &self,
@@ -812,16 +800,8 @@ impl Db {
         payload: &serde_json::Value,
         notify: bool,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at, notify) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(id)
-            .bind(app)
-            .bind(event_type)
-            .bind(payload.to_string())
-            .bind(now_ms())
-            .bind(i64::from(notify))
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        insert_event_on(&mut conn, id, app, event_type, payload, notify).await
     }
 
     /// The outbox of one application, oldest first: (id, type, payload, created_at).
@@ -845,6 +825,28 @@ impl Db {
             })
             .collect()
     }
+}
+
+/// Appends an event to the outbox on `conn`: inside a caller's transaction, so the event is
+/// written if and only if the change it describes is.
+pub(crate) async fn insert_event_on(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    app: &str,
+    event_type: &str,
+    payload: &serde_json::Value,
+    notify: bool,
+) -> Result<()> {
+    sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at, notify) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(id)
+        .bind(app)
+        .bind(event_type)
+        .bind(payload.to_string())
+        .bind(now_ms())
+        .bind(i64::from(notify))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -178,15 +178,15 @@ impl Db {
                 .await?;
         }
         if let Some((payload, notify)) = event {
-            sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at, notify) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(reel_core::EventId::generate().to_string())
-                .bind(&d.application_id)
-                .bind("recording.deleted")
-                .bind(payload.to_string())
-                .bind(now_ms())
-                .bind(i64::from(notify))
-                .execute(&mut *tx)
-                .await?;
+            crate::repo::insert_event_on(
+                &mut tx,
+                reel_core::EventId::generate().as_str(),
+                &d.application_id,
+                "recording.deleted",
+                payload,
+                notify,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

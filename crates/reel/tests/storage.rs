@@ -66,6 +66,16 @@ fn recording_of_room(server: &Server, room: &str) -> Value {
     list["data"][0].clone()
 }
 
+/// `KEY:SECRET:REGION` of the test S3 server's identity.
+fn s3_credentials() -> String {
+    format!(
+        "{}:{}:{}",
+        emulators::S3_ACCESS_KEY,
+        emulators::S3_SECRET_KEY,
+        emulators::S3_REGION
+    )
+}
+
 fn fetch(url: &str) -> Vec<u8> {
     let r = http::request("GET", url, None, None).unwrap();
     assert_eq!(r.status, 200, "GET {url}");
@@ -117,12 +127,7 @@ fn s3_multipart_upload_survives_the_store_dying_mid_upload() {
             ("REEL_STORAGE_REQUEST_RETRIES", "1"),
         ],
     );
-    let creds = format!(
-        "{}:{}:{}",
-        emulators::S3_ACCESS_KEY,
-        emulators::S3_SECRET_KEY,
-        emulators::S3_REGION
-    );
+    let creds = s3_credentials();
     // The destination as a room default, with a folder and no file name.
     let room = server.post(
         "/v1/rooms",
@@ -573,12 +578,7 @@ fn uploads_resume_after_a_restart_and_failed_deletions_are_retried() {
         ("REEL_RETENTION_SWEEP_INTERVAL_SECS", "1"),
     ];
     let mut server = Server::start_with(dir.path(), &env);
-    let creds = format!(
-        "{}:{}:{}",
-        emulators::S3_ACCESS_KEY,
-        emulators::S3_SECRET_KEY,
-        emulators::S3_REGION
-    );
+    let creds = s3_credentials();
     let room = server.post(
         "/v1/rooms",
         json!({"name": "durable", "empty_timeout_seconds": 1, "policy": {"retention_days": 1},
