@@ -81,6 +81,7 @@ pub(crate) async fn create_application(
         name: name.to_string(),
         created_at: now_ms(),
         retention_days: None,
+        default_recording_options: serde_json::json!({}),
     };
     s.db.insert_application(&app).await?;
     Ok((StatusCode::CREATED, axum::Json(app)).into_response())
@@ -111,8 +112,18 @@ pub(crate) async fn get_application(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateApplication {
-    /// Days assets are kept, 1 to 3650; null: the server default (own storage only).
-    retention_days: Option<i64>,
+    /// Days assets are kept, 1 to 3650; null: the server default (own storage only); absent:
+    /// unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    retention_days: Option<Option<i64>>,
+    /// `recordingOptions` for recordings of rooms that have none of their own.
+    default_recording_options: Option<reel_core::options::RecordingOptions>,
+}
+
+/// A field that is present (even as null) becomes `Some`; absent stays `None` (default).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 /// Sets the application's retention. Admin keys, or the application's own keys.
@@ -124,18 +135,22 @@ pub(crate) async fn update_application(
     Json(body): Json<UpdateApplication>,
 ) -> Result<axum::Json<Application>, ApiError> {
     visible_application(&s, &key, &id).await?;
-    if body
-        .retention_days
-        .is_some_and(|d| !(1..=3650).contains(&d))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            "retention_days: between 1 and 3650",
-        ));
+    if let Some(days) = body.retention_days {
+        if days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "retention_days: between 1 and 3650",
+            ));
+        }
+        s.db.set_application_retention_days(&id, days).await?;
     }
-    s.db.set_application_retention_days(&id, body.retention_days)
-        .await?;
+    if let Some(options) = body.default_recording_options {
+        let (json, sealed) =
+            crate::storage::validate_and_seal(&s, options, "default_recording_options")?;
+        s.db.set_application_defaults(&id, &json, sealed.as_deref())
+            .await?;
+    }
     Ok(axum::Json(visible_application(&s, &key, &id).await?))
 }
 

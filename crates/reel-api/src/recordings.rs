@@ -84,10 +84,7 @@ pub(crate) async fn start(
                 .map(|c| seal::seal(&s.config.secrets_key, c)),
         },
         // None given: the room's defaults.
-        None => reel_recorder::recordings::RecordingOptions {
-            json: room.default_recording_options.clone(),
-            sealed_credentials: room.default_credentials_sealed.clone(),
-        },
+        None => reel_recorder::recordings::RecordingOptions::defaults_for(&s.db, &room).await?,
     };
     let rec = s.recorder.start_recording(room, mode, options).await?;
     Ok((StatusCode::CREATED, axum::Json(rec)).into_response())

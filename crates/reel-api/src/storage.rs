@@ -40,6 +40,35 @@ pub(crate) fn check_destination(
         })
 }
 
+/// Validates default `recordingOptions` (a room's or an application's) and returns them
+/// without credentials, with the credentials sealed.
+pub(crate) fn validate_and_seal(
+    s: &AppState,
+    options: RecordingOptions,
+    field: &str,
+) -> Result<(serde_json::Value, Option<String>), ApiError> {
+    options.validate("stream").map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!(
+                "{field}.{}: {}",
+                e.field.trim_start_matches("recordingOptions."),
+                e.message
+            ),
+        )
+    })?;
+    check_destination(s, &options, field)?;
+    let sealed = options
+        .credentials
+        .as_deref()
+        .map(|c| seal::seal(&s.config.secrets_key, c));
+    Ok((
+        serde_json::to_value(options.public()).expect("options serialize"),
+        sealed,
+    ))
+}
+
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetryUpload {

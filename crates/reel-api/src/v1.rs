@@ -143,24 +143,10 @@ fn apply_default_options(
     room: &mut Room,
     options: reel_core::options::RecordingOptions,
 ) -> Result<(), ApiError> {
-    options.validate("stream").map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            format!(
-                "default_recording_options.{}: {}",
-                e.field.trim_start_matches("recordingOptions."),
-                e.message
-            ),
-        )
-    })?;
-    crate::storage::check_destination(s, &options, "default_recording_options")?;
-    room.default_credentials_sealed = options
-        .credentials
-        .as_deref()
-        .map(|c| reel_core::options::seal::seal(&s.config.secrets_key, c));
-    room.default_recording_options =
-        serde_json::to_value(options.public()).expect("options serialize");
+    let (json, sealed) =
+        crate::storage::validate_and_seal(s, options, "default_recording_options")?;
+    room.default_recording_options = json;
+    room.default_credentials_sealed = sealed;
     Ok(())
 }
 

@@ -218,6 +218,13 @@ CREATE TABLE deletions (
 CREATE INDEX deletions_app ON deletions(application_id, created_at)
 "#,
     ),
+    (
+        10,
+        r#"
+ALTER TABLE applications ADD COLUMN default_recording_options TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE applications ADD COLUMN default_credentials_sealed TEXT
+"#,
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

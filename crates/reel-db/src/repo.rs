@@ -30,6 +30,9 @@ pub struct Application {
     pub created_at: i64,
     /// Days this application's assets are kept (rooms may say otherwise); none: the default.
     pub retention_days: Option<i64>,
+    /// `recordingOptions` for recordings whose room has none (credentials removed).
+    #[schema(value_type = Object)]
+    pub default_recording_options: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -321,6 +324,7 @@ impl Db {
             name: row.try_get("name")?,
             created_at: row.try_get("created_at")?,
             retention_days: row.try_get("retention_days")?,
+            default_recording_options: json_column(&row, "default_recording_options")?,
         })
     }
 
@@ -335,6 +339,7 @@ impl Db {
                     name: r.try_get("name")?,
                     created_at: r.try_get("created_at")?,
                     retention_days: r.try_get("retention_days")?,
+                    default_recording_options: json_column(r, "default_recording_options")?,
                 })
             })
             .collect()
@@ -849,6 +854,10 @@ pub(crate) async fn insert_event_on(
     Ok(())
 }
 
+fn json_column(r: &AnyRow, name: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(&r.try_get::<String, _>(name)?).map_err(corrupt)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -898,6 +907,7 @@ mod tests {
             name: "b".into(),
             created_at: 1,
             retention_days: None,
+            default_recording_options: serde_json::json!({}),
         })
         .await
         .unwrap();

@@ -138,6 +138,39 @@ impl Db {
         Ok(row.and_then(|r| r.0))
     }
 
+    /// The application's default `recordingOptions` and sealed credentials.
+    pub async fn application_defaults(
+        &self,
+        app: &str,
+    ) -> Result<(serde_json::Value, Option<String>)> {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT default_recording_options, default_credentials_sealed FROM applications WHERE id = $1",
+        )
+        .bind(app)
+        .fetch_optional(self.pool())
+        .await?;
+        let (json, sealed) = row.ok_or(DbError::NotFound)?;
+        Ok((
+            serde_json::from_str(&json).map_err(|e| DbError::Corrupt(e.to_string()))?,
+            sealed,
+        ))
+    }
+
+    pub async fn set_application_defaults(
+        &self,
+        app: &str,
+        options: &serde_json::Value,
+        sealed_credentials: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE applications SET default_recording_options = $1, default_credentials_sealed = $2 WHERE id = $3")
+            .bind(options.to_string())
+            .bind(sealed_credentials)
+            .bind(app)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_application_retention_days(&self, app: &str, days: Option<i64>) -> Result<()> {
         let done = sqlx::query("UPDATE applications SET retention_days = $1 WHERE id = $2")
             .bind(days)

@@ -28,6 +28,28 @@ pub struct RecordingOptions {
     pub sealed_credentials: Option<String>,
 }
 
+impl RecordingOptions {
+    /// What a recording without options of its own gets: the room's defaults, else its
+    /// application's.
+    pub async fn defaults_for(db: &reel_db::Db, room: &Room) -> Result<RecordingOptions> {
+        if room
+            .default_recording_options
+            .as_object()
+            .is_some_and(|o| !o.is_empty())
+        {
+            return Ok(RecordingOptions {
+                json: room.default_recording_options.clone(),
+                sealed_credentials: room.default_credentials_sealed.clone(),
+            });
+        }
+        let (json, sealed_credentials) = db.application_defaults(&room.application_id).await?;
+        Ok(RecordingOptions {
+            json,
+            sealed_credentials,
+        })
+    }
+}
+
 impl Default for RecordingOptions {
     fn default() -> Self {
         RecordingOptions {
@@ -144,10 +166,7 @@ impl Brain {
                 waiting
             }
             None if room.auto_stream_recording => {
-                let defaults = RecordingOptions {
-                    json: room.default_recording_options.clone(),
-                    sealed_credentials: room.default_credentials_sealed.clone(),
-                };
+                let defaults = RecordingOptions::defaults_for(&self.db, room).await?;
                 Self::new_recording(
                     room,
                     "stream",

@@ -557,7 +557,8 @@ fn retention_deletes_exactly_the_expired_assets_and_respects_legal_holds() {
 
 /// Durability around the store: it is down when the upload starts, Reel is killed (-9)
 /// while retrying, the store comes back, and the restarted Reel resumes the upload to
-/// `available`. Then retention (room policy: 1 day) meets the store down again: the deletion
+/// `available`. Destination and retention (1 day) are the application's defaults. Then
+/// retention meets the store down again: the deletion
 /// is audited as failed and the asset kept; with the store back the next sweep deletes the
 /// object, and its presigned URL stops working.
 #[test]
@@ -579,14 +580,24 @@ fn uploads_resume_after_a_restart_and_failed_deletions_are_retried() {
     ];
     let mut server = Server::start_with(dir.path(), &env);
     let creds = s3_credentials();
+    // Destination and retention as the application's defaults (the room has none).
     let room = server.post(
         "/v1/rooms",
-        json!({"name": "durable", "empty_timeout_seconds": 1, "policy": {"retention_days": 1},
-               "default_recording_options": {"destinationUrl": "s3://durable/", "credentials": creds}}),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        json!({"name": "durable", "empty_timeout_seconds": 1}),
+    );
+    let app = room["application_id"].as_str().unwrap().to_string();
+    let room = room["id"].as_str().unwrap().to_string();
+    let r = http::json(
+        "PATCH",
+        &server.url(&format!("/v1/applications/{app}")),
+        Some(ADMIN_KEY),
+        &json!({"retention_days": 1, "default_recording_options":
+                {"destinationUrl": "s3://durable/", "credentials": creds}}),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["retention_days"], 1);
+    assert!(!r.text().contains(emulators::S3_SECRET_KEY));
     let session = publish_into(&server, &room, "carol", small_video(), 3);
     s3.kill();
     let rec_id = recording_of_room(&server, &room)["id"]
