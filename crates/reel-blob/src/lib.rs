@@ -329,7 +329,22 @@ impl Store {
     /// key for Azure, `ACCESS_KEY:SECRET` or a service-account JSON for GCS). No request is
     /// made until the first operation.
     pub fn open(dest: &Destination, credentials: Option<&str>, s: &Settings) -> Result<Store> {
-        let invalid = |e: object_store::Error| BlobError::Invalid(e.to_string());
+        // Builder errors may quote what they could not parse: scrub every credential part.
+        let parts: Vec<&str> = credentials
+            .map(|c| {
+                c.split(':')
+                    .chain([c.trim()])
+                    .filter(|p| p.len() >= 4)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let invalid = |e: object_store::Error| {
+            let mut text = e.to_string();
+            for p in &parts {
+                text = text.replace(p, "[redacted]");
+            }
+            BlobError::Invalid(text)
+        };
         let mut secrets = Vec::new();
         let backend = match dest.kind {
             Kind::S3 | Kind::Gcs

@@ -9,7 +9,7 @@
 //! upload, and never when the room's policy (or the server) keeps it. The job is re-run at
 //! start-up for recordings a restart left `uploading`.
 
-use crate::{RecorderError, Result};
+use crate::Result;
 use reel_blob::{Destination, NameParts, Store};
 use reel_core::options::{seal, RoomPolicy};
 use reel_db::{Asset, Db, Recording};
@@ -74,7 +74,11 @@ pub async fn prepare(db: &Db, rec: &Recording, assets: &[Asset]) -> Result<bool>
     let Some(url) = destination_of(rec) else {
         return Ok(false);
     };
-    let dest = Destination::parse(url).map_err(|e| RecorderError::Internal(e.to_string()))?;
+    // Validated when given; if it still cannot be parsed, the upload job fails the recording
+    // with `destination_invalid` rather than leaving it in `processing`.
+    let Ok(dest) = Destination::parse(url) else {
+        return Ok(true);
+    };
     for a in assets {
         let key = dest.object_key(&NameParts {
             started_at_ms: rec.started_at.unwrap_or(a.start_at),
