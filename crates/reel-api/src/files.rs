@@ -80,6 +80,9 @@ fn content_type(format: &str) -> &'static str {
         "webm" => "video/webm",
         "mp4" => "video/mp4",
         "mp3" => "audio/mpeg",
+        "wav" => "audio/wav",
+        "ogg" => "audio/ogg",
+        "m4a" => "audio/mp4",
         _ => "application/octet-stream",
     }
 }

@@ -23,6 +23,28 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{id}/active-recording", get(active))
 }
 
+/// `compositeOptions` / `audioOptions`, checked by the renderer's own option types.
+fn check_output_options(options: &RecordingOptions) -> Result<(), ApiError> {
+    let invalid = |field: &str, m: String| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("recordingOptions.{field}: {m}"),
+        )
+    };
+    if let Some(v) = &options.composite_options {
+        let o: reel_compose::options::CompositeOptions = serde_json::from_value(v.clone())
+            .map_err(|e| invalid("compositeOptions", e.to_string()))?;
+        o.validate().map_err(|m| invalid("compositeOptions", m))?;
+    }
+    if let Some(v) = &options.audio_options {
+        let o: reel_compose::options::AudioOptions = serde_json::from_value(v.clone())
+            .map_err(|e| invalid("audioOptions", e.to_string()))?;
+        o.validate().map_err(|m| invalid("audioOptions", m))?;
+    }
+    Ok(())
+}
+
 #[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -42,15 +64,7 @@ pub(crate) async fn start(
     let mode = body.mode.unwrap_or_else(|| "stream".into());
     match mode.as_str() {
         "stream" => {}
-        "composite" | "audio" => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unsupported_mode",
-                format!(
-                "mode {mode:?} is not available yet: only per-participant stream recordings are"
-            ),
-            ))
-        }
+        "composite" | "audio" => {}
         other => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -69,6 +83,7 @@ pub(crate) async fn start(
             )
         })?;
         crate::storage::check_destination(&s, options, "recordingOptions")?;
+        check_output_options(options)?;
     }
     let room =
         s.db.get_room(Some(&key.application_id), &body.room_id)

@@ -102,6 +102,10 @@ pub enum AssetType {
     Screen,
     /// Microphone only: the participant published no video.
     Audio,
+    /// One movie of the whole session, laid out (`mode: composite`).
+    Composite,
+    /// Every participant's audio in one file (`mode: audio`).
+    AudioMix,
 }
 
 impl AssetType {
@@ -110,6 +114,8 @@ impl AssetType {
             AssetType::Regular => "regular",
             AssetType::Screen => "screen",
             AssetType::Audio => "audio",
+            AssetType::Composite => "composite",
+            AssetType::AudioMix => "audio_mix",
         }
     }
 
@@ -130,6 +136,8 @@ impl FromStr for AssetType {
             "regular" => Ok(Self::Regular),
             "screen" => Ok(Self::Screen),
             "audio" => Ok(Self::Audio),
+            "composite" => Ok(Self::Composite),
+            "audio_mix" => Ok(Self::AudioMix),
             other => Err(format!("unknown asset type {other:?}")),
         }
     }

@@ -19,6 +19,15 @@ pub struct RecordingOptions {
     pub notification_events: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transcription_options: Option<TranscriptionOptions>,
+    /// `mode: composite`: layout, size, fps, bitrate, labels, background, indicator
+    /// (checked by the composite renderer's options).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub composite_options: Option<serde_json::Value>,
+    /// `mode: audio`: `channels` (`mono` | `dual`) and `left_participant`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub audio_options: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -161,6 +170,15 @@ impl RecordingOptions {
                 "composite" => return Err(err(F, "one of mp4, webm")),
                 _ => return Err(err(F, "stream recordings keep each codec's own container; format applies to composite and audio")),
             }
+        }
+        if self.composite_options.is_some() && mode != "composite" {
+            return Err(err(
+                "recordingOptions.compositeOptions",
+                "goes with mode composite",
+            ));
+        }
+        if self.audio_options.is_some() && mode != "audio" {
+            return Err(err("recordingOptions.audioOptions", "goes with mode audio"));
         }
         if let Some(t) = &self.transcription_options {
             if let Some(locale) = &t.locale {

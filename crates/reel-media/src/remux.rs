@@ -606,3 +606,72 @@ mod tests {
         assert_eq!((report.width, report.height), (Some(320), Some(240)));
     }
 }
+
+/// One frame on the receiver's clock, for outputs that put several publishers on one
+/// timeline (composites): every publisher's frames are comparable there, whatever their
+/// senders' clocks say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedFrame {
+    /// Unix µs of the frame's capture as the receiver saw it (least-delay anchored).
+    pub unix_us: i64,
+    pub keyframe: bool,
+    /// Frames were lost or cut before this one: video must wait for a keyframe.
+    pub discontinuity: bool,
+    pub data: Vec<u8>,
+}
+
+/// The frames of one journal, in order, on the receiver's clock.
+pub struct ArrivalFrames<R: Read> {
+    reader: JournalReader<R>,
+    plan: TrackPlan,
+    anchor: Anchor,
+    resumed: bool,
+}
+
+impl<R: Read> ArrivalFrames<R> {
+    /// None when the journal holds no frame.
+    pub fn new(plan: TrackPlan, reader: JournalReader<R>) -> Option<ArrivalFrames<R>> {
+        let anchor = plan.arrival_anchor?;
+        Some(ArrivalFrames {
+            reader,
+            plan,
+            anchor,
+            resumed: false,
+        })
+    }
+
+    pub fn plan(&self) -> &TrackPlan {
+        &self.plan
+    }
+}
+
+impl<R: Read> Iterator for ArrivalFrames<R> {
+    type Item = Result<TimedFrame>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.reader.next_record() {
+                Err(e) => return Some(Err(e)),
+                Ok(None) => return None,
+                Ok(Some(Record::Frame {
+                    rtp_time,
+                    flags: f,
+                    data,
+                    ..
+                })) => {
+                    let codec = self.plan.header.codec;
+                    return Some(Ok(TimedFrame {
+                        unix_us: self.anchor.to_us(rtp_time, self.plan.header.clock_rate),
+                        keyframe: self.plan.header.kind == MediaKind::Audio
+                            || codec::is_keyframe(codec, &data),
+                        discontinuity: std::mem::take(&mut self.resumed)
+                            || f & flags::DISCONTINUITY != 0,
+                        data,
+                    }));
+                }
+                Ok(Some(Record::Resume { .. })) => self.resumed = true,
+                Ok(Some(_)) => {}
+            }
+        }
+    }
+}

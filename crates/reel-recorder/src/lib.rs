@@ -17,6 +17,7 @@
 
 pub mod assets;
 pub mod capture;
+pub mod composites;
 pub mod recordings;
 pub mod recovery;
 pub mod retention;
@@ -128,6 +129,7 @@ pub struct Recorder {
     tx: mpsc::UnboundedSender<Msg>,
     media: mpsc::UnboundedSender<MediaCommand>,
     capture: CaptureHandle,
+    render: composites::RenderContext,
 }
 
 pub struct RecorderParts {
@@ -139,7 +141,12 @@ pub struct RecorderParts {
 
 impl Recorder {
     /// Starts the brain and the capture thread. Call after `recovery::recover`.
-    pub fn start(db: Db, data_dir: PathBuf, uploads: uploads::UploadContext) -> RecorderParts {
+    pub fn start(
+        db: Db,
+        data_dir: PathBuf,
+        uploads: uploads::UploadContext,
+        render: composites::RenderContext,
+    ) -> RecorderParts {
         let (tx, rx) = mpsc::unbounded_channel();
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();
@@ -168,6 +175,7 @@ impl Recorder {
             pending: Default::default(),
             scheduled: Default::default(),
             uploads,
+            render: render.clone(),
         };
         tokio::spawn(brain.run(rx));
         RecorderParts {
@@ -175,6 +183,7 @@ impl Recorder {
                 tx,
                 media: media_tx,
                 capture,
+                render,
             },
             media_commands: media_rx,
             capture_thread,
@@ -237,7 +246,7 @@ impl Recorder {
     /// After recovery: finish recordings the last run left unfinished, and take back the
     /// ones still waiting for their room.
     pub async fn resume_pending(&self, db: &Db, data_dir: &Path) -> Result<usize> {
-        let starting = recordings::finish_interrupted(db, data_dir).await?;
+        let starting = recordings::finish_interrupted(db, data_dir, &self.render).await?;
         let n = starting.len();
         for rec in starting {
             let _ = self.tx.send(Msg::AdoptStarting(rec));
@@ -318,6 +327,7 @@ struct Brain {
     /// (recording, publication) pairs already given a job.
     scheduled: std::collections::HashSet<(String, String)>,
     uploads: uploads::UploadContext,
+    render: composites::RenderContext,
 }
 
 impl Brain {
@@ -442,7 +452,7 @@ impl Brain {
                 tracing::info!(%publication, reason = reason.as_str(), "publication ended");
                 // Its output for the recording that is capturing now; a stopped recording
                 // already made (or is making) its own.
-                if let Some(rec) = self.active.get(&ctx.session) {
+                if let Some(rec) = self.active.get(&ctx.session).filter(|r| r.mode == "stream") {
                     let from = rec.started_at.map(|t| t * 1000);
                     let window = reel_media::remux::Window {
                         from_unix_us: from,

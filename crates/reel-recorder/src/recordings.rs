@@ -13,7 +13,7 @@
 //!   specific one) in one transaction.
 
 use crate::capture::CaptureCommand;
-use crate::{assets, uploads, Brain, MediaCommand, Msg, RecorderError, Result};
+use crate::{assets, composites, uploads, Brain, MediaCommand, Msg, RecorderError, Result};
 use reel_core::recording::{Command, RecordingState};
 use reel_core::{RecordingId, RoomId, SessionId};
 use reel_db::{now_ms, Pause, Recording, Room};
@@ -359,10 +359,14 @@ impl Brain {
             from_unix_us: rec.started_at.map(|t| t * 1000),
             to_unix_us: rec.stopped_at.map(|t| t * 1000),
         };
-        for p in self.db.list_publications(&session).await? {
-            if p.started_at <= rec.stopped_at.unwrap_or(i64::MAX) {
-                self.schedule(&rec.id, &p.id, window);
+        if rec.mode == "stream" {
+            for p in self.db.list_publications(&session).await? {
+                if p.started_at <= rec.stopped_at.unwrap_or(i64::MAX) {
+                    self.schedule(&rec.id, &p.id, window);
+                }
             }
+        } else {
+            self.schedule_composite(&rec.id);
         }
         self.finishing.insert(rec.id.clone(), rec.clone());
         self.maybe_finish(&rec.id).await?;
@@ -386,6 +390,26 @@ impl Brain {
             let ok = matches!(result, Ok(Some(_)));
             if let Err(e) = result {
                 tracing::error!(%publication, error = %e, "asset job");
+            }
+            let _ = tx.send(Msg::JobDone { recording, ok });
+        });
+    }
+
+    /// One composite (or audio mix) job for a `composite` / `audio` recording.
+    pub(crate) fn schedule_composite(&mut self, recording: &str) {
+        self.pending.entry(recording.to_string()).or_default().0 += 1;
+        let (db, dir, tx, ctx) = (
+            self.db.clone(),
+            self.data_dir.clone(),
+            self.tx.clone(),
+            self.render.clone(),
+        );
+        let recording = recording.to_string();
+        self.jobs.spawn(async move {
+            let result = composites::process_recording(&db, &dir, &ctx, &recording).await;
+            let ok = matches!(result, Ok(Some(_)));
+            if let Err(e) = result {
+                tracing::error!(%recording, error = %e, "composite job");
             }
             let _ = tx.send(Msg::JobDone { recording, ok });
         });
@@ -502,6 +526,7 @@ impl Brain {
 pub async fn finish_interrupted(
     db: &reel_db::Db,
     data_dir: &std::path::Path,
+    render: &composites::RenderContext,
 ) -> Result<Vec<Recording>> {
     let mut starting = Vec::new();
     for mut rec in db.unfinished_recordings().await? {
@@ -537,8 +562,12 @@ pub async fn finish_interrupted(
             from_unix_us: rec.started_at.map(|t| t * 1000),
             to_unix_us: None,
         };
-        for p in db.list_publications(&session).await? {
-            assets::process_publication(db, data_dir, &p.id, &rec.id, window).await?;
+        if rec.mode == "stream" {
+            for p in db.list_publications(&session).await? {
+                assets::process_publication(db, data_dir, &p.id, &rec.id, window).await?;
+            }
+        } else {
+            composites::process_recording(db, data_dir, render, &rec.id).await?;
         }
         let assets = db
             .list_assets(&rec.application_id, None, None, Some(&rec.id))

@@ -29,3 +29,78 @@ pub fn decode(path: &Path) -> (String, u64) {
     }
     (complaints, frames)
 }
+
+/// The picture at `t` seconds as packed RGB (width × height × 3), decoded by ffmpeg.
+pub fn frame_rgb(path: &Path, t: f64, width: usize, height: usize) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{t:.3}"), "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg is required");
+    assert_eq!(
+        out.stdout.len(),
+        width * height * 3,
+        "frame at {t} s of {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The colour at (x, y) of a packed RGB frame.
+pub fn pixel(frame: &[u8], width: usize, x: usize, y: usize) -> (u8, u8, u8) {
+    let i = (y * width + x) * 3;
+    (frame[i], frame[i + 1], frame[i + 2])
+}
+
+/// Whether two colours are alike within `tolerance` per channel (encoders shift colours).
+pub fn near(a: (u8, u8, u8), b: (u8, u8, u8), tolerance: i32) -> bool {
+    (a.0 as i32 - b.0 as i32).abs() <= tolerance
+        && (a.1 as i32 - b.1 as i32).abs() <= tolerance
+        && (a.2 as i32 - b.2 as i32).abs() <= tolerance
+}
+
+/// The audio as 48 kHz float samples, one Vec per channel.
+pub fn pcm(path: &Path, channels: usize) -> Vec<Vec<f32>> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-vn",
+            "-ac",
+            &channels.to_string(),
+            "-ar",
+            "48000",
+            "-f",
+            "f32le",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg is required");
+    let samples: Vec<f32> = out
+        .stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (0..channels)
+        .map(|c| samples.iter().skip(c).step_by(channels).copied().collect())
+        .collect()
+}
+
+/// Amplitude of `freq` Hz in 48 kHz `samples` (Goertzel), about the sine's peak amplitude.
+pub fn tone(samples: &[f32], freq: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let w = 2.0 * std::f64::consts::PI * freq / 48_000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = x as f64 + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    2.0 * power.max(0.0).sqrt() / samples.len() as f64
+}

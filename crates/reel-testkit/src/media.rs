@@ -91,6 +91,61 @@ pub fn pattern_and_tone(
     Ok(TestMedia { video, audio })
 }
 
+/// A solid colour (VP8) and a sine tone at `freq` Hz and `volume_db` (Opus): a participant
+/// whose tile and voice can be recognised in a composite.
+pub fn colour_and_tone(
+    dir: &Path,
+    seconds: u32,
+    colour: &str,
+    freq: u32,
+    volume_db: i32,
+) -> Result<TestMedia, String> {
+    let video = dir.join(format!("colour-{colour}-{seconds}s.ivf"));
+    let audio = dir.join(format!("tone-{freq}-{volume_db}dB-{seconds}s.ogg"));
+    let t = seconds.to_string();
+    encode(
+        &video,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("color=c={colour}:size=320x240:rate=30"),
+            "-t",
+            &t,
+            "-c:v",
+            "libvpx",
+            "-g",
+            "30",
+            "-b:v",
+            "300k",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+        ],
+    )?;
+    encode(
+        &audio,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency={freq}:sample_rate=48000"),
+            "-t",
+            &t,
+            "-af",
+            &format!("volume={volume_db}dB"),
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "48k",
+            "-frame_duration",
+            "20",
+        ],
+    )?;
+    Ok(TestMedia { video, audio })
+}
+
 /// Random noise in VP8 at `bitrate`: incompressible, so the recording is as large as asked
 /// (`seconds` × `bitrate`), for uploads that need many multipart parts.
 pub fn noise_vp8(dir: &Path, seconds: u32, size: &str, bitrate: &str) -> Result<PathBuf, String> {

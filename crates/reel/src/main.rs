@@ -27,6 +27,10 @@ struct Cli {
 enum Command {
     /// Run the server (embedded defaults: SQLite and ./data).
     Serve(ServeArgs),
+    /// Render one composite or audio-mix job (run by the server in a child process, so a
+    /// crash in the media pipeline fails that job only).
+    #[command(hide = true)]
+    Render { job: std::path::PathBuf },
     /// Work with capture journals.
     Journal {
         #[command(subcommand)]
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Render { job } => render(&job),
         Command::Journal {
             command: JournalCommand::Inspect { file, records },
         } => inspect(&file, records),
@@ -150,6 +155,34 @@ fn inspect(path: &std::path::Path, records: bool) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn render(job: &std::path::Path) -> ExitCode {
+    // Tests break the renderer on purpose to show that a crashed job fails alone.
+    if std::env::var("REEL_TEST_RENDER_CRASH").is_ok_and(|v| v == "1") {
+        eprintln!("render: crashing on purpose (REEL_TEST_RENDER_CRASH)");
+        std::process::abort();
+    }
+    let job: reel_compose::render::Job = match std::fs::read(job)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("render: {}: {e}", job.display());
+            return ExitCode::from(2);
+        }
+    };
+    match reel_compose::render::render(&job) {
+        Ok(rendered) => {
+            println!("{}", serde_json::to_string(&rendered).expect("serializes"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("render: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -274,7 +307,11 @@ async fn run(s: config::Settings) -> Result<(), String> {
         keep_local_copy: s.storage.keep_local_copy,
         retry_window: Duration::from_secs(s.storage.upload_retry_window_secs),
     };
-    let parts = Recorder::start(db.clone(), data_dir.clone(), uploads.clone());
+    let render = reel_recorder::composites::RenderContext {
+        program: std::env::current_exe().map_err(|e| format!("own executable: {e}"))?,
+        attempts: 2,
+    };
+    let parts = Recorder::start(db.clone(), data_dir.clone(), uploads.clone(), render);
     let recorder = parts.recorder.clone();
     {
         let (recorder, db, dir) = (recorder.clone(), db.clone(), data_dir.clone());

@@ -176,10 +176,14 @@ impl Server {
         .unwrap();
         assert_eq!(r.status, 200);
         let format = asset["format"].as_str().unwrap();
-        assert_eq!(
-            r.header("content-type"),
-            Some(format!("video/{format}").as_str())
-        );
+        let expected = match format {
+            "mp3" => "audio/mpeg",
+            "wav" => "audio/wav",
+            "ogg" => "audio/ogg",
+            "m4a" => "audio/mp4",
+            video => return_video(video),
+        };
+        assert_eq!(r.header("content-type"), Some(expected));
         assert_eq!(r.body.len() as i64, asset["size_bytes"].as_i64().unwrap());
         let path = to.join(format!("{id}.{}", asset["format"].as_str().unwrap()));
         std::fs::write(&path, &r.body).unwrap();
@@ -340,4 +344,12 @@ pub fn events(server: &Server) -> Vec<(String, Value)> {
             )
         })
         .collect()
+}
+
+fn return_video(format: &str) -> &'static str {
+    match format {
+        "webm" => "video/webm",
+        "mp4" => "video/mp4",
+        other => panic!("unexpected asset format {other}"),
+    }
 }

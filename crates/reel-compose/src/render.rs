@@ -1,0 +1,794 @@
+//! The renderer, on GStreamer: journals → appsrc (one per track, fed by its own thread) →
+//! decode → `compositor` (tiles placed over time by controllers at each scene's exact time)
+//! and `audiomixer` → encode → mux → file.
+//!
+//! Timing: every frame is put on the receiver's clock (`ArrivalFrames`), then on the output
+//! timeline (recording start = 0, paused intervals cut), so all participants line up and
+//! audio stays with video. Video after a gap waits for a keyframe: a lost frame freezes the
+//! last good picture rather than showing a corrupt one.
+//!
+//! This runs in a child process (`reel render`), so a crash inside GStreamer fails one job and
+//! nothing else.
+
+use crate::layout::{self, Layout, Rect, Source, SourceKind};
+use crate::ComposeError;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_controller as gst_controller;
+use gstreamer_controller::prelude::*;
+use reel_core::{Codec, MediaKind};
+use reel_media::journal::JournalReader;
+use reel_media::remux::{self, ArrivalFrames};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One publication of the session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Participant {
+    /// The publication id: names its tile.
+    pub id: String,
+    /// Identity (speaker choice, dual-channel side).
+    pub participant: String,
+    /// Label on its tile.
+    pub name: String,
+    /// Camera or screen (what was published); audio-only is found from the journals.
+    pub kind: SourceKind,
+    pub video: Option<PathBuf>,
+    pub audio: Option<PathBuf>,
+}
+
+/// The output timeline on the receiver's clock: from `from` to `to` (Unix µs), paused
+/// intervals cut.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timeline {
+    pub from_unix_us: i64,
+    pub to_unix_us: i64,
+    pub pauses: Vec<(i64, i64)>,
+}
+
+impl Timeline {
+    /// Where `unix_us` lands in the output, or None (outside, or paused).
+    pub fn out_us(&self, unix_us: i64) -> Option<i64> {
+        if unix_us < self.from_unix_us || unix_us > self.to_unix_us {
+            return None;
+        }
+        let mut cut = 0;
+        for &(a, b) in &self.pauses {
+            if unix_us >= a && unix_us < b {
+                return None;
+            }
+            if unix_us >= b {
+                cut += b - a;
+            }
+        }
+        Some(unix_us - self.from_unix_us - cut)
+    }
+
+    pub fn duration_us(&self) -> i64 {
+        let paused: i64 = self
+            .pauses
+            .iter()
+            .map(|&(a, b)| (b.min(self.to_unix_us) - a.max(self.from_unix_us)).max(0))
+            .sum();
+        (self.to_unix_us - self.from_unix_us - paused).max(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioFormat {
+    Mp3,
+    Wav,
+    Ogg,
+    M4a,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channels {
+    Mono,
+    /// `left` (an identity) in the left channel, everyone else in the right.
+    Dual {
+        left: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoFormat {
+    Mp4,
+    Webm,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoSettings {
+    pub format: VideoFormat,
+    pub width: i32,
+    pub height: i32,
+    pub fps: i32,
+    pub bitrate_kbps: u32,
+    /// From each time (output ms) on, that layout; the first applies from 0.
+    pub layouts: Vec<(i64, Layout)>,
+    pub labels: bool,
+    /// 0xRRGGBB
+    pub background: u32,
+    pub rec_badge: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    Audio {
+        format: AudioFormat,
+        channels: Channels,
+    },
+    Video(VideoSettings),
+}
+
+/// What a render job is: everything the child process needs, as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub participants: Vec<Participant>,
+    pub timeline: Timeline,
+    pub output: Output,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rendered {
+    pub duration_ms: i64,
+    pub scenes: usize,
+    pub speaker_changes: usize,
+}
+
+fn gst_err(e: impl std::fmt::Display) -> ComposeError {
+    ComposeError::Pipeline(e.to_string())
+}
+
+fn make(factory: &str) -> Result<gst::Element, ComposeError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| ComposeError::Pipeline(format!("GStreamer element {factory} is missing")))
+}
+
+/// A track's journal: its codec and kind, and its first and last frame on the output timeline.
+struct TrackInfo {
+    path: PathBuf,
+    codec: Codec,
+    kind: MediaKind,
+    from_ms: i64,
+    to_ms: i64,
+    dims: Option<(u32, u32)>,
+}
+
+fn track_info(path: &Path, timeline: &Timeline) -> Result<Option<TrackInfo>, ComposeError> {
+    let plan = remux::analyze(BufReader::new(File::open(path)?))?;
+    let (Some(anchor), Some(first), Some(last)) =
+        (plan.arrival_anchor, plan.first_rtp, plan.last_rtp)
+    else {
+        return Ok(None);
+    };
+    let clock = plan.header.clock_rate.max(1) as i64;
+    let unix = |rtp: u64| anchor.unix_us + (rtp as i64 - anchor.rtp as i64) * 1_000_000 / clock;
+    let clamp = |u: i64| u.clamp(timeline.from_unix_us, timeline.to_unix_us);
+    let (Some(from), Some(to)) = (
+        timeline.out_us(clamp(unix(first))),
+        timeline.out_us(clamp(unix(last))),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(TrackInfo {
+        path: path.to_path_buf(),
+        codec: plan.header.codec,
+        kind: plan.header.kind,
+        from_ms: from / 1000,
+        to_ms: to / 1000,
+        dims: plan
+            .first_keyframe_dims
+            .map(|d| (d.width as u32, d.height as u32)),
+    }))
+}
+
+fn caps_for(codec: Codec) -> gst::Caps {
+    match codec {
+        Codec::Vp8 => gst::Caps::builder("video/x-vp8").build(),
+        Codec::Vp9 => gst::Caps::builder("video/x-vp9").build(),
+        Codec::H264 => gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .build(),
+        _ => gst::Caps::builder("audio/x-opus")
+            .field("channel-mapping-family", 0i32)
+            .build(),
+    }
+}
+
+fn decoder(codec: Codec) -> Result<Vec<gst::Element>, ComposeError> {
+    Ok(match codec {
+        Codec::Vp8 => vec![make("vp8dec")?],
+        Codec::Vp9 => vec![make("vp9dec")?],
+        Codec::H264 => vec![make("h264parse")?, make("avdec_h264")?],
+        _ => vec![make("opusdec")?],
+    })
+}
+
+/// An appsrc fed from a journal by its own thread.
+fn appsrc(info: &TrackInfo) -> gst_app::AppSrc {
+    gst_app::AppSrc::builder()
+        .caps(&caps_for(info.codec))
+        .format(gst::Format::Time)
+        .is_live(false)
+        .block(true)
+        .max_bytes(4 << 20)
+        .build()
+}
+
+fn feed(
+    src: gst_app::AppSrc,
+    path: PathBuf,
+    timeline: Timeline,
+    video: bool,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let run = || -> Result<(), ComposeError> {
+            let plan = remux::analyze(BufReader::new(File::open(&path)?))?;
+            let reader = JournalReader::open(BufReader::new(File::open(&path)?))?;
+            let Some(frames) = ArrivalFrames::new(plan, reader) else {
+                return Ok(());
+            };
+            let mut need_keyframe = video;
+            let mut last_pts: Option<i64> = None;
+            for frame in frames {
+                let frame = frame?;
+                let Some(out) = timeline.out_us(frame.unix_us) else {
+                    need_keyframe |= video;
+                    continue;
+                };
+                if video && (frame.discontinuity || need_keyframe) && !frame.keyframe {
+                    need_keyframe = true;
+                    continue;
+                }
+                need_keyframe = false;
+                // Strictly increasing timestamps, whatever the network did.
+                let out = match last_pts {
+                    Some(p) if out <= p => p + 1,
+                    _ => out,
+                };
+                last_pts = Some(out);
+                let mut buffer = gst::Buffer::from_mut_slice(frame.data);
+                {
+                    let b = buffer.get_mut().expect("fresh buffer");
+                    b.set_pts(gst::ClockTime::from_useconds(out as u64));
+                    if video && !frame.keyframe {
+                        b.set_flags(gst::BufferFlags::DELTA_UNIT);
+                    }
+                }
+                if src.push_buffer(buffer).is_err() {
+                    return Ok(()); // the pipeline stopped (error or shutdown)
+                }
+            }
+            Ok(())
+        };
+        if let Err(e) = run() {
+            eprintln!("render: feeding {}: {e}", path.display());
+        }
+        let _ = src.end_of_stream();
+    })
+}
+
+/// Audio levels (dBFS) per participant, every 100 ms of output, for the active speaker.
+fn speaker_levels(
+    audio: &[(usize, TrackInfo)],
+    timeline: &Timeline,
+    steps: usize,
+) -> Result<Vec<Vec<f32>>, ComposeError> {
+    let mut levels = vec![vec![-120.0f32; audio.len()]; steps];
+    for (col, (_, info)) in audio.iter().enumerate() {
+        let pipeline = gst::Pipeline::new();
+        let src = appsrc(info);
+        let dec = make("opusdec")?;
+        let conv = make("audioconvert")?;
+        let level = make("level")?;
+        level.set_property("interval", 100_000_000u64);
+        level.set_property("post-messages", true);
+        let sink = make("fakesink")?;
+        sink.set_property("sync", false);
+        pipeline
+            .add_many([src.upcast_ref(), &dec, &conv, &level, &sink])
+            .map_err(gst_err)?;
+        gst::Element::link_many([src.upcast_ref(), &dec, &conv, &level, &sink]).map_err(gst_err)?;
+        let feeder = feed(src, info.path.clone(), timeline.clone(), false);
+        pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
+        let bus = pipeline.bus().expect("pipelines have a bus");
+        for msg in bus.iter_timed(gst::ClockTime::from_seconds(600)) {
+            match msg.view() {
+                gst::MessageView::Element(e) => {
+                    let Some(s) = e.structure() else { continue };
+                    if s.name() != "level" {
+                        continue;
+                    }
+                    let ts = s
+                        .get::<gst::ClockTime>("running-time")
+                        .map(|t| t.mseconds())
+                        .unwrap_or(0);
+                    let rms = s
+                        .get::<glib_list::ValueArray>("rms")
+                        .ok()
+                        .and_then(|a| {
+                            a.iter()
+                                .filter_map(|v| v.get::<f64>().ok())
+                                .reduce(f64::max)
+                        })
+                        .unwrap_or(-120.0);
+                    let step = (ts / 100) as usize;
+                    if step > 0 && step <= steps {
+                        levels[step - 1][col] = rms as f32;
+                    }
+                }
+                gst::MessageView::Eos(..) => break,
+                gst::MessageView::Error(e) => {
+                    let _ = pipeline.set_state(gst::State::Null);
+                    return Err(ComposeError::Pipeline(e.error().to_string()));
+                }
+                _ => {}
+            }
+        }
+        let _ = pipeline.set_state(gst::State::Null);
+        let _ = feeder.join();
+    }
+    Ok(levels)
+}
+
+mod glib_list {
+    pub use gstreamer::glib::ValueArray;
+}
+
+fn controlled(pad: &gst::Pad, property: &str, values: &[(i64, f64)]) -> Result<(), ComposeError> {
+    let cs = gst_controller::InterpolationControlSource::new();
+    cs.set_mode(gst_controller::InterpolationMode::None);
+    for &(ms, v) in values {
+        cs.set(gst::ClockTime::from_mseconds(ms.max(0) as u64), v);
+    }
+    let binding = gst_controller::DirectControlBinding::new_absolute(pad, property, &cs);
+    pad.add_control_binding(&binding).map_err(gst_err)?;
+    Ok(())
+}
+
+fn text_overlay(
+    text: &str,
+    valign: &str,
+    halign: &str,
+    font: &str,
+) -> Result<gst::Element, ComposeError> {
+    let t = make("textoverlay")?;
+    t.set_property("text", text);
+    t.set_property_from_str("valignment", valign);
+    t.set_property_from_str("halignment", halign);
+    t.set_property("font-desc", font);
+    t.set_property("shaded-background", true);
+    Ok(t)
+}
+
+/// Renders `job` to `job.path`. Blocking; meant for the `reel render` child process.
+pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
+    gst::init().map_err(gst_err)?;
+    let timeline = &job.timeline;
+    let duration_us = timeline.duration_us();
+    if duration_us <= 0 {
+        return Err(ComposeError::Input("the recording has no duration".into()));
+    }
+    let mut videos: Vec<(usize, TrackInfo)> = Vec::new();
+    let mut audios: Vec<(usize, TrackInfo)> = Vec::new();
+    for (i, p) in job.participants.iter().enumerate() {
+        if let Some(v) = &p.video {
+            if let Some(info) = track_info(v, timeline)? {
+                if info.kind == MediaKind::Video && info.dims.is_some() {
+                    videos.push((i, info));
+                }
+            }
+        }
+        if let Some(a) = &p.audio {
+            if let Some(info) = track_info(a, timeline)? {
+                if info.kind == MediaKind::Audio {
+                    audios.push((i, info));
+                }
+            }
+        }
+    }
+    if videos.is_empty() && audios.is_empty() {
+        return Err(ComposeError::Input(
+            "no participant has any media in the recording".into(),
+        ));
+    }
+    let pipeline = gst::Pipeline::new();
+    let mut feeders = Vec::new();
+    let mut rendered = Rendered {
+        duration_ms: duration_us / 1000,
+        scenes: 0,
+        speaker_changes: 0,
+    };
+
+    // ---- audio mix ----
+    let (mono, pan_left) = match &job.output {
+        Output::Audio {
+            channels: Channels::Dual { left },
+            ..
+        } => (false, Some(left.clone())),
+        Output::Audio { .. } => (true, None),
+        Output::Video(_) => (false, None),
+    };
+    let mixer = make("audiomixer")?;
+    pipeline.add(&mixer).map_err(gst_err)?;
+    // 1/N (per side in dual): a sum that cannot clip, however loud everyone is at once.
+    let on_left = |i: usize| {
+        pan_left
+            .as_ref()
+            .is_some_and(|l| job.participants[i].participant == *l)
+    };
+    let left_count = audios.iter().filter(|(i, _)| on_left(*i)).count();
+    for (i, info) in &audios {
+        let side_count = match &pan_left {
+            Some(_) if on_left(*i) => left_count,
+            Some(_) => audios.len() - left_count,
+            None => audios.len(),
+        };
+        let gain = 1.0 / side_count.max(1) as f64;
+        let src = appsrc(info);
+        let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
+        chain.extend(decoder(info.codec)?);
+        chain.push(make("audioconvert")?);
+        chain.push(make("audioresample")?);
+        if let Some(left) = &pan_left {
+            let pan = make("audiopanorama")?;
+            pan.set_property_from_str("method", "simple");
+            let side = if job.participants[*i].participant == *left {
+                -1.0f32
+            } else {
+                1.0
+            };
+            pan.set_property("panorama", side);
+            chain.push(pan);
+        }
+        let vol = make("volume")?;
+        vol.set_property("volume", gain);
+        chain.push(vol);
+        chain.push(make("queue")?);
+        pipeline.add_many(chain.iter()).map_err(gst_err)?;
+        gst::Element::link_many(chain.iter()).map_err(gst_err)?;
+        chain.last().expect("chain").link(&mixer).map_err(gst_err)?;
+        feeders.push(feed(src, info.path.clone(), timeline.clone(), false));
+    }
+    {
+        // Silence for the whole timeline: the mix lasts as long as the recording, however
+        // late the first voice starts or early the last one stops.
+        let silence = make("audiotestsrc")?;
+        silence.set_property_from_str("wave", "silence");
+        silence.set_property("num-buffers", (duration_us / 10_000) as i32 + 1);
+        silence.set_property("samplesperbuffer", 480i32);
+        pipeline.add(&silence).map_err(gst_err)?;
+        silence.link(&mixer).map_err(gst_err)?;
+    }
+    let mix_caps = make("capsfilter")?;
+    mix_caps.set_property(
+        "caps",
+        gst::Caps::builder("audio/x-raw")
+            .field("rate", 48_000i32)
+            .field("channels", if mono { 1i32 } else { 2 })
+            .build(),
+    );
+    let aconv = make("audioconvert")?;
+    pipeline.add_many([&mix_caps, &aconv]).map_err(gst_err)?;
+    gst::Element::link_many([&mixer, &mix_caps, &aconv]).map_err(gst_err)?;
+
+    let sink = make("filesink")?;
+    sink.set_property("location", job.path.to_string_lossy().to_string());
+    pipeline.add(&sink).map_err(gst_err)?;
+
+    match &job.output {
+        Output::Audio { format, .. } => {
+            let tail: Vec<gst::Element> = match format {
+                AudioFormat::Mp3 => {
+                    let enc = make("lamemp3enc")?;
+                    enc.set_property_from_str("target", "bitrate");
+                    enc.set_property("bitrate", 128i32);
+                    enc.set_property("cbr", true);
+                    vec![enc]
+                }
+                AudioFormat::Wav => vec![make("wavenc")?],
+                AudioFormat::Ogg => vec![make("opusenc")?, make("oggmux")?],
+                AudioFormat::M4a => vec![make("avenc_aac")?, make("aacparse")?, make("mp4mux")?],
+            };
+            pipeline.add_many(tail.iter()).map_err(gst_err)?;
+            let mut all = vec![aconv.clone()];
+            all.extend(tail);
+            all.push(sink.clone());
+            gst::Element::link_many(all.iter()).map_err(gst_err)?;
+        }
+        Output::Video(v) => {
+            let (mux, aenc): (gst::Element, Vec<gst::Element>) = match v.format {
+                VideoFormat::Mp4 => {
+                    let m = make("mp4mux")?;
+                    m.set_property("faststart", true);
+                    (m, vec![make("avenc_aac")?, make("aacparse")?])
+                }
+                VideoFormat::Webm => (make("webmmux")?, vec![make("opusenc")?]),
+            };
+            pipeline.add(&mux).map_err(gst_err)?;
+            pipeline.add_many(aenc.iter()).map_err(gst_err)?;
+            let mut achain = vec![aconv.clone()];
+            achain.extend(aenc);
+            gst::Element::link_many(achain.iter()).map_err(gst_err)?;
+            achain
+                .last()
+                .expect("encoder")
+                .link(&mux)
+                .map_err(gst_err)?;
+            mux.link(&sink).map_err(gst_err)?;
+            let scenes = video_branch(
+                &pipeline,
+                job,
+                v,
+                &videos,
+                &audios,
+                &mux,
+                &mut feeders,
+                &mut rendered,
+            )?;
+            rendered.scenes = scenes;
+        }
+    }
+
+    pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
+    let bus = pipeline.bus().expect("pipelines have a bus");
+    // Generous: rendering runs far faster than real time; a stall is an error.
+    let limit = gst::ClockTime::from_seconds(120 + (duration_us / 1_000_000) as u64 * 4);
+    let mut result = Err(ComposeError::Pipeline("the render timed out".into()));
+    for msg in bus.iter_timed(limit) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => {
+                result = Ok(());
+                break;
+            }
+            gst::MessageView::Error(e) => {
+                result = Err(ComposeError::Pipeline(format!(
+                    "{} ({})",
+                    e.error(),
+                    e.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default()
+                )));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    for f in feeders {
+        let _ = f.join();
+    }
+    result.map(|()| rendered)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn video_branch(
+    pipeline: &gst::Pipeline,
+    job: &Job,
+    v: &VideoSettings,
+    videos: &[(usize, TrackInfo)],
+    audios: &[(usize, TrackInfo)],
+    mux: &gst::Element,
+    feeders: &mut Vec<std::thread::JoinHandle<()>>,
+    rendered: &mut Rendered,
+) -> Result<usize, ComposeError> {
+    let duration_us = job.timeline.duration_us();
+    let canvas = Rect::new(0, 0, v.width, v.height);
+    // Sources: every video track; participants with audio only get a name tile.
+    let mut sources: Vec<Source> = videos
+        .iter()
+        .map(|(i, info)| {
+            let p = &job.participants[*i];
+            Source {
+                id: p.id.clone(),
+                participant: p.participant.clone(),
+                kind: p.kind,
+                from_ms: info.from_ms,
+                to_ms: info.to_ms,
+                aspect: info.dims.unwrap_or((16, 9)),
+            }
+        })
+        .collect();
+    for (i, info) in audios {
+        let p = &job.participants[*i];
+        if !videos
+            .iter()
+            .any(|(j, _)| job.participants[*j].participant == p.participant)
+        {
+            sources.push(Source {
+                id: format!("{}-audio", p.id),
+                participant: p.participant.clone(),
+                kind: SourceKind::AudioOnly,
+                from_ms: info.from_ms,
+                to_ms: info.to_ms,
+                aspect: (16, 9),
+            });
+        }
+    }
+    let needs_speaker = v
+        .layouts
+        .iter()
+        .any(|(_, l)| matches!(l, Layout::ActiveSpeaker { .. }))
+        || sources.len() > layout::MAX_GRID_TILES;
+    let mut speakers: Vec<(i64, String)> = Vec::new();
+    if needs_speaker && !audios.is_empty() {
+        let steps = (duration_us / 100_000) as usize + 1;
+        let levels = speaker_levels(audios, &job.timeline, steps)?;
+        for c in crate::speaker::speaker_changes(&levels, 100, 1500) {
+            speakers.push((
+                c.at_ms,
+                job.participants[audios[c.speaker].0].participant.clone(),
+            ));
+        }
+    }
+    rendered.speaker_changes = speakers.len();
+    let scenes = layout::scenes(canvas, &sources, &speakers, &v.layouts);
+
+    let comp = make("compositor")?;
+    comp.set_property_from_str("background", "black");
+    pipeline.add(&comp).map_err(gst_err)?;
+    // The background: a solid colour for the whole duration, which also sets the output's length.
+    let frames = (duration_us * v.fps as i64 / 1_000_000) as i32 + 1;
+    let bg = make("videotestsrc")?;
+    bg.set_property_from_str("pattern", "solid-color");
+    bg.set_property("foreground-color", 0xff00_0000u32 | v.background);
+    bg.set_property("num-buffers", frames);
+    let bg_caps = make("capsfilter")?;
+    bg_caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("width", v.width)
+            .field("height", v.height)
+            .field("framerate", gst::Fraction::new(v.fps, 1))
+            .build(),
+    );
+    pipeline.add_many([&bg, &bg_caps]).map_err(gst_err)?;
+    gst::Element::link_many([&bg, &bg_caps]).map_err(gst_err)?;
+    let bg_pad = comp.request_pad_simple("sink_%u").expect("compositor pads");
+    bg_pad.set_property("zorder", 0u32);
+    bg_caps
+        .static_pad("src")
+        .expect("src")
+        .link(&bg_pad)
+        .map_err(gst_err)?;
+
+    for source in &sources {
+        // Its place in every scene: hidden (alpha 0) where it has no tile.
+        let mut props: [Vec<(i64, f64)>; 6] = Default::default();
+        for scene in &scenes {
+            let t = scene.tiles.iter().find(|t| t.source == source.id);
+            let (r, z, a) = match t {
+                Some(t) => (t.rect, t.z, 1.0),
+                None => (Rect::new(0, 0, 16, 16), 0, 0.0),
+            };
+            for (k, val) in [
+                r.x as f64,
+                r.y as f64,
+                r.width as f64,
+                r.height as f64,
+                (z + 1) as f64,
+                a,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                props[k].push((scene.from_ms, val));
+            }
+        }
+        let pad = comp.request_pad_simple("sink_%u").expect("compositor pads");
+        for (k, name) in ["xpos", "ypos", "width", "height", "zorder", "alpha"]
+            .iter()
+            .enumerate()
+        {
+            controlled(&pad, name, &props[k])?;
+        }
+        let name = job
+            .participants
+            .iter()
+            .find(|p| source.id == p.id || source.id == format!("{}-audio", p.id))
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let mut chain: Vec<gst::Element> = Vec::new();
+        if source.kind == SourceKind::AudioOnly {
+            let card = make("videotestsrc")?;
+            card.set_property_from_str("pattern", "solid-color");
+            card.set_property("foreground-color", 0xff40_4040u32);
+            card.set_property("num-buffers", frames);
+            let caps = make("capsfilter")?;
+            caps.set_property(
+                "caps",
+                gst::Caps::builder("video/x-raw")
+                    .field("width", 640i32)
+                    .field("height", 360i32)
+                    .field("framerate", gst::Fraction::new(v.fps, 1))
+                    .build(),
+            );
+            chain.extend([card, caps]);
+            chain.push(text_overlay(&name, "center", "center", "Sans Bold 28")?);
+        } else {
+            let (i, info) = videos
+                .iter()
+                .find(|(i, _)| job.participants[*i].id == source.id)
+                .expect("video sources come from video tracks");
+            let _ = i;
+            let src = appsrc(info);
+            chain.push(src.clone().upcast());
+            chain.extend(decoder(info.codec)?);
+            chain.push(make("videoconvert")?);
+            if v.labels {
+                chain.push(text_overlay(&name, "bottom", "left", "Sans 20")?);
+            }
+            feeders.push(feed(src, info.path.clone(), job.timeline.clone(), true));
+        }
+        chain.push(make("queue")?);
+        pipeline.add_many(chain.iter()).map_err(gst_err)?;
+        gst::Element::link_many(chain.iter()).map_err(gst_err)?;
+        chain
+            .last()
+            .expect("chain")
+            .static_pad("src")
+            .expect("src")
+            .link(&pad)
+            .map_err(gst_err)?;
+    }
+
+    let out_caps = make("capsfilter")?;
+    out_caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("width", v.width)
+            .field("height", v.height)
+            .field("framerate", gst::Fraction::new(v.fps, 1))
+            .build(),
+    );
+    let mut chain = vec![comp.clone(), out_caps];
+    if v.rec_badge {
+        chain.push(text_overlay("● REC", "top", "left", "Sans Bold 22")?);
+    }
+    chain.push(make("videoconvert")?);
+    match v.format {
+        VideoFormat::Mp4 => {
+            let enc = make("x264enc")?;
+            enc.set_property("bitrate", v.bitrate_kbps);
+            enc.set_property_from_str("speed-preset", "veryfast");
+            enc.set_property("key-int-max", (v.fps * 2) as u32);
+            let profile = make("capsfilter")?;
+            profile.set_property(
+                "caps",
+                gst::Caps::builder("video/x-h264")
+                    .field("profile", "high")
+                    .build(),
+            );
+            chain.extend([enc, profile, make("h264parse")?]);
+        }
+        VideoFormat::Webm => {
+            let enc = make("vp8enc")?;
+            enc.set_property("target-bitrate", (v.bitrate_kbps * 1000) as i32);
+            enc.set_property("deadline", 1i64);
+            enc.set_property("cpu-used", 8i32);
+            enc.set_property("keyframe-max-dist", v.fps * 2);
+            chain.push(enc);
+        }
+    }
+    pipeline.add_many(chain[1..].iter()).map_err(gst_err)?;
+    gst::Element::link_many(chain.iter()).map_err(gst_err)?;
+    chain.last().expect("encoder").link(mux).map_err(gst_err)?;
+    Ok(scenes.len())
+}
+
+/// How long a job may run before it is considered stuck (for the parent process).
+pub fn time_limit(timeline: &Timeline) -> Duration {
+    Duration::from_secs(180 + (timeline.duration_us() / 1_000_000) as u64 * 4)
+}

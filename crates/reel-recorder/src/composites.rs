@@ -1,0 +1,290 @@
+//! Composite and audio-mix outputs: one file from every participant of a recording.
+//!
+//! The job is described as JSON (`reel_compose::render::Job`) and rendered by a child process
+//! (`reel render JOB.json`), so a crash inside GStreamer fails that job, is retried, and
+//! never touches ingest. Its asset gets the same checks and events as a stream asset.
+
+use crate::{RecorderError, Result};
+use reel_compose::layout::{Layout, SourceKind};
+use reel_compose::options::{AudioOptions, CompositeOptions};
+use reel_compose::render::{Job, Participant, Rendered, Timeline};
+use reel_core::{AssetId, AssetType, EventId};
+use reel_db::{now_ms, Asset, Db, Recording};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How composites are rendered: by which program (this binary), how often tried.
+#[derive(Clone, Debug)]
+pub struct RenderContext {
+    pub program: PathBuf,
+    pub attempts: u32,
+}
+
+/// The render job of a `composite` or `audio` recording, from the database.
+pub async fn job_for(
+    db: &Db,
+    data_dir: &Path,
+    rec: &Recording,
+    asset_id: &str,
+) -> Result<(Job, String)> {
+    let session = rec
+        .session_id
+        .clone()
+        .ok_or_else(|| RecorderError::Internal("the recording has no session".into()))?;
+    let from_ms = rec.started_at.unwrap_or(0);
+    let to_ms = rec.stopped_at.unwrap_or_else(now_ms);
+    let mut pubs = db.list_publications(&session).await?;
+    pubs.retain(|p| p.started_at <= to_ms && p.ended_at.is_none_or(|e| e >= from_ms));
+    pubs.sort_by_key(|p| p.started_at);
+    let mut participants = Vec::new();
+    for p in &pubs {
+        let tracks = db.list_tracks(&p.id).await?;
+        let audio = tracks.iter().find(|t| t.media_kind == "audio");
+        // Simulcast: the largest layer (by its first keyframe's picture).
+        let mut video: Option<(u64, &str)> = None;
+        for t in tracks.iter().filter(|t| t.media_kind == "video") {
+            let area = std::fs::File::open(&t.journal_path)
+                .ok()
+                .and_then(|f| reel_media::remux::analyze(std::io::BufReader::new(f)).ok())
+                .and_then(|plan| plan.first_keyframe_dims)
+                .map_or(0, |d| d.width as u64 * d.height as u64);
+            if video.is_none_or(|(best, _)| area > best) {
+                video = Some((area, &t.journal_path));
+            }
+        }
+        participants.push(Participant {
+            id: p.id.clone(),
+            participant: p.participant.clone(),
+            name: p.participant.clone(),
+            kind: if p.kind == "screen" {
+                SourceKind::Screen
+            } else {
+                SourceKind::Camera
+            },
+            video: video.map(|(_, path)| PathBuf::from(path)),
+            audio: audio.map(|t| PathBuf::from(&t.journal_path)),
+        });
+    }
+    let timeline = Timeline {
+        from_unix_us: from_ms * 1000,
+        to_unix_us: to_ms * 1000,
+        pauses: rec
+            .pauses
+            .iter()
+            .map(|p| (p.paused_at * 1000, p.resumed_at.unwrap_or(to_ms) * 1000))
+            .collect(),
+    };
+    let format = rec.options["format"]
+        .as_str()
+        .unwrap_or(if rec.mode == "audio" { "mp3" } else { "mp4" })
+        .to_string();
+    let output = if rec.mode == "audio" {
+        let opts: AudioOptions =
+            serde_json::from_value(rec.options["audioOptions"].clone()).unwrap_or_default();
+        let first = pubs.first().map(|p| p.participant.as_str()).unwrap_or("");
+        opts.output(&format, first)
+    } else {
+        let opts: CompositeOptions = match rec.options.get("compositeOptions") {
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| RecorderError::Internal(e.to_string()))?,
+            None => CompositeOptions::default(),
+        };
+        // Layout changes asked for during the meeting, placed on the output timeline.
+        let mut changes: Vec<(i64, Layout)> = Vec::new();
+        for c in rec.options["layoutChanges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let (Some(at), Ok(layout)) = (
+                c["at"].as_i64(),
+                serde_json::from_value(c["layout"].clone()),
+            ) else {
+                continue;
+            };
+            let out = timeline.out_us(at * 1000).unwrap_or_else(|| {
+                // Asked during a pause: it shows from the resume on.
+                timeline
+                    .pauses
+                    .iter()
+                    .find(|(a, b)| at * 1000 >= *a && at * 1000 < *b)
+                    .and_then(|(_, b)| timeline.out_us(*b))
+                    .unwrap_or(0)
+            });
+            changes.push((out / 1000, layout));
+        }
+        reel_compose::render::Output::Video(
+            opts.video(&format, changes)
+                .map_err(RecorderError::Internal)?,
+        )
+    };
+    let path = crate::assets::asset_path(data_dir, &session, asset_id, &format);
+    Ok((
+        Job {
+            participants,
+            timeline,
+            output,
+            path,
+        },
+        format,
+    ))
+}
+
+/// Runs the job in a child process, up to `attempts` times. The reason of the last failure
+/// on error (exit status or signal, and the child's last words).
+async fn run_child(ctx: &RenderContext, job: &Job) -> std::result::Result<Rendered, String> {
+    let dir = job.path.parent().expect("asset paths have a parent");
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let job_file = job.path.with_extension("job.json");
+    std::fs::write(&job_file, serde_json::to_vec(job).expect("jobs serialize"))
+        .map_err(|e| e.to_string())?;
+    let limit = reel_compose::render::time_limit(&job.timeline);
+    let mut reason = String::new();
+    for attempt in 1..=ctx.attempts.max(1) {
+        let child = tokio::process::Command::new(&ctx.program)
+            .arg("render")
+            .arg(&job_file)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                reason = format!("cannot start the renderer: {e}");
+                continue;
+            }
+        };
+        match tokio::time::timeout(limit, child.wait_with_output()).await {
+            Ok(Ok(out)) if out.status.success() => {
+                let _ = std::fs::remove_file(&job_file);
+                return serde_json::from_slice(&out.stdout)
+                    .map_err(|e| format!("renderer output: {e}"));
+            }
+            Ok(Ok(out)) => {
+                let said = String::from_utf8_lossy(&out.stderr);
+                let last = said
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim();
+                reason = format!("renderer {}: {last}", describe(out.status));
+            }
+            Ok(Err(e)) => reason = format!("renderer: {e}"),
+            Err(_) => reason = format!("renderer timed out after {} s", limit.as_secs()),
+        }
+        tracing::warn!(attempt, %reason, "render attempt failed");
+        let _ = std::fs::remove_file(&job.path);
+        tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
+    }
+    let _ = std::fs::remove_file(&job_file);
+    Err(reason)
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (_, Some(sig)) => format!("killed by signal {sig}"),
+        (Some(code), _) => format!("exited with {code}"),
+        _ => "ended".into(),
+    }
+}
+
+/// Makes the recording's composite (or audio mix) asset. Ok(None): it failed (event sent).
+pub async fn process_recording(
+    db: &Db,
+    data_dir: &Path,
+    ctx: &RenderContext,
+    recording_id: &str,
+) -> Result<Option<Asset>> {
+    let rec = db.recording_by_id(recording_id).await?;
+    if let Some(existing) = db
+        .assets_of_recording(recording_id)
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Ok(Some(existing));
+    }
+    let asset_id = AssetId::generate();
+    let (job, format) = job_for(db, data_dir, &rec, asset_id.as_str()).await?;
+    let asset_type = if rec.mode == "audio" {
+        AssetType::AudioMix
+    } else {
+        AssetType::Composite
+    };
+    let base = serde_json::json!({
+        "recording_id": rec.id,
+        "session_id": rec.session_id,
+        "room_id": rec.room_id,
+        "asset_type": asset_type.as_str(),
+    });
+    let (kind_ok, kind_fail) = ("composite.recording.success", "composite.recording.failure");
+    match run_child(ctx, &job).await {
+        Ok(rendered) => {
+            let size = std::fs::metadata(&job.path)?.len();
+            let sha256 = reel_blob::sha256_file(&job.path).await?;
+            let asset = Asset {
+                id: asset_id.to_string(),
+                application_id: rec.application_id.clone(),
+                room_id: rec.room_id.clone(),
+                session_id: rec.session_id.clone().unwrap_or_default(),
+                publication_id: None,
+                recording_id: Some(rec.id.clone()),
+                participant: None,
+                asset_type: asset_type.as_str().into(),
+                format,
+                path: job.path.to_string_lossy().into_owned(),
+                start_at: rec.started_at.unwrap_or(0),
+                end_at: rec.stopped_at.unwrap_or(0),
+                duration_ms: rendered.duration_ms,
+                size_bytes: size as i64,
+                sha256,
+                details: serde_json::json!({
+                    "participants": job.participants.iter().map(|p| &p.participant).collect::<Vec<_>>(),
+                    "scenes": rendered.scenes,
+                    "speaker_changes": rendered.speaker_changes,
+                    "output": job.output,
+                }),
+                created_at: now_ms(),
+                destination_url: None,
+                object_key: None,
+                upload_state: "none".into(),
+                upload_error: None,
+                upload_attempts: 0,
+                uploaded_at: None,
+                local_copy: true,
+            };
+            db.insert_asset(&asset).await?;
+            let mut payload = base;
+            payload["asset_id"] = asset.id.clone().into();
+            payload["duration_ms"] = asset.duration_ms.into();
+            db.insert_event(
+                EventId::generate().as_str(),
+                &rec.application_id,
+                kind_ok,
+                &payload,
+                rec.notifies(),
+            )
+            .await?;
+            tracing::info!(recording = %rec.id, asset = %asset.id, "composite ready");
+            Ok(Some(asset))
+        }
+        Err(reason) => {
+            tracing::warn!(recording = %rec.id, %reason, "composite failed");
+            let mut payload = base;
+            payload["reason"] = reason.into();
+            db.insert_event(
+                EventId::generate().as_str(),
+                &rec.application_id,
+                kind_fail,
+                &payload,
+                rec.notifies(),
+            )
+            .await?;
+            Ok(None)
+        }
+    }
+}
