@@ -120,6 +120,7 @@ impl Modify for BearerAuth {
         crate::webhooks::deliveries, crate::webhooks::redeliver,
         crate::recordings::start, crate::recordings::list, crate::recordings::read,
         crate::recordings::pause, crate::recordings::resume, crate::recordings::stop, crate::recordings::active,
+        crate::recordings::rerender, crate::recordings::change_layout,
         crate::storage::retry_upload, crate::storage::legal_hold, crate::storage::list_deletions,
         crate::apps::update_application,
     ),

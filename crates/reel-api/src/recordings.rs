@@ -21,6 +21,50 @@ pub fn routes() -> Router<AppState> {
         .route("/recordings/{id}/resume", post(resume))
         .route("/recordings/{id}/stop", post(stop))
         .route("/rooms/{id}/active-recording", get(active))
+        .route("/recordings/{id}/layout", post(change_layout))
+        .route("/sessions/{id}/composites", post(rerender))
+}
+
+/// A recording's `mode` and `recordingOptions`, field by field.
+fn check_mode_and_options(
+    s: &AppState,
+    mode: &str,
+    options: Option<&RecordingOptions>,
+) -> Result<(), ApiError> {
+    match mode {
+        "stream" | "composite" | "audio" => {}
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("mode: {other:?} is not one of stream, composite, audio"),
+            ))
+        }
+    }
+    if let Some(options) = options {
+        options.validate(mode).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("{}: {}", e.field, e.message),
+            )
+        })?;
+        crate::storage::check_destination(s, options, "recordingOptions")?;
+        check_output_options(options)?;
+    }
+    Ok(())
+}
+
+/// Options as the recorder keeps them: public JSON, credentials sealed.
+fn sealed(s: &AppState, options: RecordingOptions) -> reel_recorder::recordings::RecordingOptions {
+    reel_recorder::recordings::RecordingOptions {
+        json: serde_json::to_value(options.public()).expect("options serialize"),
+        // Write-only: sealed here, never returned or logged.
+        sealed_credentials: options
+            .credentials
+            .as_deref()
+            .map(|c| seal::seal(&s.config.secrets_key, c)),
+    }
 }
 
 /// `compositeOptions` / `audioOptions`, checked by the renderer's own option types.
@@ -62,42 +106,14 @@ pub(crate) async fn start(
     Json(body): Json<Start>,
 ) -> Result<Response, ApiError> {
     let mode = body.mode.unwrap_or_else(|| "stream".into());
-    match mode.as_str() {
-        "stream" => {}
-        "composite" | "audio" => {}
-        other => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                format!("mode: {other:?} is not one of stream, composite, audio"),
-            ))
-        }
-    }
+    check_mode_and_options(&s, &mode, body.recording_options.as_ref())?;
     let given = body.recording_options;
-    if let Some(options) = &given {
-        options.validate(&mode).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                format!("{}: {}", e.field, e.message),
-            )
-        })?;
-        crate::storage::check_destination(&s, options, "recordingOptions")?;
-        check_output_options(options)?;
-    }
     let room =
         s.db.get_room(Some(&key.application_id), &body.room_id)
             .await
             .map_err(|_| ApiError::not_found("room"))?;
     let options = match given {
-        Some(options) => reel_recorder::recordings::RecordingOptions {
-            json: serde_json::to_value(options.public()).expect("options serialize"),
-            // Write-only: sealed here, never returned or logged.
-            sealed_credentials: options
-                .credentials
-                .as_deref()
-                .map(|c| seal::seal(&s.config.secrets_key, c)),
-        },
+        Some(options) => sealed(&s, options),
         // None given: the room's defaults.
         None => reel_recorder::recordings::RecordingOptions::defaults_for(&s.db, &room).await?,
     };
@@ -205,4 +221,97 @@ pub(crate) async fn active(
     active
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found("active recording"))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rerender {
+    /// `composite` (default) or `audio`.
+    mode: Option<String>,
+    #[serde(rename = "recordingOptions")]
+    recording_options: Option<RecordingOptions>,
+}
+
+/// A new composite or audio mix of an ended session from the same journals (another layout,
+/// size or format): a new recording, `processing` until its asset is made.
+#[utoipa::path(post, path = "/v1/sessions/{id}/composites", params(("id" = String, Path, description = "session id")), request_body = Rerender, responses((status = 202, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn rerender(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<Rerender>,
+) -> Result<(StatusCode, axum::Json<Recording>), ApiError> {
+    let mode = body.mode.unwrap_or_else(|| "composite".into());
+    if mode == "stream" {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "mode: composite or audio (stream assets exist already)",
+        ));
+    }
+    check_mode_and_options(&s, &mode, body.recording_options.as_ref())?;
+    let session =
+        s.db.get_session(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("session"))?;
+    let options = match body.recording_options {
+        Some(o) => sealed(&s, o),
+        None => {
+            let room = s.db.room_by_id_any(&session.room_id).await?;
+            reel_recorder::recordings::RecordingOptions::defaults_for(&s.db, &room).await?
+        }
+    };
+    let rec = s.recorder.render_session(session, mode, options).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(rec)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LayoutChange {
+    #[schema(value_type = Object)]
+    layout: reel_compose::layout::Layout,
+}
+
+/// Changes a live composite's layout from now on in the output.
+#[utoipa::path(post, path = "/v1/recordings/{id}/layout", params(("id" = String, Path, description = "recording id")), request_body = LayoutChange, responses((status = 200, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub(crate) async fn change_layout(
+    State(s): State<AppState>,
+    Auth(key): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<LayoutChange>,
+) -> Result<axum::Json<Recording>, ApiError> {
+    let rec =
+        s.db.get_recording(&key.application_id, &id)
+            .await
+            .map_err(|_| ApiError::not_found("recording"))?;
+    if rec.mode != "composite" || !rec.is_active() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_state",
+            "layouts change on composite recordings that are still capturing",
+        ));
+    }
+    let opts: reel_compose::options::CompositeOptions = rec
+        .options
+        .get("compositeOptions")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let (w, h) = opts.dimensions().map_err(ApiError::internal)?;
+    body.layout.validate(w, h).map_err(|m| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("layout: {m}"),
+        )
+    })?;
+    let mut options = rec.options.clone();
+    let change = serde_json::json!({"at": reel_db::now_ms(), "layout": body.layout});
+    match options["layoutChanges"].as_array_mut() {
+        Some(list) => list.push(change),
+        None => options["layoutChanges"] = serde_json::json!([change]),
+    }
+    s.db.set_recording_options(&rec.id, &options).await?;
+    Ok(axum::Json(
+        s.db.get_recording(&key.application_id, &id).await?,
+    ))
 }

@@ -105,6 +105,16 @@ impl Db {
             .collect()
     }
 
+    /// Replaces a recording's `recordingOptions` (layout changes of a live composite).
+    pub async fn set_recording_options(&self, id: &str, options: &serde_json::Value) -> Result<()> {
+        sqlx::query("UPDATE recordings SET options = $1 WHERE id = $2")
+            .bind(options.to_string())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Replaces a recording's sealed credentials (a retried upload with fixed ones).
     pub async fn set_recording_credentials(&self, id: &str, sealed: &str) -> Result<()> {
         sqlx::query("UPDATE recordings SET credentials_sealed = $1 WHERE id = $2")

@@ -118,6 +118,13 @@ enum Msg {
     },
     /// Start-up: recordings a restart left `uploading`.
     ResumeUploads(Vec<String>),
+    /// A composite or audio mix of an ended session, from its journals.
+    Render {
+        session: reel_db::Session,
+        mode: String,
+        options: recordings::RecordingOptions,
+        reply: Option<oneshot::Sender<Result<Recording>>>,
+    },
     AdoptStarting(Recording),
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -277,6 +284,26 @@ impl Recorder {
         rx.await.map_err(|_| RecorderError::ShuttingDown)?
     }
 
+    /// A composite (`mode: composite`) or audio mix (`mode: audio`) of an ended session, as a
+    /// new recording of it: re-render with another layout or format from the same journals.
+    pub async fn render_session(
+        &self,
+        session: reel_db::Session,
+        mode: String,
+        options: recordings::RecordingOptions,
+    ) -> Result<Recording> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Render {
+                session,
+                mode,
+                options,
+                reply: Some(reply),
+            })
+            .map_err(|_| RecorderError::ShuttingDown)?;
+        rx.await.map_err(|_| RecorderError::ShuttingDown)?
+    }
+
     /// Pause, resume or stop a recording of application `app`.
     pub async fn control(
         &self,
@@ -394,13 +421,18 @@ impl Brain {
             Action::EndSession {
                 session, reason, ..
             } => {
-                if let Some(rec) = self.active.remove(&session) {
+                let recorded = self.active.remove(&session);
+                let recorded_any = recorded.is_some();
+                if let Some(rec) = recorded {
                     self.stop(rec, "session ended").await?;
                 }
                 self.db
                     .end_session(session.as_str(), reason.as_str(), now_ms())
                     .await?;
                 tracing::info!(%session, reason = reason.as_str(), "session ended");
+                if recorded_any {
+                    self.policy_outputs(session.as_str()).await?;
+                }
             }
         }
         Ok(())
@@ -488,6 +520,19 @@ impl Brain {
             Msg::JobDone { recording, ok } => self.job_done(&recording, ok).await?,
             Msg::UploadsDone { recording, outcome } => {
                 self.uploads_done(&recording, outcome).await?
+            }
+            Msg::Render {
+                session,
+                mode,
+                options,
+                reply,
+            } => {
+                let result = self.render_session(&session, &mode, options).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                } else if let Err(e) = result {
+                    tracing::error!(session = %session.id, error = %e, "automatic composite");
+                }
             }
             Msg::ResumeUploads(ids) => {
                 for id in ids {

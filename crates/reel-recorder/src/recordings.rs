@@ -395,6 +395,74 @@ impl Brain {
         });
     }
 
+    /// A new recording of an ended session, in `processing`, whose output is one composite
+    /// or audio mix over the whole session.
+    pub(crate) async fn render_session(
+        &mut self,
+        session: &reel_db::Session,
+        mode: &str,
+        options: RecordingOptions,
+    ) -> Result<Recording> {
+        let Some(ended) = session.ended_at else {
+            return Err(RecorderError::InvalidState(
+                "the session is still live: composites are made from ended sessions".into(),
+            ));
+        };
+        let room = self.db.room_by_id_any(&session.room_id).await?;
+        let sid = SessionId::from_trusted(session.id.clone());
+        let mut rec =
+            Self::new_recording(&room, mode, Some(&sid), RecordingState::Processing, options);
+        rec.started_at = Some(session.started_at);
+        rec.stopped_at = Some(ended);
+        self.transition(
+            &mut rec,
+            RecordingState::Processing,
+            Some("recording.started"),
+            json!({"rerender": true}),
+        )
+        .await?;
+        self.finishing.insert(rec.id.clone(), rec.clone());
+        self.schedule_composite(&rec.id);
+        Ok(rec)
+    }
+
+    /// The room policy's automatic outputs of a session that was recorded: a composite
+    /// (`auto_composite`) and audio mixes (`audio_mix_formats`).
+    pub(crate) async fn policy_outputs(&mut self, session_id: &str) -> Result<()> {
+        let session = self.db.session_by_id(session_id).await?;
+        let policy = uploads::room_policy(&self.db, &session.room_id).await;
+        let mut wanted: Vec<(&str, Option<&str>)> = Vec::new();
+        if policy.auto_composite {
+            wanted.push(("composite", None));
+        }
+        for f in &policy.audio_mix_formats {
+            wanted.push(("audio", Some(f.as_str())));
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let room = self.db.room_by_id_any(&session.room_id).await?;
+        let defaults = RecordingOptions::defaults_for(&self.db, &room).await?;
+        for (mode, format) in wanted {
+            // The room's destination and credentials; the format of this output.
+            let mut json = json!({});
+            for key in ["destinationUrl", "notificationEvents"] {
+                if let Some(v) = defaults.json.get(key) {
+                    json[key] = v.clone();
+                }
+            }
+            if let Some(f) = format {
+                json["format"] = f.into();
+            }
+            let options = RecordingOptions {
+                json,
+                sealed_credentials: defaults.sealed_credentials.clone(),
+            };
+            self.render_session(&session, mode, options).await?;
+        }
+        Ok(())
+    }
+
     /// One composite (or audio mix) job for a `composite` / `audio` recording.
     pub(crate) fn schedule_composite(&mut self, recording: &str) {
         self.pending.entry(recording.to_string()).or_default().0 += 1;

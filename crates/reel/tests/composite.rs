@@ -242,3 +242,330 @@ fn composite_options_are_validated() {
         assert!(r.text().contains(field), "{}", r.text());
     }
 }
+
+fn journals_of(server: &Server, session: &str, publication: &str) -> Vec<std::path::PathBuf> {
+    let dir = server
+        .data_dir
+        .join("data/journals")
+        .join(session)
+        .join(publication);
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Unix ms of the first video frame in a publication's journals, on the receiver's clock.
+fn first_video_frame_ms(server: &Server, session: &str, publication: &str) -> i64 {
+    use reel_media::journal::JournalReader;
+    use reel_media::remux::{analyze, ArrivalFrames};
+    for path in journals_of(server, session, publication) {
+        let open = || std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+        let plan = analyze(open()).unwrap();
+        if plan.header.kind != reel_core::MediaKind::Video {
+            continue;
+        }
+        let mut frames = ArrivalFrames::new(plan, JournalReader::open(open()).unwrap()).unwrap();
+        return frames.next().unwrap().unwrap().unix_us / 1000;
+    }
+    panic!("no video journal for {publication}");
+}
+
+fn publication_of(server: &Server, session: &str, who: &str) -> String {
+    let detail = server.get(&format!("/v1/sessions/{session}"));
+    detail["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["participant"] == who)
+        .unwrap_or_else(|| panic!("no {who} in {detail:#}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The first output time (s) in [from, to) where `pred` holds for the frame, by 1/30 s.
+fn first_frame_where(
+    file: &std::path::Path,
+    from: f64,
+    to: f64,
+    pred: impl Fn(&[u8]) -> bool,
+) -> Option<f64> {
+    let mut t = from;
+    while t < to {
+        if pred(&frame_rgb(file, t, 1280, 720)) {
+            return Some(t);
+        }
+        t += 1.0 / 30.0;
+    }
+    None
+}
+
+/// One meeting, rendered again from the same journals with other layouts: `active_speaker`
+/// puts the louder participant full frame; a `custom` layout puts each where its region says.
+#[test]
+fn rerendered_layouts_active_speaker_and_custom() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(1);
+    let a = publisher(
+        &server,
+        &room,
+        "alice",
+        Look {
+            kind: "camera",
+            colour: "red",
+            freq: 440,
+            volume_db: -6,
+        },
+        7,
+    );
+    let b = publisher(
+        &server,
+        &room,
+        "bob",
+        Look {
+            kind: "camera",
+            colour: "blue",
+            freq: 880,
+            volume_db: -30,
+        },
+        7,
+    );
+    let session = a.join().unwrap().session_id;
+    b.join().unwrap();
+    server.wait_assets(&session, 2, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.get(&format!("/v1/sessions/{session}"))["state"] != "ended" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let render = |options: Value| {
+        let r = http::json(
+            "POST",
+            &server.url(&format!("/v1/sessions/{session}/composites")),
+            Some(ADMIN_KEY),
+            &json!({"mode": "composite", "recordingOptions": {"compositeOptions": options}}),
+        )
+        .unwrap();
+        assert_eq!(r.status, 202, "{}", r.text());
+        let rec = r.json()["id"].as_str().unwrap().to_string();
+        let done = wait_recording(&server, &rec, Duration::from_secs(120));
+        assert_eq!(
+            done["state"],
+            "available",
+            "{done:#}\n{}",
+            server.log_text()
+        );
+        asset_of(&server, &rec, dir.path()).1
+    };
+    let speaker = render(
+        json!({"layout": {"type": "active_speaker"}, "labels": false, "recording_indicator": false}),
+    );
+    let frame = frame_rgb(&speaker, 4.0, 1280, 720);
+    // 4:3 in 16:9, full height: a 960x720 picture from x = 160.
+    for (x, y) in [(640, 360), (200, 100), (1080, 600)] {
+        let p = pixel(&frame, 1280, x, y);
+        assert!(near(p, RED, 60), "active speaker at ({x},{y}): {p:?}");
+    }
+    let custom = render(json!({"layout": {"type": "custom", "regions": [
+        {"x": 0, "y": 0, "width": 640, "height": 720, "participants": ["bob"]},
+        {"x": 640, "y": 0, "width": 640, "height": 720, "participants": ["alice"]}
+    ]}, "labels": false, "recording_indicator": false}));
+    let frame = frame_rgb(&custom, 4.0, 1280, 720);
+    assert!(
+        near(pixel(&frame, 1280, 320, 360), BLUE, 60),
+        "bob's region"
+    );
+    assert!(
+        near(pixel(&frame, 1280, 960, 360), RED, 60),
+        "alice's region"
+    );
+    // The re-render is an asset of its own beside the stream assets.
+    let all = server.get(&format!("/v1/assets?session_id={session}"))["data"].clone();
+    assert_eq!(all.as_array().unwrap().len(), 4);
+}
+
+/// `presentation`: the screen share takes the main area within ±100 ms of its first frame,
+/// cameras in the side strip.
+#[test]
+fn presentation_switches_to_the_screen_share_when_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (room, rec) = room_with_recording(
+        &server,
+        "composite",
+        json!({"compositeOptions": {"layout": {"type": "presentation"}, "labels": false, "recording_indicator": false}}),
+    );
+    let a = publisher(&server, &room, "alice", camera("red", 440), 8);
+    std::thread::sleep(Duration::from_secs(3));
+    let s = publisher(
+        &server,
+        &room,
+        "alice-screen",
+        Look {
+            kind: "screen",
+            colour: "lime",
+            freq: 660,
+            volume_db: -60,
+        },
+        4,
+    );
+    let session = a.join().unwrap().session_id;
+    s.join().unwrap();
+    let r = wait_recording(&server, &rec, Duration::from_secs(120));
+    assert_eq!(r["state"], "available", "{r:#}\n{}", server.log_text());
+    let (_, file) = asset_of(&server, &rec, dir.path());
+    let screen = publication_of(&server, &session, "alice-screen");
+    let expected = (first_video_frame_ms(&server, &session, &screen)
+        - r["started_at"].as_i64().unwrap()) as f64
+        / 1000.0;
+    let green = |f: &[u8]| near(pixel(f, 1280, 500, 360), (0, 255, 0), 80);
+    let switched = first_frame_where(&file, expected - 0.5, expected + 0.5, green)
+        .unwrap_or_else(|| panic!("no switch near {expected:.3} s"));
+    assert!(
+        (switched - expected).abs() <= 0.1,
+        "switched at {switched:.3} s, screen started at {expected:.3} s"
+    );
+    // Before: alice alone, full canvas. During: the camera in the right strip.
+    let before = frame_rgb(&file, expected - 0.5, 1280, 720);
+    assert!(near(pixel(&before, 1280, 640, 360), RED, 60));
+    let during = frame_rgb(&file, expected + 1.0, 1280, 720);
+    assert!(
+        near(pixel(&during, 1280, 1150, 80), RED, 60),
+        "camera strip {:?}",
+        pixel(&during, 1280, 1150, 80)
+    );
+}
+
+/// A layout change asked for during the meeting shows from that moment in the output.
+#[test]
+fn a_layout_change_during_the_meeting_takes_effect_at_that_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (room, rec) = room_with_recording(
+        &server,
+        "composite",
+        json!({"compositeOptions": {"labels": false, "recording_indicator": false}}),
+    );
+    let a = publisher(&server, &room, "alice", camera("red", 440), 8);
+    let b = publisher(&server, &room, "bob", camera("blue", 880), 8);
+    std::thread::sleep(Duration::from_secs(4));
+    let r = http::json(
+        "POST",
+        &server.url(&format!("/v1/recordings/{rec}/layout")),
+        Some(ADMIN_KEY),
+        &json!({"layout": {"type": "custom", "regions": [{"x": 0, "y": 0, "width": 1280, "height": 720, "participants": ["bob"]}]}}),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    a.join().unwrap();
+    b.join().unwrap();
+    let done = wait_recording(&server, &rec, Duration::from_secs(120));
+    assert_eq!(done["state"], "available", "{done:#}");
+    let at = done["recordingOptions"]["layoutChanges"][0]["at"]
+        .as_i64()
+        .unwrap();
+    let expected = (at - done["started_at"].as_i64().unwrap()) as f64 / 1000.0;
+    let (_, file) = asset_of(&server, &rec, dir.path());
+    let bob_full = |f: &[u8]| {
+        near(pixel(f, 1280, 200, 360), BLUE, 60) && near(pixel(f, 1280, 1000, 360), BLUE, 60)
+    };
+    let switched = first_frame_where(&file, expected - 0.5, expected + 0.5, bob_full)
+        .unwrap_or_else(|| panic!("no change near {expected:.3} s"));
+    assert!(
+        (switched - expected).abs() <= 0.1,
+        "changed at {switched:.3}, asked at {expected:.3}"
+    );
+    let before = frame_rgb(&file, expected - 0.5, 1280, 720);
+    assert!(
+        near(pixel(&before, 1280, 320, 360), RED, 60),
+        "grid before the change"
+    );
+}
+
+/// A renderer that crashes (on purpose: SIGABRT) fails its job with the reason after its
+/// retries; ingest goes on: the room's stream recording and a new publisher are recorded.
+#[test]
+fn a_crashing_renderer_fails_its_job_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("REEL_TEST_RENDER_CRASH", "1")]);
+    let (room, rec) = room_with_recording(&server, "audio", json!({}));
+    publisher(&server, &room, "alice", camera("red", 440), 3)
+        .join()
+        .unwrap();
+    let r = wait_recording(&server, &rec, Duration::from_secs(120));
+    assert_eq!(r["state"], "failed");
+    let events = events(&server);
+    let failure = events
+        .iter()
+        .find(|(t, p)| t == "composite.recording.failure" && p["recording_id"] == rec.as_str())
+        .map(|(_, p)| p.clone())
+        .expect("composite.recording.failure");
+    assert!(
+        failure["reason"].as_str().unwrap().contains("signal 6"),
+        "{failure:#}"
+    );
+    assert_eq!(
+        server.log_text().matches("render attempt failed").count(),
+        2,
+        "one retry"
+    );
+    // Ingest is untouched: a stream recording in another room, made after the crash.
+    let other = server.room(1);
+    let report = publisher(&server, &other, "bob", camera("blue", 880), 3)
+        .join()
+        .unwrap();
+    let assets = server.wait_assets(&report.session_id, 1, Duration::from_secs(30));
+    assert_eq!(assets[0]["asset_type"], "regular");
+}
+
+/// Room policy: with `auto_composite` and `audio_mix_formats`, a recorded session also gets
+/// a composite and a wav mix when it ends.
+#[test]
+fn room_policy_makes_a_composite_and_an_audio_mix_when_the_session_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.post(
+        "/v1/rooms",
+        json!({"name": "policy", "empty_timeout_seconds": 1, "policy": {"auto_composite": true, "audio_mix_formats": ["wav"]}}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let session = publisher(&server, &room, "alice", camera("red", 440), 4)
+        .join()
+        .unwrap()
+        .session_id;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let by_type = loop {
+        let assets = server.get(&format!("/v1/assets?session_id={session}"))["data"].clone();
+        let mut types: Vec<String> = assets
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}/{}",
+                    a["asset_type"].as_str().unwrap(),
+                    a["format"].as_str().unwrap()
+                )
+            })
+            .collect();
+        types.sort();
+        if types.len() >= 3 {
+            break types;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{types:?}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(
+        by_type,
+        vec!["audio_mix/wav", "composite/mp4", "regular/webm"]
+    );
+}

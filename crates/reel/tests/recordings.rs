@@ -218,11 +218,11 @@ fn recordings_on_command_and_the_state_machine() {
     let bad_mode = post(
         &server,
         "/v1/recordings",
-        json!({"room_id": room, "mode": "composite"}),
+        json!({"room_id": room, "mode": "mosaic"}),
     );
     assert_eq!(
         (bad_mode.status, bad_mode.json()["code"].as_str()),
-        (422, Some("unsupported_mode"))
+        (422, Some("invalid_field"))
     );
     let rec = post(
         &server,
