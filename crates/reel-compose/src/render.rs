@@ -158,6 +158,8 @@ fn make(factory: &str) -> Result<gst::Element, ComposeError> {
 /// A track's journal: its codec and kind, and its first and last frame on the output timeline.
 struct TrackInfo {
     path: PathBuf,
+    /// On the receiver's clock, in sync with the publication's other track.
+    anchor: Option<remux::Anchor>,
     codec: Codec,
     kind: MediaKind,
     from_ms: i64,
@@ -183,6 +185,7 @@ fn track_info(path: &Path, timeline: &Timeline) -> Result<Option<TrackInfo>, Com
     };
     Ok(Some(TrackInfo {
         path: path.to_path_buf(),
+        anchor: plan.arrival_anchor,
         codec: plan.header.codec,
         kind: plan.header.kind,
         from_ms: from / 1000,
@@ -227,19 +230,28 @@ fn appsrc(info: &TrackInfo) -> gst_app::AppSrc {
         .build()
 }
 
+/// Feeds a journal into `src` on the output timeline. `lead_us` moves video earlier by half
+/// an output frame, so each picture lands on the nearest output frame rather than the next
+/// one (the compositor shows the latest picture at or before each output time).
 fn feed(
     src: gst_app::AppSrc,
-    path: PathBuf,
+    info: &TrackInfo,
     timeline: Timeline,
-    video: bool,
+    lead_us: i64,
 ) -> std::thread::JoinHandle<()> {
+    let (path, anchor, video) = (
+        info.path.clone(),
+        info.anchor,
+        info.kind == MediaKind::Video,
+    );
     std::thread::spawn(move || {
         let run = || -> Result<(), ComposeError> {
             let plan = remux::analyze(BufReader::new(File::open(&path)?))?;
             let reader = JournalReader::open(BufReader::new(File::open(&path)?))?;
-            let Some(frames) = ArrivalFrames::new(plan, reader) else {
+            let Some(anchor) = anchor.or(plan.arrival_anchor) else {
                 return Ok(());
             };
+            let frames = ArrivalFrames::with_anchor(plan, reader, anchor);
             let mut need_keyframe = video;
             let mut last_pts: Option<i64> = None;
             for frame in frames {
@@ -253,6 +265,7 @@ fn feed(
                     continue;
                 }
                 need_keyframe = false;
+                let out = (out - lead_us).max(0);
                 // Strictly increasing timestamps, whatever the network did.
                 let out = match last_pts {
                     Some(p) if out <= p => p + 1,
@@ -301,7 +314,7 @@ fn speaker_levels(
             .add_many([src.upcast_ref(), &dec, &conv, &level, &sink])
             .map_err(gst_err)?;
         gst::Element::link_many([src.upcast_ref(), &dec, &conv, &level, &sink]).map_err(gst_err)?;
-        let feeder = feed(src, info.path.clone(), timeline.clone(), false);
+        let feeder = feed(src, info, timeline.clone(), 0);
         pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
         let bus = pipeline.bus().expect("pipelines have a bus");
         for msg in bus.iter_timed(gst::ClockTime::from_seconds(600)) {
@@ -345,6 +358,17 @@ fn speaker_levels(
 
 mod glib_list {
     pub use gstreamer::glib::ValueArray;
+}
+
+/// The AAC encoder starts with 1024 samples of priming, and GStreamer 1.22's mp4mux writes
+/// no edit list to skip them: without this, players hear everything 21.3 ms late (measured:
+/// the composite's flash/beep offset moves by exactly that much between WebM and MP4).
+fn compensate_aac_priming(encoder: &gst::Element) {
+    if encoder.factory().is_some_and(|f| f.name() == "avenc_aac") {
+        if let Some(pad) = encoder.static_pad("src") {
+            pad.set_offset(-(1024 * 1_000_000_000i64 / 48_000));
+        }
+    }
 }
 
 fn controlled(pad: &gst::Pad, property: &str, values: &[(i64, f64)]) -> Result<(), ComposeError> {
@@ -404,6 +428,29 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
             "no participant has any media in the recording".into(),
         ));
     }
+    // Each participant's audio and video in sync with each other (sender reports), all
+    // participants on the receiver's clock.
+    for i in 0..job.participants.len() {
+        let v = videos.iter().position(|(j, _)| *j == i);
+        let a = audios.iter().position(|(j, _)| *j == i);
+        let plan = |p: &Path| -> Result<remux::TrackPlan, ComposeError> {
+            Ok(remux::analyze(BufReader::new(File::open(p)?))?)
+        };
+        let mut plans = Vec::new();
+        if let Some(v) = v {
+            plans.push(plan(&videos[v].1.path)?);
+        }
+        if let Some(a) = a {
+            plans.push(plan(&audios[a].1.path)?);
+        }
+        let mut anchors = remux::receiver_anchors(&plans.iter().collect::<Vec<_>>()).into_iter();
+        if let Some(v) = v {
+            videos[v].1.anchor = anchors.next().flatten();
+        }
+        if let Some(a) = a {
+            audios[a].1.anchor = anchors.next().flatten();
+        }
+    }
     let pipeline = gst::Pipeline::new();
     let mut feeders = Vec::new();
     let mut rendered = Rendered {
@@ -460,7 +507,7 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
         pipeline.add_many(chain.iter()).map_err(gst_err)?;
         gst::Element::link_many(chain.iter()).map_err(gst_err)?;
         chain.last().expect("chain").link(&mixer).map_err(gst_err)?;
-        feeders.push(feed(src, info.path.clone(), timeline.clone(), false));
+        feeders.push(feed(src, info, timeline.clone(), 0));
     }
     {
         // Silence for the whole timeline: the mix lasts as long as the recording, however
@@ -500,7 +547,11 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
                 }
                 AudioFormat::Wav => vec![make("wavenc")?],
                 AudioFormat::Ogg => vec![make("opusenc")?, make("oggmux")?],
-                AudioFormat::M4a => vec![make("avenc_aac")?, make("aacparse")?, make("mp4mux")?],
+                AudioFormat::M4a => {
+                    let enc = make("avenc_aac")?;
+                    compensate_aac_priming(&enc);
+                    vec![enc, make("aacparse")?, make("mp4mux")?]
+                }
             };
             pipeline.add_many(tail.iter()).map_err(gst_err)?;
             let mut all = vec![aconv.clone()];
@@ -522,6 +573,7 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
             let mut achain = vec![aconv.clone()];
             achain.extend(aenc);
             gst::Element::link_many(achain.iter()).map_err(gst_err)?;
+            compensate_aac_priming(&achain[1]);
             achain
                 .last()
                 .expect("encoder")
@@ -730,7 +782,12 @@ fn video_branch(
             if v.labels {
                 chain.push(text_overlay(&name, "bottom", "left", "Sans 20")?);
             }
-            feeders.push(feed(src, info.path.clone(), job.timeline.clone(), true));
+            feeders.push(feed(
+                src,
+                info,
+                job.timeline.clone(),
+                500_000 / v.fps as i64,
+            ));
         }
         chain.push(make("queue")?);
         pipeline.add_many(chain.iter()).map_err(gst_err)?;

@@ -29,7 +29,7 @@ pub struct Anchor {
 }
 
 impl Anchor {
-    fn to_us(self, rtp: u64, clock_rate: u32) -> i64 {
+    pub fn to_us(self, rtp: u64, clock_rate: u32) -> i64 {
         let delta = rtp as i128 - self.rtp as i128;
         self.unix_us + (delta * 1_000_000 / clock_rate.max(1) as i128) as i64
     }
@@ -632,12 +632,21 @@ impl<R: Read> ArrivalFrames<R> {
     /// None when the journal holds no frame.
     pub fn new(plan: TrackPlan, reader: JournalReader<R>) -> Option<ArrivalFrames<R>> {
         let anchor = plan.arrival_anchor?;
-        Some(ArrivalFrames {
+        Some(Self::with_anchor(plan, reader, anchor))
+    }
+
+    /// With a given anchor on the receiver's clock (see [`receiver_anchors`]).
+    pub fn with_anchor(
+        plan: TrackPlan,
+        reader: JournalReader<R>,
+        anchor: Anchor,
+    ) -> ArrivalFrames<R> {
+        ArrivalFrames {
             reader,
             plan,
             anchor,
             resumed: false,
-        })
+        }
     }
 
     pub fn plan(&self) -> &TrackPlan {
@@ -673,5 +682,31 @@ impl<R: Read> Iterator for ArrivalFrames<R> {
                 Ok(Some(_)) => {}
             }
         }
+    }
+}
+
+/// Receiver-clock anchors for the tracks of one publication that keep their A/V sync: when
+/// every track has a sender report, each track is put on the sender's clock (as the remux
+/// does) and the sender's clock on the receiver's by one offset for all of them, the least
+/// delay seen on any track. Otherwise each track's own least-delay arrival anchor.
+pub fn receiver_anchors(plans: &[&TrackPlan]) -> Vec<Option<Anchor>> {
+    let offsets: Option<Vec<i64>> = plans
+        .iter()
+        .map(|p| {
+            let (arrival, sender) = (p.arrival_anchor?, p.sender_anchor?);
+            Some(arrival.unix_us - sender.to_us(arrival.rtp, p.header.clock_rate))
+        })
+        .collect();
+    match offsets.and_then(|o| o.into_iter().min()) {
+        Some(offset) => plans
+            .iter()
+            .map(|p| {
+                p.sender_anchor.map(|s| Anchor {
+                    rtp: s.rtp,
+                    unix_us: s.unix_us + offset,
+                })
+            })
+            .collect(),
+        None => plans.iter().map(|p| p.arrival_anchor).collect(),
     }
 }

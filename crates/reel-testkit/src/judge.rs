@@ -104,3 +104,60 @@ pub fn tone(samples: &[f32], freq: f64) -> f64 {
     let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
     2.0 * power.max(0.0).sqrt() / samples.len() as f64
 }
+
+/// (time, value) per video frame (mean luma) or per 5 ms of audio (RMS dBFS).
+fn series(filter: &str, tag: &str) -> Vec<(f64, f64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-f", "lavfi", "-i", filter, "-show_entries"])
+        .arg(format!("frame=pts_time:frame_tags={tag}"))
+        .args(["-of", "csv=p=0"])
+        .output()
+        .expect("ffprobe is required");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(',');
+            let t = it.next()?.parse().ok()?;
+            let v = it.next()?.trim();
+            let v = if v == "-inf" { -200.0 } else { v.parse().ok()? };
+            Some((t, v))
+        })
+        .collect()
+}
+
+/// Times where the value rises through `threshold`.
+fn onsets(s: &[(f64, f64)], threshold: f64) -> Vec<f64> {
+    s.windows(2)
+        .filter(|w| w[0].1 < threshold && w[1].1 >= threshold)
+        .map(|w| w[1].0)
+        .collect()
+}
+
+/// Flash/beep pairs (see `media::flash_and_beep`): for each flash's first bright frame, the
+/// offset of the nearest beep onset (audio − video, seconds).
+pub fn av_offsets(file: &Path) -> Vec<f64> {
+    let f = file.to_str().unwrap();
+    let video = series(&format!("movie={f},signalstats"), "lavfi.signalstats.YAVG");
+    let audio = series(
+        &format!("amovie={f},asetnsamples=n=240,astats=metadata=1:reset=1"),
+        "lavfi.astats.Overall.RMS_level",
+    );
+    let flashes = onsets(&video, 128.0);
+    let beeps = onsets(&audio, -30.0);
+    assert!(flashes.len() >= 2, "flashes seen: {flashes:?}");
+    flashes
+        .iter()
+        .map(|v| {
+            let nearest = beeps
+                .iter()
+                .min_by(|a, b| (*a - v).abs().total_cmp(&(*b - v).abs()))
+                .expect("beeps seen");
+            nearest - v
+        })
+        .collect()
+}

@@ -100,7 +100,9 @@ fn grid_composite_shows_each_participant_in_its_tile_and_mixes_both_tones() {
         "composite",
         json!({"compositeOptions": {"layout": {"type": "grid"}, "labels": false, "recording_indicator": false}}),
     );
+    // Tiles follow the order of arrival: alice first.
     let a = publisher(&server, &room, "alice", camera("red", 440), 8);
+    std::thread::sleep(Duration::from_millis(700));
     let b = publisher(&server, &room, "bob", camera("blue", 880), 8);
     a.join().unwrap();
     b.join().unwrap();
@@ -431,7 +433,11 @@ fn presentation_switches_to_the_screen_share_when_it_starts() {
     // Before: alice alone, full canvas. During: the camera in the right strip.
     let before = frame_rgb(&file, expected - 0.5, 1280, 720);
     assert!(near(pixel(&before, 1280, 640, 360), RED, 60));
-    let during = frame_rgb(&file, expected + 1.0, 1280, 720);
+    let during = frame_rgb(&file, switched + 0.5, 1280, 720);
+    assert!(
+        green(&during),
+        "the screen share still shows half a second in"
+    );
     assert!(
         near(pixel(&during, 1280, 1150, 80), RED, 60),
         "camera strip {:?}",
@@ -450,6 +456,7 @@ fn a_layout_change_during_the_meeting_takes_effect_at_that_moment() {
         json!({"compositeOptions": {"labels": false, "recording_indicator": false}}),
     );
     let a = publisher(&server, &room, "alice", camera("red", 440), 8);
+    std::thread::sleep(Duration::from_millis(700));
     let b = publisher(&server, &room, "bob", camera("blue", 880), 8);
     std::thread::sleep(Duration::from_secs(4));
     let r = http::json(
@@ -568,4 +575,32 @@ fn room_policy_makes_a_composite_and_an_audio_mix_when_the_session_ends() {
         by_type,
         vec!["audio_mix/wav", "composite/mp4", "regular/webm"]
     );
+}
+
+/// A/V sync in the composite: a flash and a beep published together stay within 40 ms.
+#[test]
+fn composite_keeps_flash_and_beep_within_40_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (room, rec) = room_with_recording(
+        &server,
+        "composite",
+        json!({"compositeOptions": {"labels": false, "recording_indicator": false}}),
+    );
+    let media = reel_testkit::media::flash_and_beep(dir.path(), 6, 1.0, 2.0).unwrap();
+    let (token, whip) = server.token(&room, "sync", "camera");
+    let mut o = PublishOptions::new(&whip, &token);
+    o.video = Some(media.video);
+    o.audio = Some(media.audio);
+    o.duration = Duration::from_secs(6);
+    publish(&o).unwrap();
+    let r = wait_recording(&server, &rec, Duration::from_secs(120));
+    assert_eq!(r["state"], "available", "{r:#}");
+    let (_, file) = asset_of(&server, &rec, dir.path());
+    let offsets = reel_testkit::judge::av_offsets(&file);
+    eprintln!("composite A/V offsets (audio − video), seconds: {offsets:?}");
+    assert!(offsets.len() >= 2);
+    for o in &offsets {
+        assert!(o.abs() <= 0.040, "offset {o} s: {offsets:?}");
+    }
 }
