@@ -230,15 +230,10 @@ fn appsrc(info: &TrackInfo) -> gst_app::AppSrc {
         .build()
 }
 
-/// Feeds a journal into `src` on the output timeline. `lead_us` moves video earlier by half
-/// an output frame, so each picture lands on the nearest output frame rather than the next
-/// one (the compositor shows the latest picture at or before each output time).
-fn feed(
-    src: gst_app::AppSrc,
-    info: &TrackInfo,
-    timeline: Timeline,
-    lead_us: i64,
-) -> std::thread::JoinHandle<()> {
+/// Feeds a journal into `src` on the output timeline, from its own thread. The compositor
+/// shows, for each output frame, the picture that starts within it: pictures land on the
+/// nearest output frame without any shift here.
+fn feed(src: gst_app::AppSrc, info: &TrackInfo, timeline: Timeline) -> std::thread::JoinHandle<()> {
     let (path, anchor, video) = (
         info.path.clone(),
         info.anchor,
@@ -265,7 +260,6 @@ fn feed(
                     continue;
                 }
                 need_keyframe = false;
-                let out = (out - lead_us).max(0);
                 // Strictly increasing timestamps, whatever the network did.
                 let out = match last_pts {
                     Some(p) if out <= p => p + 1,
@@ -314,7 +308,7 @@ fn speaker_levels(
             .add_many([src.upcast_ref(), &dec, &conv, &level, &sink])
             .map_err(gst_err)?;
         gst::Element::link_many([src.upcast_ref(), &dec, &conv, &level, &sink]).map_err(gst_err)?;
-        let feeder = feed(src, info, timeline.clone(), 0);
+        let feeder = feed(src, info, timeline.clone());
         pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
         let bus = pipeline.bus().expect("pipelines have a bus");
         for msg in bus.iter_timed(gst::ClockTime::from_seconds(600)) {
@@ -369,6 +363,16 @@ fn compensate_aac_priming(encoder: &gst::Element) {
             pad.set_offset(-(1024 * 1_000_000_000i64 / 48_000));
         }
     }
+}
+
+/// A queue of a few buffers: each branch gets its own thread, and decoded pictures do not
+/// pile up (a default queue holds a second of raw video per participant).
+fn small_queue() -> Result<gst::Element, ComposeError> {
+    let q = make("queue")?;
+    q.set_property("max-size-buffers", 8u32);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", 0u64);
+    Ok(q)
 }
 
 fn controlled(pad: &gst::Pad, property: &str, values: &[(i64, f64)]) -> Result<(), ComposeError> {
@@ -503,11 +507,11 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
         let vol = make("volume")?;
         vol.set_property("volume", gain);
         chain.push(vol);
-        chain.push(make("queue")?);
+        chain.push(small_queue()?);
         pipeline.add_many(chain.iter()).map_err(gst_err)?;
         gst::Element::link_many(chain.iter()).map_err(gst_err)?;
         chain.last().expect("chain").link(&mixer).map_err(gst_err)?;
-        feeders.push(feed(src, info, timeline.clone(), 0));
+        feeders.push(feed(src, info, timeline.clone()));
     }
     {
         // Silence for the whole timeline: the mix lasts as long as the recording, however
@@ -701,6 +705,7 @@ fn video_branch(
     bg_caps.set_property(
         "caps",
         gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
             .field("width", v.width)
             .field("height", v.height)
             .field("framerate", gst::Fraction::new(v.fps, 1))
@@ -782,14 +787,9 @@ fn video_branch(
             if v.labels {
                 chain.push(text_overlay(&name, "bottom", "left", "Sans 20")?);
             }
-            feeders.push(feed(
-                src,
-                info,
-                job.timeline.clone(),
-                500_000 / v.fps as i64,
-            ));
+            feeders.push(feed(src, info, job.timeline.clone()));
         }
-        chain.push(make("queue")?);
+        chain.push(small_queue()?);
         pipeline.add_many(chain.iter()).map_err(gst_err)?;
         gst::Element::link_many(chain.iter()).map_err(gst_err)?;
         chain
@@ -802,9 +802,11 @@ fn video_branch(
     }
 
     let out_caps = make("capsfilter")?;
+    // I420 end to end: what the decoders give and the encoder takes, no conversion between.
     out_caps.set_property(
         "caps",
         gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
             .field("width", v.width)
             .field("height", v.height)
             .field("framerate", gst::Fraction::new(v.fps, 1))

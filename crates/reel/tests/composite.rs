@@ -13,6 +13,14 @@ use reel_testkit::{publish, PublishOptions, PublishReport};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// One composite test at a time: each runs publishers and a GStreamer render, and timing
+/// measurements (A/V offsets, switch times) must not depend on what a parallel test does.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const RED: (u8, u8, u8) = (255, 0, 0);
 const BLUE: (u8, u8, u8) = (0, 0, 255);
 
@@ -93,6 +101,7 @@ fn asset_of(server: &Server, rec: &str, dir: &std::path::Path) -> (Value, std::p
 
 #[test]
 fn grid_composite_shows_each_participant_in_its_tile_and_mixes_both_tones() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let (room, rec) = room_with_recording(
@@ -146,6 +155,7 @@ fn grid_composite_shows_each_participant_in_its_tile_and_mixes_both_tones() {
 
 #[test]
 fn dual_channel_mp3_puts_each_party_in_its_own_channel() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let (room, rec) = room_with_recording(
@@ -207,6 +217,7 @@ fn dual_channel_mp3_puts_each_party_in_its_own_channel() {
 
 #[test]
 fn composite_options_are_validated() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.room(1);
@@ -274,19 +285,6 @@ fn first_video_frame_ms(server: &Server, session: &str, publication: &str) -> i6
     panic!("no video journal for {publication}");
 }
 
-fn publication_of(server: &Server, session: &str, who: &str) -> String {
-    let detail = server.get(&format!("/v1/sessions/{session}"));
-    detail["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["participant"] == who)
-        .unwrap_or_else(|| panic!("no {who} in {detail:#}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// The first output time (s) in [from, to) where `pred` holds for the frame, by 1/30 s.
 fn first_frame_where(
     file: &std::path::Path,
@@ -308,6 +306,7 @@ fn first_frame_where(
 /// puts the louder participant full frame; a `custom` layout puts each where its region says.
 #[test]
 fn rerendered_layouts_active_speaker_and_custom() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.room(1);
@@ -393,6 +392,7 @@ fn rerendered_layouts_active_speaker_and_custom() {
 /// cameras in the side strip.
 #[test]
 fn presentation_switches_to_the_screen_share_when_it_starts() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let (room, rec) = room_with_recording(
@@ -414,12 +414,14 @@ fn presentation_switches_to_the_screen_share_when_it_starts() {
         },
         4,
     );
-    let session = a.join().unwrap().session_id;
-    s.join().unwrap();
+    let camera_session = a.join().unwrap().session_id;
+    let shared = s.join().unwrap();
+    let session = shared.session_id.clone();
+    assert_eq!(session, camera_session, "both in one session");
     let r = wait_recording(&server, &rec, Duration::from_secs(120));
     assert_eq!(r["state"], "available", "{r:#}\n{}", server.log_text());
     let (_, file) = asset_of(&server, &rec, dir.path());
-    let screen = publication_of(&server, &session, "alice-screen");
+    let screen = shared.resource_url.rsplit('/').next().unwrap().to_string();
     let expected = (first_video_frame_ms(&server, &session, &screen)
         - r["started_at"].as_i64().unwrap()) as f64
         / 1000.0;
@@ -448,6 +450,7 @@ fn presentation_switches_to_the_screen_share_when_it_starts() {
 /// A layout change asked for during the meeting shows from that moment in the output.
 #[test]
 fn a_layout_change_during_the_meeting_takes_effect_at_that_moment() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let (room, rec) = room_with_recording(
@@ -496,6 +499,7 @@ fn a_layout_change_during_the_meeting_takes_effect_at_that_moment() {
 /// retries; ingest goes on: the room's stream recording and a new publisher are recorded.
 #[test]
 fn a_crashing_renderer_fails_its_job_alone() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), &[("REEL_TEST_RENDER_CRASH", "1")]);
     let (room, rec) = room_with_recording(&server, "audio", json!({}));
@@ -532,6 +536,7 @@ fn a_crashing_renderer_fails_its_job_alone() {
 /// a composite and a wav mix when it ends.
 #[test]
 fn room_policy_makes_a_composite_and_an_audio_mix_when_the_session_ends() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.post(
@@ -580,6 +585,7 @@ fn room_policy_makes_a_composite_and_an_audio_mix_when_the_session_ends() {
 /// A/V sync in the composite: a flash and a beep published together stay within 40 ms.
 #[test]
 fn composite_keeps_flash_and_beep_within_40_ms() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let (room, rec) = room_with_recording(
