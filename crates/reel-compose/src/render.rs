@@ -212,8 +212,10 @@ fn caps_for(codec: Codec) -> gst::Caps {
 
 fn decoder(codec: Codec) -> Result<Vec<gst::Element>, ComposeError> {
     Ok(match codec {
-        Codec::Vp8 => vec![make("vp8dec")?],
-        Codec::Vp9 => vec![make("vp9dec")?],
+        // FFmpeg's own decoders (gstreamer1.0-libav) are faster than libvpx's; libvpx serves
+        // where they are missing.
+        Codec::Vp8 => vec![make("avdec_vp8").or_else(|_| make("vp8dec"))?],
+        Codec::Vp9 => vec![make("avdec_vp9").or_else(|_| make("vp9dec"))?],
         Codec::H264 => vec![make("h264parse")?, make("avdec_h264")?],
         _ => vec![make("opusdec")?],
     })
@@ -473,6 +475,8 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
         Output::Video(_) => (false, None),
     };
     let mixer = make("audiomixer")?;
+    // 100 ms blocks: the mix's cost is per block, and nothing here is live.
+    mixer.set_property("output-buffer-duration", 100_000_000u64);
     pipeline.add(&mixer).map_err(gst_err)?;
     // 1/N (per side in dual): a sum that cannot clip, however loud everyone is at once.
     let on_left = |i: usize| {
@@ -518,8 +522,8 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
         // late the first voice starts or early the last one stops.
         let silence = make("audiotestsrc")?;
         silence.set_property_from_str("wave", "silence");
-        silence.set_property("num-buffers", (duration_us / 10_000) as i32 + 1);
-        silence.set_property("samplesperbuffer", 480i32);
+        silence.set_property("num-buffers", (duration_us / 100_000) as i32 + 1);
+        silence.set_property("samplesperbuffer", 4800i32);
         pipeline.add(&silence).map_err(gst_err)?;
         silence.link(&mixer).map_err(gst_err)?;
     }
@@ -547,6 +551,9 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
                     enc.set_property_from_str("target", "bitrate");
                     enc.set_property("bitrate", 128i32);
                     enc.set_property("cbr", true);
+                    // Speech at 128 kbit/s: LAME's fast engine is transparent enough and
+                    // about twice as fast.
+                    enc.set_property_from_str("encoding-engine-quality", "fast");
                     vec![enc]
                 }
                 AudioFormat::Wav => vec![make("wavenc")?],
@@ -822,6 +829,12 @@ fn video_branch(
             let enc = make("x264enc")?;
             enc.set_property("bitrate", v.bitrate_kbps);
             enc.set_property_from_str("speed-preset", "veryfast");
+            // Average bitrate, as `ffmpeg -b:v`: x264enc's default is CBR with a 600 ms VBV,
+            // which costs quality; a 10 s buffer leaves the rate control free. (Its "pass1"
+            // would write a stats file into the working directory.) And the preset's
+            // B-frames: x264enc's own default is none.
+            enc.set_property("vbv-buf-capacity", 10_000u32);
+            enc.set_property("bframes", 3u32);
             enc.set_property("key-int-max", (v.fps * 2) as u32);
             let profile = make("capsfilter")?;
             profile.set_property(
