@@ -337,11 +337,7 @@ fn rerendered_layouts_active_speaker_and_custom() {
     let session = a.join().unwrap().session_id;
     b.join().unwrap();
     server.wait_assets(&session, 2, Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.get(&format!("/v1/sessions/{session}"))["state"] != "ended" {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    server.wait_session_ended(&session, Duration::from_secs(20));
     let render = |options: Value| {
         let r = http::json(
             "POST",
@@ -623,12 +619,7 @@ fn every_format_renders_and_decodes() {
     let a = publisher(&server, &room, "alice", camera("red", 440), 4);
     let session = a.join().unwrap().session_id;
     server.wait_assets(&session, 1, Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.get(&format!("/v1/sessions/{session}"))["state"] != "ended" {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let detail = server.get(&format!("/v1/sessions/{session}"));
+    let detail = server.wait_session_ended(&session, Duration::from_secs(20));
     let length = (detail["ended_at"].as_i64().unwrap() - detail["started_at"].as_i64().unwrap())
         as f64
         / 1000.0;
