@@ -21,7 +21,6 @@ use object_store::signer::Signer;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -672,9 +671,6 @@ pub async fn sha256_file(path: &Path) -> std::io::Result<String> {
     }
     Ok(hex::encode(sha2::Digest::finalize(h)))
 }
-
-/// Shared by callers that keep one opened store per destination.
-pub type SharedStore = Arc<Store>;
 
 #[cfg(test)]
 mod tests {

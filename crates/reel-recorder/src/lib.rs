@@ -123,7 +123,7 @@ enum Msg {
         session: reel_db::Session,
         mode: String,
         options: recordings::RecordingOptions,
-        reply: Option<oneshot::Sender<Result<Recording>>>,
+        reply: oneshot::Sender<Result<Recording>>,
     },
     AdoptStarting(Recording),
     Shutdown {
@@ -298,7 +298,7 @@ impl Recorder {
                 session,
                 mode,
                 options,
-                reply: Some(reply),
+                reply,
             })
             .map_err(|_| RecorderError::ShuttingDown)?;
         rx.await.map_err(|_| RecorderError::ShuttingDown)?
@@ -527,12 +527,7 @@ impl Brain {
                 options,
                 reply,
             } => {
-                let result = self.render_session(&session, &mode, options).await;
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
-                } else if let Err(e) = result {
-                    tracing::error!(session = %session.id, error = %e, "automatic composite");
-                }
+                let _ = reply.send(self.render_session(&session, &mode, options).await);
             }
             Msg::ResumeUploads(ids) => {
                 for id in ids {
