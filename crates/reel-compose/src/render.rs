@@ -752,6 +752,9 @@ fn video_branch(
             }
         }
         let pad = comp.request_pad_simple("sink_%u").expect("compositor pads");
+        // The tile is fitted to the first picture's aspect; a resolution change mid-stream
+        // letterboxes inside it rather than stretching.
+        pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
         for (k, name) in ["xpos", "ypos", "width", "height", "zorder", "alpha"]
             .iter()
             .enumerate()

@@ -1,0 +1,174 @@
+//! The picture stays right when the network does not: a loss in the middle of a group of
+//! pictures freezes the last good frame until the next keyframe (never a frame decoded from
+//! missing references), and a resolution change mid-stream keeps the picture's aspect inside
+//! its tile. Journals are written here as ingest writes them, with the loss in them.
+
+use reel_compose::layout::{Layout, SourceKind};
+use reel_compose::render::{
+    render, Job, Output, Participant, Timeline, VideoFormat, VideoSettings,
+};
+use reel_core::{Codec, MediaKind};
+use reel_media::journal::{flags, JournalHeader, JournalWriter, Record};
+use reel_testkit::judge::{decode, frame_rgb, near, pixel};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const T0: i64 = 1_700_000_000_000_000;
+
+/// A solid colour whose hue turns 120° a second (every frame differs from the last), VP8,
+/// a keyframe every second.
+fn turning_colour(dir: &Path, size: &str, seconds: u32) -> PathBuf {
+    let out = dir.join(format!("turning-{size}.ivf"));
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "color=c=red:s={size}:r=30,hue=h=t*120,format=yuv420p"
+        ))
+        .args(["-t", &seconds.to_string(), "-c:v", "libvpx", "-g", "30"])
+        .args(["-b:v", "500k", "-deadline", "realtime", "-cpu-used", "8"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg is required (apt-get install ffmpeg)");
+    assert!(status.success());
+    out
+}
+
+/// The colour at the centre of frame `n` (at 30 fps) of a source file.
+fn source_colour(ivf: &Path, n: u32, w: usize, h: usize) -> (u8, u8, u8) {
+    pixel(
+        &frame_rgb(ivf, n as f64 / 30.0 - 0.005, w, h),
+        w,
+        w / 2,
+        h / 2,
+    )
+}
+
+#[test]
+fn loss_freezes_the_last_good_frame_and_a_resolution_change_keeps_the_aspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = turning_colour(dir.path(), "320x240", 6); // 4:3, 0 s .. 6 s
+    let second = turning_colour(dir.path(), "640x360", 3); // 16:9, 6 s .. 9 s
+    let journal = dir.path().join("video.rjnl");
+    let header = JournalHeader {
+        track_id: "trk_v".into(),
+        publication_id: "pub_a".into(),
+        session_id: "ses_picture".into(),
+        room_id: "room_picture".into(),
+        participant: "alice".into(),
+        kind: MediaKind::Video,
+        codec: Codec::Vp8,
+        clock_rate: 90_000,
+        mid: "0".into(),
+        rid: None,
+        created_unix_us: 0,
+    };
+    let mut w = JournalWriter::create(std::fs::File::create(&journal).unwrap(), &header).unwrap();
+    // Frames 75..=84 (2.5 s .. 2.8 s) are lost; 85 arrives flagged, in the middle of the
+    // group of pictures that starts at the keyframe 60 and ends before the keyframe 90.
+    let (lost, after_loss) = (75..=84u64, 85u64);
+    let mut n = 0u64;
+    for (ivf, from_us) in [(&first, 0i64), (&second, 6_000_000)] {
+        let file = reel_media::ivf::parse(&std::fs::read(ivf).unwrap()).unwrap();
+        for f in &file.frames {
+            let us = from_us
+                + f.pts as i64 * 1_000_000 * file.timebase_num as i64 / file.timebase_den as i64;
+            if !lost.contains(&n) {
+                let mut fl = 0;
+                if reel_media::codec::is_keyframe(Codec::Vp8, &f.data) {
+                    fl |= flags::KEYFRAME;
+                }
+                if n == after_loss {
+                    fl |= flags::DISCONTINUITY;
+                }
+                w.append(&Record::Frame {
+                    rtp_time: (us * 90 / 1000) as u64 + 1_000_000,
+                    arrival_unix_us: T0 + us,
+                    flags: fl,
+                    data: f.data.clone(),
+                })
+                .unwrap();
+            }
+            n += 1;
+        }
+    }
+    drop(w);
+
+    let out = dir.path().join("out.mp4");
+    let job = Job {
+        participants: vec![Participant {
+            id: "pub_a".into(),
+            participant: "alice".into(),
+            name: "alice".into(),
+            kind: SourceKind::Camera,
+            video: Some(journal),
+            audio: None,
+        }],
+        timeline: Timeline {
+            from_unix_us: T0,
+            to_unix_us: T0 + 9_000_000,
+            pauses: vec![],
+        },
+        output: Output::Video(VideoSettings {
+            format: VideoFormat::Mp4,
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 4000,
+            layouts: vec![(0, Layout::Grid)],
+            labels: false,
+            background: 0,
+            rec_badge: false,
+        }),
+        path: out.clone(),
+    };
+    render(&job).unwrap();
+    let (complaints, frames) = decode(&out);
+    assert!(complaints.is_empty(), "{complaints}");
+    assert!((265..=275).contains(&frames), "{frames} frames");
+
+    // One 4:3 camera alone: a 960x720 tile at x = 160. Its centre shows the source's colour.
+    let centre = |t: f64| pixel(&frame_rgb(&out, t, 1280, 720), 1280, 640, 360);
+    let last_good = source_colour(&first, 74, 320, 240);
+    let lost_colour = source_colour(&first, 87, 320, 240);
+    assert!(
+        !near(last_good, lost_colour, 40),
+        "the test needs distinct colours: {last_good:?} {lost_colour:?}"
+    );
+    // Before the loss: in step with the source.
+    let before = centre(2.0);
+    assert!(
+        near(before, source_colour(&first, 60, 320, 240), 30),
+        "{before:?}"
+    );
+    // From the loss to the next keyframe (3.0 s): frozen on frame 74.
+    for t in [2.6, 2.75, 2.95] {
+        let c = centre(t);
+        assert!(
+            near(c, last_good, 30),
+            "at {t} s {c:?}, last good {last_good:?}"
+        );
+    }
+    // From the keyframe on: in step again.
+    let after = centre(3.5);
+    assert!(
+        near(after, source_colour(&first, 105, 320, 240), 30),
+        "{after:?}"
+    );
+
+    // Until 6 s the 4:3 picture fills the tile's height; then the 16:9 one is letterboxed
+    // inside the same tile (960x540 at y = 90), not stretched.
+    let f = frame_rgb(&out, 5.0, 1280, 720);
+    assert!(!near(pixel(&f, 1280, 640, 40), (0, 0, 0), 30));
+    let f = frame_rgb(&out, 7.5, 1280, 720);
+    let inside = source_colour(&second, 45, 640, 360);
+    for (y, want) in [
+        (40, (0, 0, 0)),
+        (120, inside),
+        (360, inside),
+        (600, inside),
+        (680, (0, 0, 0)),
+    ] {
+        let c = pixel(&f, 1280, 640, y);
+        assert!(near(c, want, 30), "y {y}: {c:?}, want {want:?}");
+    }
+}
