@@ -161,3 +161,49 @@ pub fn av_offsets(file: &Path) -> Vec<f64> {
         })
         .collect()
 }
+
+/// What a marked stretch (`media::marked_window`) leaves in a file: the highest mean luma of
+/// any video frame and the loudest 100 ms of 1 kHz (dB), from ffmpeg.
+pub fn marked_content(file: &Path) -> (f64, f64) {
+    let f = file.to_str().unwrap();
+    let luma = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("movie={f},signalstats"),
+            "-show_entries",
+            "frame_tags=lavfi.signalstats.YAVG",
+            "-of",
+            "csv=p=0",
+        ])
+        .output()
+        .unwrap();
+    let max_luma = String::from_utf8_lossy(&luma.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    // Energy near 1 kHz: band-pass, then the loudest 100 ms.
+    let tone = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("amovie={f},bandpass=f=1000:width_type=q:w=8,bandpass=f=1000:width_type=q:w=8,asetnsamples=n=4800,astats=metadata=1:reset=1"),
+            "-show_entries",
+            "frame_tags=lavfi.astats.Overall.RMS_level",
+            "-of",
+            "csv=p=0",
+        ])
+        .output()
+        .unwrap();
+    let max_tone = String::from_utf8_lossy(&tone.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<f64>().ok())
+        .fold(-200.0, f64::max);
+    (max_luma, max_tone)
+}

@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use reel_testkit::http;
-use reel_testkit::judge::{frame_rgb, near, pcm, pixel, tone};
-use reel_testkit::media::colour_and_tone;
+use reel_testkit::judge::{decode, frame_rgb, marked_content, near, pcm, pixel, tone};
+use reel_testkit::media::{colour_and_tone, marked_window};
 use reel_testkit::{publish, PublishOptions, PublishReport};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -662,4 +662,66 @@ fn every_format_renders_and_decodes() {
             "{options}: the tone"
         );
     }
+}
+
+/// A pause is cut from the composite and its mix: the movie is as long as the recording
+/// minus the pause, and nothing published during the pause (white frames, a 1 kHz tone) is in it.
+#[test]
+fn a_pause_is_cut_from_the_composite_and_its_mix() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (room, rec) = room_with_recording(
+        &server,
+        "composite",
+        json!({"compositeOptions": {"layout": {"type": "grid"}, "labels": false, "recording_indicator": false}}),
+    );
+    // Marked from 5.5 s to 8.5 s of the media; the pause covers about 4.5 s to 10.5 s.
+    let media = marked_window(&media_dir(), 16, 5.5, 8.5).unwrap();
+    let (token, whip) = server.token(&room, "sam", "camera");
+    let mut o = PublishOptions::new(&whip, &token);
+    o.video = Some(media.video);
+    o.audio = Some(media.audio);
+    o.duration = Duration::from_secs(16);
+    let p = std::thread::spawn(move || publish(&o).unwrap());
+    std::thread::sleep(Duration::from_millis(4_500));
+    let command = |verb: &str| {
+        let url = server.url(&format!("/v1/recordings/{rec}/{verb}"));
+        let r = http::json("POST", &url, Some(ADMIN_KEY), &json!({})).unwrap();
+        assert_eq!(r.status, 200, "{verb}: {}", r.text());
+        r.json()
+    };
+    let paused = command("pause");
+    assert_eq!(paused["state"], "paused", "{paused:#}");
+    std::thread::sleep(Duration::from_secs(6));
+    let resumed = command("resume");
+    assert_eq!(resumed["state"], "recording", "{resumed:#}");
+    p.join().unwrap();
+    let r = wait_recording(&server, &rec, Duration::from_secs(120));
+    assert_eq!(r["state"], "available", "{r:#}\n{}", server.log_text());
+    let pauses = r["pauses"].as_array().unwrap();
+    assert_eq!(pauses.len(), 1, "{r:#}");
+    let paused_ms =
+        pauses[0]["resumed_at"].as_i64().unwrap() - pauses[0]["paused_at"].as_i64().unwrap();
+    let (_, file) = asset_of(&server, &rec, dir.path());
+    let (complaints, _) = decode(&file);
+    assert!(complaints.is_empty(), "{complaints}");
+    // The recording runs from its start (before anyone joined) to the session's end.
+    let recorded_ms = r["stopped_at"].as_i64().unwrap() - r["started_at"].as_i64().unwrap();
+    let expected = (recorded_ms - paused_ms) as f64 / 1000.0;
+    let probe = ffprobe(&file);
+    assert!(
+        (probe.duration - expected).abs() <= 0.6,
+        "{} s rendered, {expected} s expected ({recorded_ms} ms recorded, {paused_ms} ms paused)",
+        probe.duration
+    );
+    let (max_luma, max_tone) = marked_content(&file);
+    assert!(
+        max_luma < 120.0,
+        "a marked (white) frame is in the composite: luma {max_luma}"
+    );
+    assert!(
+        max_tone < -35.0,
+        "the marked 1 kHz tone is in the mix: {max_tone} dB"
+    );
 }

@@ -6,10 +6,10 @@ mod common;
 
 use common::*;
 use reel_testkit::http;
+use reel_testkit::judge::marked_content;
 use reel_testkit::media::{marked_window, pattern_and_tone};
 use reel_testkit::{publish, PublishOptions};
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::Duration;
 
 fn post(server: &Server, path: &str, body: Value) -> http::Response {
@@ -29,51 +29,6 @@ fn wait_recording(server: &Server, id: &str, state: &str) -> Value {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Mean luma per video frame and the 1 kHz level per audio second, from ffmpeg.
-fn marked_content(file: &std::path::Path) -> (f64, f64) {
-    let f = file.to_str().unwrap();
-    let luma = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("movie={f},signalstats"),
-            "-show_entries",
-            "frame_tags=lavfi.signalstats.YAVG",
-            "-of",
-            "csv=p=0",
-        ])
-        .output()
-        .unwrap();
-    let max_luma = String::from_utf8_lossy(&luma.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse::<f64>().ok())
-        .fold(0.0, f64::max);
-    // Energy near 1 kHz: band-pass, then the loudest 100 ms.
-    let tone = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("amovie={f},bandpass=f=1000:width_type=q:w=8,bandpass=f=1000:width_type=q:w=8,asetnsamples=n=4800,astats=metadata=1:reset=1"),
-            "-show_entries",
-            "frame_tags=lavfi.astats.Overall.RMS_level",
-            "-of",
-            "csv=p=0",
-        ])
-        .output()
-        .unwrap();
-    let max_tone = String::from_utf8_lossy(&tone.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse::<f64>().ok())
-        .fold(-200.0, f64::max);
-    (max_luma, max_tone)
 }
 
 #[test]
