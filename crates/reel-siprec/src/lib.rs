@@ -7,6 +7,7 @@
 //! - [`multipart`]: the `multipart/mixed` body of a SIPREC INVITE (SDP + rs-metadata).
 //! - [`metadata`]: the recording metadata (RFC 7865): session, participants, streams and
 //!   who sends which stream.
+//! - [`engine`]: the UAS: transactions, dialogs, what is refused (below).
 //! - [`sdp`]: the SRC's offer (one m-line per recorded stream, `a=label`) and the
 //!   recorder's `recvonly` answer.
 //!
@@ -18,6 +19,7 @@
 //! bound to a tokio runtime and their own sockets, which would break the sans-IO rule the
 //! rest of Reel follows (tests drive a manual clock through retransmission timers).
 
+pub mod engine;
 pub mod message;
 pub mod metadata;
 pub mod multipart;
