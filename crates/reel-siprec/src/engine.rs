@@ -356,8 +356,9 @@ impl Engine {
         call_id: &str,
     ) -> Result<(Offer, Option<Metadata>), SiprecError> {
         let content_type = r
-            .content_type()
-            .map(|_| r.header("Content-Type").remove(0))
+            .header("Content-Type")
+            .into_iter()
+            .next()
             .ok_or_else(|| SiprecError::Sdp("no body".into()))?;
         let body = siprec_body(&content_type, &r.body)?;
         let offer = Offer::parse(&body.sdp)?;

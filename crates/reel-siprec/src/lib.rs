@@ -25,6 +25,36 @@ pub mod metadata;
 pub mod multipart;
 pub mod sdp;
 
+/// Deterministic mutation testing (cargo-fuzz needs nightly, which is not available here):
+/// `count` copies of `base`, each with 3 bytes replaced by one of `syntax` (the characters
+/// the grammar under test turns on) or a random byte.
+#[cfg(test)]
+pub(crate) fn mutations<'a>(
+    base: &'a [u8],
+    syntax: &'static [u8],
+    count: usize,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    let mut seed = 0x2545_f491_4f6c_dd1du64 ^ base.len() as u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..count).map(move |_| {
+        let mut m = base.to_vec();
+        for _ in 0..3 {
+            let (at, pick, byte) = (next() as usize, next() as usize, next() as u8);
+            let i = at % m.len();
+            m[i] = syntax
+                .get(pick % (syntax.len() + 1))
+                .copied()
+                .unwrap_or(byte);
+        }
+        m
+    })
+}
+
 /// What was wrong with what a client sent. Every variant is the client's fault and maps to a
 /// 4xx with the text as the reason phrase; none is ever a panic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -395,16 +395,7 @@ Content-Length: 0\r\n\r\n";
             let _ = parse(&base[..cut]);
             let _ = frame_len(&base[..cut]);
         }
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..20_000 {
-            let mut m = base.to_vec();
-            for _ in 0..3 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let i = (seed as usize) % m.len();
-                m[i] = (seed >> 32) as u8;
-            }
+        for m in crate::mutations(base, b":;\r\n ", 20_000) {
             let _ = parse(&m);
             let _ = frame_len(&m);
         }

@@ -335,17 +335,7 @@ mod tests {
     #[test]
     fn mutated_documents_never_panic() {
         let base = RFC.as_bytes();
-        let mut seed = 0xdead_beef_cafe_f00du64;
-        for _ in 0..5_000 {
-            let mut m = base.to_vec();
-            for _ in 0..3 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let i = (seed as usize) % m.len();
-                m[i] =
-                    [b'<', b'>', b'/', b'"', b'=', (seed >> 40) as u8][(seed >> 20) as usize % 6];
-            }
+        for m in crate::mutations(base, b"<>/\"=", 5_000) {
             if let Ok(s) = std::str::from_utf8(&m) {
                 let _ = Metadata::parse(s);
             }

@@ -221,16 +221,7 @@ Content-Disposition: recording-session\r\n\
         for cut in 0..base.len() {
             let _ = siprec_body("multipart/mixed;boundary=foobar", &base[..cut]);
         }
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..20_000 {
-            let mut m = base.to_vec();
-            for _ in 0..3 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let i = (seed as usize) % m.len();
-                m[i] = [b'-', b'\r', b'\n', b':', (seed >> 40) as u8][(seed >> 20) as usize % 5];
-            }
+        for m in crate::mutations(base, b"-\r\n:", 20_000) {
             let _ = siprec_body("multipart/mixed;boundary=foobar", &m);
         }
     }

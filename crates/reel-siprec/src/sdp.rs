@@ -424,17 +424,7 @@ a=inactive\r\n";
     #[test]
     fn mutated_offers_never_panic() {
         let base = FOUR_LINES.as_bytes();
-        let mut seed = 0x1234_5678_9abc_def1u64;
-        for _ in 0..20_000 {
-            let mut m = base.to_vec();
-            for _ in 0..3 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let i = (seed as usize) % m.len();
-                m[i] =
-                    [b'=', b':', b' ', b'/', b'\n', (seed >> 40) as u8][(seed >> 20) as usize % 6];
-            }
+        for m in crate::mutations(base, b"=: /\n", 20_000) {
             if let Ok(s) = std::str::from_utf8(&m) {
                 if let Ok(o) = Offer::parse(s) {
                     for m in &o.media {

@@ -379,17 +379,7 @@ fn mutated_requests_never_panic_or_touch_other_calls() {
     let src = SRC.parse().unwrap();
     let ok = established(&mut e, t0, "keep");
     let base = invite("m", "z9hG4bK-m", 1, None, SDP, &metadata("A"), true);
-    let mut seed = 0x0bad_5eed_dead_10ccu64;
-    for i in 0..5_000 {
-        let mut m = base.clone();
-        for _ in 0..4 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let k = (seed as usize) % m.len();
-            m[k] = [b'<', b'=', b':', b'\r', b'-', b';', (seed >> 40) as u8]
-                [(seed >> 20) as usize % 7];
-        }
+    for (i, m) in crate::mutations(&base, b"<=:\r-;", 5_000).enumerate() {
         e.handle_datagram(t0, src, &m);
         while let Some(o) = e.poll_output() {
             if let Output::Event(Event::Offered { call_id, .. }) = o {
