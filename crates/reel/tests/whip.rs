@@ -440,6 +440,16 @@ fn max_duration_ends_the_session_and_its_publishers() {
     let session = sessions["data"][0]["id"].as_str().unwrap().to_string();
     let s = server.wait_session_ended(&session, Duration::from_secs(10));
     assert_eq!(s["end_reason"], "max_duration");
+    // The session row ends at once; each publication's when the media loop has closed it
+    // and capture has flushed its journals, a moment later (CI saw the gap under load).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        let s = server.get(&format!("/v1/sessions/{session}"));
+        if !s["participants"][0]["end_reason"].is_null() || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(s["participants"][0]["end_reason"], "max_duration");
     let assets = server.wait_assets(&session, 1, Duration::from_secs(20));
     let probe = ffprobe(&server.download(&assets[0], dir.path()));
