@@ -79,6 +79,8 @@ fn content_type(format: &str) -> &'static str {
     match format {
         "webm" => "video/webm",
         "mp4" => "video/mp4",
+        "mka" => "audio/x-matroska",
+        "mkv" => "video/x-matroska",
         "mp3" => "audio/mpeg",
         "wav" => "audio/wav",
         "ogg" => "audio/ogg",

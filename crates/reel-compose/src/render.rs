@@ -204,7 +204,20 @@ fn caps_for(codec: Codec) -> gst::Caps {
             .field("stream-format", "byte-stream")
             .field("alignment", "au")
             .build(),
-        _ => gst::Caps::builder("audio/x-opus")
+        Codec::Pcmu => gst::Caps::builder("audio/x-mulaw")
+            .field("rate", 8000i32)
+            .field("channels", 1i32)
+            .build(),
+        Codec::Pcma => gst::Caps::builder("audio/x-alaw")
+            .field("rate", 8000i32)
+            .field("channels", 1i32)
+            .build(),
+        Codec::G722 => gst::Caps::builder("audio/G722")
+            .field("rate", 16000i32)
+            .field("channels", 1i32)
+            .build(),
+        Codec::Av1 => gst::Caps::builder("video/x-av1").build(),
+        Codec::Opus => gst::Caps::builder("audio/x-opus")
             .field("channel-mapping-family", 0i32)
             .build(),
     }
@@ -217,7 +230,11 @@ fn decoder(codec: Codec) -> Result<Vec<gst::Element>, ComposeError> {
         Codec::Vp8 => vec![make("avdec_vp8").or_else(|_| make("vp8dec"))?],
         Codec::Vp9 => vec![make("avdec_vp9").or_else(|_| make("vp9dec"))?],
         Codec::H264 => vec![make("h264parse")?, make("avdec_h264")?],
-        _ => vec![make("opusdec")?],
+        Codec::Pcmu => vec![make("mulawdec")?],
+        Codec::Pcma => vec![make("alawdec")?],
+        Codec::G722 => vec![make("avdec_g722")?],
+        Codec::Av1 => vec![make("av1dec")?],
+        Codec::Opus => vec![make("opusdec")?],
     })
 }
 
@@ -299,17 +316,17 @@ fn speaker_levels(
     for (col, (_, info)) in audio.iter().enumerate() {
         let pipeline = gst::Pipeline::new();
         let src = appsrc(info);
-        let dec = make("opusdec")?;
         let conv = make("audioconvert")?;
         let level = make("level")?;
         level.set_property("interval", 100_000_000u64);
         level.set_property("post-messages", true);
         let sink = make("fakesink")?;
         sink.set_property("sync", false);
-        pipeline
-            .add_many([src.upcast_ref(), &dec, &conv, &level, &sink])
-            .map_err(gst_err)?;
-        gst::Element::link_many([src.upcast_ref(), &dec, &conv, &level, &sink]).map_err(gst_err)?;
+        let mut chain = vec![src.clone().upcast::<gst::Element>()];
+        chain.extend(decoder(info.codec)?);
+        chain.extend([conv, level, sink]);
+        pipeline.add_many(&chain).map_err(gst_err)?;
+        gst::Element::link_many(&chain).map_err(gst_err)?;
         let feeder = feed(src, info, timeline.clone());
         pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
         let bus = pipeline.bus().expect("pipelines have a bus");

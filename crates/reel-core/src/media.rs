@@ -21,13 +21,19 @@ pub enum Codec {
     Vp9,
     H264,
     Av1,
+    /// G.711 µ-law (SIP calls), 8 kHz.
+    Pcmu,
+    /// G.711 A-law (SIP calls), 8 kHz.
+    Pcma,
+    /// G.722 (SIP calls): 16 kHz audio on an 8 kHz RTP clock (RFC 3551 §4.5.2).
+    G722,
 }
 
 impl Codec {
     pub fn kind(self) -> MediaKind {
         match self {
-            Codec::Opus => MediaKind::Audio,
-            _ => MediaKind::Video,
+            Codec::Opus | Codec::Pcmu | Codec::Pcma | Codec::G722 => MediaKind::Audio,
+            Codec::Vp8 | Codec::Vp9 | Codec::H264 | Codec::Av1 => MediaKind::Video,
         }
     }
 
@@ -38,6 +44,9 @@ impl Codec {
             Codec::Vp9 => "vp9",
             Codec::H264 => "h264",
             Codec::Av1 => "av1",
+            Codec::Pcmu => "pcmu",
+            Codec::Pcma => "pcma",
+            Codec::G722 => "g722",
         }
     }
 }
@@ -51,6 +60,9 @@ impl FromStr for Codec {
             "vp9" => Codec::Vp9,
             "h264" => Codec::H264,
             "av1" => Codec::Av1,
+            "pcmu" => Codec::Pcmu,
+            "pcma" => Codec::Pcma,
+            "g722" => Codec::G722,
             other => return Err(format!("unknown codec {other:?}")),
         })
     }

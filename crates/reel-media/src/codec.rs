@@ -13,7 +13,7 @@ pub struct Dimensions {
 /// Whether a frame can be decoded without any earlier frame.
 pub fn is_keyframe(codec: Codec, frame: &[u8]) -> bool {
     match codec {
-        Codec::Opus => true,
+        Codec::Opus | Codec::Pcmu | Codec::Pcma | Codec::G722 => true,
         Codec::Vp8 => frame.first().is_some_and(|b| b & 0x01 == 0),
         Codec::Vp9 => vp9_keyframe_dimensions(frame).is_some(),
         Codec::H264 => h264_nal_types(frame).any(|t| t == 5),

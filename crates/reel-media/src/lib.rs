@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod ebml;
+pub mod g711;
 pub mod h264;
 pub mod ivf;
 pub mod journal;

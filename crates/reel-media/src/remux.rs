@@ -17,7 +17,7 @@ use crate::journal::{flags, JournalHeader, JournalReader, Record};
 use crate::mp4::Mp4Writer;
 use crate::webm::{TrackSpec, WebmWriter};
 use crate::{MediaError, Result};
-use reel_core::MediaKind;
+use reel_core::{Codec, MediaKind};
 use serde::Serialize;
 use std::io::{Read, Seek, Write};
 
@@ -325,7 +325,12 @@ pub fn remux_window<R: Read, W: Write + Seek>(
             MediaKind::Audio => TrackSpec::Audio {
                 codec: plan.header.codec,
                 sample_rate: plan.header.clock_rate,
-                channels: 2,
+                // WebRTC's Opus is always declared stereo; SIP's codecs are mono.
+                channels: if plan.header.codec == Codec::Opus {
+                    2
+                } else {
+                    1
+                },
             },
         });
         let mut input = Input {
@@ -370,10 +375,23 @@ pub fn remux_window<R: Read, W: Write + Seek>(
             }
         )
     });
+    let pcm = specs.iter().any(TrackSpec::is_pcm);
+    if is_h264 && pcm {
+        return Err(MediaError::Remux(
+            "H.264 with G.711 audio has no per-participant file yet".into(),
+        ));
+    }
     let mut writer = if is_h264 {
         Sink::Mp4(Mp4Writer::new(out, &specs)?)
     } else {
         Sink::Webm(WebmWriter::new(out, &specs)?)
+    };
+    let has_video = specs.iter().any(|s| matches!(s, TrackSpec::Video { .. }));
+    let container = match (is_h264, pcm, has_video) {
+        (true, _, _) => "mp4",
+        (false, true, true) => "mkv",
+        (false, true, false) => "mka",
+        (false, false, _) => "webm",
     };
     let mut report = RemuxReport {
         start_unix_us,
@@ -388,7 +406,7 @@ pub fn remux_window<R: Read, W: Write + Seek>(
         } else {
             "arrival"
         },
-        container: if is_h264 { "mp4" } else { "webm" },
+        container,
         pauses: Vec::new(),
     };
     let mut end_ms: f64 = 0.0;
@@ -420,10 +438,13 @@ pub fn remux_window<R: Read, W: Write + Seek>(
             }
         }
         let ts_us = us - origin_us;
+        let codec = input.plan.header.codec;
         if input.waiting_for_keyframe {
             report.skipped_frames += 1;
         } else {
-            writer.write_frame(input.track_number, ts_us, keyframe, &data)?;
+            let pcm = crate::g711::decode(codec, &data);
+            let data = pcm.as_deref().unwrap_or(&data);
+            writer.write_frame(input.track_number, ts_us, keyframe, data)?;
             match kind {
                 MediaKind::Video => report.video_frames += 1,
                 MediaKind::Audio => report.audio_frames += 1,
@@ -435,9 +456,13 @@ pub fn remux_window<R: Read, W: Write + Seek>(
             }
             input.last_ts = Some(us);
             let frame_us = match (kind, input.intervals) {
-                (MediaKind::Audio, _) => codec::opus_packet_samples(&data)
+                (MediaKind::Audio, _) if codec == Codec::Opus => codec::opus_packet_samples(data)
                     .map(|s| s as i64 * 1_000_000 / 48_000)
                     .unwrap_or(20_000),
+                // G.711: a byte per sample, 8 kHz (PCM: two bytes).
+                (MediaKind::Audio, _) => {
+                    data.len() as i64 * 1_000_000 / 8_000 / if pcm.is_some() { 2 } else { 1 }
+                }
                 (MediaKind::Video, (n, total)) if n > 0 => total / n as i64,
                 (MediaKind::Video, _) => 33_333,
             };

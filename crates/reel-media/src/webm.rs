@@ -32,6 +32,19 @@ pub enum TrackSpec {
     },
 }
 
+impl TrackSpec {
+    /// Audio stored as decoded 16-bit PCM.
+    pub fn is_pcm(&self) -> bool {
+        matches!(
+            self,
+            TrackSpec::Audio {
+                codec: Codec::Pcmu | Codec::Pcma,
+                ..
+            }
+        )
+    }
+}
+
 struct Block {
     track: u8,
     ts_ms: i64,
@@ -63,8 +76,15 @@ fn codec_id(codec: Codec) -> Result<&'static str> {
         Codec::Vp9 => "V_VP9",
         Codec::Av1 => "V_AV1",
         Codec::Opus => "A_OPUS",
+        // The remux hands G.711 over decoded (see `g711`).
+        Codec::Pcmu | Codec::Pcma => "A_PCM/INT/LIT",
         Codec::H264 => {
             return Err(MediaError::Remux("H.264 does not go into WebM".into()));
+        }
+        Codec::G722 => {
+            return Err(MediaError::Remux(
+                "G.722 has no per-participant file yet; it is in the call's audio mix".into(),
+            ));
         }
     })
 }
@@ -91,7 +111,13 @@ impl<W: Write + Seek> WebmWriter<W> {
         ebml::uint(&mut ebml_header, 0x42F7, 1);
         ebml::uint(&mut ebml_header, 0x42F2, 4);
         ebml::uint(&mut ebml_header, 0x42F3, 8);
-        ebml::bytes(&mut ebml_header, 0x4282, b"webm");
+        // PCM is Matroska, not WebM: the file is then `.mka` / `.mkv`.
+        let doc_type: &[u8] = if tracks.iter().any(TrackSpec::is_pcm) {
+            b"matroska"
+        } else {
+            b"webm"
+        };
+        ebml::bytes(&mut ebml_header, 0x4282, doc_type);
         ebml::uint(&mut ebml_header, 0x4287, 4);
         ebml::uint(&mut ebml_header, 0x4285, 2);
         ebml::master(&mut head, 0x1A45DFA3, &ebml_header);
@@ -158,6 +184,9 @@ impl<W: Write + Seek> WebmWriter<W> {
                     let mut a = Vec::new();
                     ebml::float(&mut a, 0xB5, *sample_rate as f64);
                     ebml::uint(&mut a, 0x9F, *channels as u64);
+                    if spec.is_pcm() {
+                        ebml::uint(&mut a, 0x6264, 16); // BitDepth
+                    }
                     ebml::master(&mut t, 0xE1, &a);
                 }
             }

@@ -311,3 +311,67 @@ fn frames_sharing_a_timestamp_still_give_a_valid_file() {
         "timestamps not strictly increasing: {pts:?}"
     );
 }
+
+/// A SIP party's G.711: 20 ms µ-law frames from ffmpeg, with a second of silence
+/// suppression (comfort noise is not journaled) between 1 s and 2 s.
+#[test]
+fn g711_goes_into_matroska_as_pcm_keeping_its_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("tone.ulaw");
+    run(Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=700:duration=3",
+        ])
+        .args(["-ar", "8000", "-ac", "1", "-f", "mulaw", "-y"])
+        .arg(&raw));
+    let bytes = std::fs::read(&raw).unwrap();
+    let mut w =
+        JournalWriter::create(Vec::new(), &header(MediaKind::Audio, Codec::Pcmu, 8000)).unwrap();
+    for (i, chunk) in bytes.chunks(160).enumerate() {
+        if (50..100).contains(&i) {
+            continue;
+        }
+        w.append(&Record::Frame {
+            rtp_time: 4242 + i as u64 * 160,
+            arrival_unix_us: T0 + i as i64 * 20_000,
+            flags: flags::KEYFRAME,
+            data: chunk.to_vec(),
+        })
+        .unwrap();
+    }
+    let journal = w.into_inner();
+    let out = dir.path().join("call.mka");
+    let tracks = vec![(
+        remux::analyze(&journal[..]).unwrap(),
+        JournalReader::open(&journal[..]).unwrap(),
+    )];
+    let (_, report) = remux::remux(tracks, File::create(&out).unwrap()).unwrap();
+    assert_eq!(report.container, "mka");
+    assert_eq!(report.audio_frames, 100);
+    let (codecs, duration) = judge(&out);
+    assert_eq!(codecs, ["pcm_s16le"]);
+    assert!((duration - 3.0).abs() < 0.05, "duration {duration}");
+    // The frame after the gap sits at 2 s, not at 1 s.
+    let pts = run(Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out));
+    let pts: Vec<f64> = pts.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert!(pts.iter().any(|t| (t - 2.0).abs() < 0.001), "{pts:?}");
+    assert!(!pts.iter().any(|t| *t > 1.0 && *t < 1.99), "{pts:?}");
+    let samples = &reel_testkit::judge::pcm(&out, 1)[0];
+    let amplitude = reel_testkit::judge::tone(&samples[..48_000], 700.0);
+    assert!(amplitude > 0.08, "700 Hz at {amplitude}");
+    assert!(reel_testkit::judge::tone(&samples[..48_000], 1000.0) < 0.01);
+}
