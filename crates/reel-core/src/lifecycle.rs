@@ -38,6 +38,29 @@ pub enum Action {
     },
 }
 
+/// What a session is the session *of*: a room's meeting, which every WHIP publisher of the
+/// room joins, or one SIP call recorded in a room (SIPREC), which is a session of its own
+/// however many calls the room has at once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Venue {
+    pub room: RoomId,
+    /// The SIP Call-ID of a recorded call.
+    pub call: Option<String>,
+}
+
+impl Venue {
+    pub fn meeting(room: RoomId) -> Self {
+        Venue { room, call: None }
+    }
+
+    pub fn call(room: RoomId, call_id: impl Into<String>) -> Self {
+        Venue {
+            room,
+            call: Some(call_id.into()),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ActiveSession {
     session: SessionId,
@@ -49,7 +72,7 @@ struct ActiveSession {
 
 #[derive(Debug, Default)]
 pub struct Lifecycle {
-    rooms: HashMap<RoomId, ActiveSession>,
+    venues: HashMap<Venue, ActiveSession>,
 }
 
 /// The session a joining publisher belongs to.
@@ -70,11 +93,11 @@ impl Lifecycle {
     pub fn join(
         &mut self,
         now: Instant,
-        room: &RoomId,
+        venue: &Venue,
         publication: PublicationId,
         limits: Limits,
     ) -> Joined {
-        if let Some(active) = self.rooms.get_mut(room) {
+        if let Some(active) = self.venues.get_mut(venue) {
             active.publishers.insert(publication);
             active.empty_since = None;
             return Joined {
@@ -85,8 +108,8 @@ impl Lifecycle {
         let session = SessionId::generate();
         let mut publishers = BTreeSet::new();
         publishers.insert(publication);
-        self.rooms.insert(
-            room.clone(),
+        self.venues.insert(
+            venue.clone(),
             ActiveSession {
                 session: session.clone(),
                 started: now,
@@ -103,22 +126,22 @@ impl Lifecycle {
 
     /// A publisher is gone (DELETE, ICE timeout, failure). Unknown publications are ignored,
     /// so a late duplicate notification is harmless.
-    pub fn leave(&mut self, now: Instant, room: &RoomId, publication: &PublicationId) {
-        if let Some(active) = self.rooms.get_mut(room) {
+    pub fn leave(&mut self, now: Instant, venue: &Venue, publication: &PublicationId) {
+        if let Some(active) = self.venues.get_mut(venue) {
             if active.publishers.remove(publication) && active.publishers.is_empty() {
                 active.empty_since = Some(now);
             }
         }
     }
 
-    pub fn active_session(&self, room: &RoomId) -> Option<&SessionId> {
-        self.rooms.get(room).map(|a| &a.session)
+    pub fn active_session(&self, venue: &Venue) -> Option<&SessionId> {
+        self.venues.get(venue).map(|a| &a.session)
     }
 
     /// Sessions that must end now.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
-        self.rooms.retain(|room, active| {
+        self.venues.retain(|venue, active| {
             let reason = if now.duration_since(active.started) >= active.limits.max_duration {
                 Some(EndReason::MaxDuration)
             } else {
@@ -135,7 +158,7 @@ impl Lifecycle {
                 });
             }
             actions.push(Action::EndSession {
-                room: room.clone(),
+                room: venue.room.clone(),
                 session: active.session.clone(),
                 reason,
             });
@@ -146,7 +169,7 @@ impl Lifecycle {
 
     /// When `handle_timeout` next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.rooms
+        self.venues
             .values()
             .flat_map(|a| {
                 let max = a.started + a.limits.max_duration;
@@ -158,9 +181,9 @@ impl Lifecycle {
 
     /// Every live session, for a graceful shutdown.
     pub fn drain(&mut self) -> Vec<(RoomId, SessionId)> {
-        self.rooms
+        self.venues
             .drain()
-            .map(|(room, a)| (room, a.session))
+            .map(|(venue, a)| (venue.room, a.session))
             .collect()
     }
 }
@@ -180,7 +203,7 @@ mod tests {
     fn first_join_starts_and_second_joins_same_session() {
         let t0 = Instant::now();
         let mut lc = Lifecycle::new();
-        let room = RoomId::generate();
+        let room = Venue::meeting(RoomId::generate());
         let a = lc.join(t0, &room, PublicationId::generate(), limits());
         let b = lc.join(t0, &room, PublicationId::generate(), limits());
         assert!(a.started && !b.started);
@@ -191,7 +214,7 @@ mod tests {
     fn rejoin_within_empty_timeout_continues_session() {
         let t0 = Instant::now();
         let mut lc = Lifecycle::new();
-        let room = RoomId::generate();
+        let room = Venue::meeting(RoomId::generate());
         let p1 = PublicationId::generate();
         let first = lc.join(t0, &room, p1.clone(), limits());
         lc.leave(t0 + Duration::from_secs(1), &room, &p1);
@@ -212,7 +235,7 @@ mod tests {
     fn empty_room_ends_after_timeout_and_next_join_starts_new_session() {
         let t0 = Instant::now();
         let mut lc = Lifecycle::new();
-        let room = RoomId::generate();
+        let room = Venue::meeting(RoomId::generate());
         let p1 = PublicationId::generate();
         let first = lc.join(t0, &room, p1.clone(), limits());
         lc.leave(t0 + Duration::from_secs(5), &room, &p1);
@@ -221,7 +244,7 @@ mod tests {
         assert_eq!(
             actions,
             vec![Action::EndSession {
-                room: room.clone(),
+                room: room.room.clone(),
                 session: first.session.clone(),
                 reason: EndReason::Empty
             }]
@@ -240,7 +263,7 @@ mod tests {
     fn max_duration_ends_session_and_its_publishers() {
         let t0 = Instant::now();
         let mut lc = Lifecycle::new();
-        let room = RoomId::generate();
+        let room = Venue::meeting(RoomId::generate());
         let p1 = PublicationId::generate();
         lc.join(t0, &room, p1.clone(), limits());
         let actions = lc.handle_timeout(t0 + Duration::from_secs(3600));
@@ -253,5 +276,27 @@ mod tests {
             }
         );
         assert!(lc.active_session(&room).is_none());
+    }
+
+    #[test]
+    fn each_call_in_a_room_is_a_session_of_its_own() {
+        let t0 = Instant::now();
+        let mut lc = Lifecycle::new();
+        let room = RoomId::generate();
+        let (a, b) = (
+            Venue::call(room.clone(), "a@x"),
+            Venue::call(room.clone(), "b@x"),
+        );
+        let first = lc.join(t0, &a, PublicationId::generate(), limits());
+        let second = lc.join(t0, &b, PublicationId::generate(), limits());
+        let meeting = lc.join(
+            t0,
+            &Venue::meeting(room),
+            PublicationId::generate(),
+            limits(),
+        );
+        assert!(first.started && second.started && meeting.started);
+        assert_ne!(first.session, second.session);
+        assert_ne!(first.session, meeting.session);
     }
 }

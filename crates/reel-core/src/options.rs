@@ -226,6 +226,10 @@ pub struct RoomPolicy {
     /// Audio mixes to make per session: mp3, wav, ogg, m4a.
     #[serde(default)]
     pub audio_mix_formats: Vec<String>,
+    /// `mono` (default) or `dual` for those mixes: the first to join (a call's caller) on
+    /// the left, everyone else on the right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_mix_channels: Option<String>,
     /// Days assets stay on Reel's own storage; none means the server default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
@@ -247,6 +251,14 @@ impl RoomPolicy {
                 return Err(err(
                     "policy.audio_mix_formats",
                     format!("{f:?} is not one of mp3, wav, ogg, m4a"),
+                ));
+            }
+        }
+        if let Some(c) = &self.audio_mix_channels {
+            if c != "mono" && c != "dual" {
+                return Err(err(
+                    "policy.audio_mix_channels",
+                    format!("{c:?} is not mono or dual"),
                 ));
             }
         }

@@ -225,6 +225,19 @@ ALTER TABLE applications ADD COLUMN default_recording_options TEXT NOT NULL DEFA
 ALTER TABLE applications ADD COLUMN default_credentials_sealed TEXT
 "#,
     ),
+    (
+        11,
+        r#"
+ALTER TABLE sessions ADD COLUMN call_id TEXT;
+CREATE TABLE call_metadata (
+    session_id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    received_at BIGINT NOT NULL,
+    xml TEXT NOT NULL,
+    PRIMARY KEY (session_id, version)
+)
+"#,
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

@@ -82,6 +82,9 @@ pub struct Session {
     pub started_at: i64,
     pub ended_at: Option<i64>,
     pub end_reason: Option<String>,
+    /// The SIP Call-ID of a recorded call (SIPREC); none for a meeting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -221,6 +224,7 @@ fn session(r: &AnyRow) -> Result<Session> {
         started_at: r.try_get("started_at")?,
         ended_at: r.try_get("ended_at")?,
         end_reason: r.try_get("end_reason")?,
+        call_id: r.try_get("call_id")?,
     })
 }
 
@@ -532,15 +536,53 @@ impl Db {
 
     pub async fn insert_session(&self, s: &Session) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sessions (id, application_id, room_id, state, started_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO sessions (id, application_id, room_id, state, started_at, call_id) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&s.id)
         .bind(&s.application_id)
         .bind(&s.room_id)
         .bind(&s.state)
         .bind(s.started_at)
+        .bind(&s.call_id)
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    /// Keeps one version of a recorded call's RFC 7865 metadata (never served by the API:
+    /// it holds the parties' addresses).
+    pub async fn insert_call_metadata(&self, session: &str, version: i64, xml: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO call_metadata (session_id, version, received_at, xml) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(session)
+        .bind(version)
+        .bind(crate::now_ms())
+        .bind(xml)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every metadata version of a call, oldest first.
+    pub async fn call_metadata(&self, session: &str) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT xml FROM call_metadata WHERE session_id = $1 ORDER BY version")
+                .bind(session)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| r.try_get("xml").map_err(Into::into))
+            .collect()
+    }
+
+    /// A participant's display name changed (SIPREC metadata update).
+    pub async fn rename_publication(&self, id: &str, participant: &str) -> Result<()> {
+        sqlx::query("UPDATE publications SET participant = $1 WHERE id = $2")
+            .bind(participant)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
@@ -960,6 +1002,7 @@ mod tests {
             started_at: 5,
             ended_at: None,
             end_reason: None,
+            call_id: None,
         };
         db.insert_session(&session).await.unwrap();
         assert_eq!(

@@ -24,7 +24,7 @@ pub mod retention;
 pub mod uploads;
 
 use capture::{CaptureCommand, CaptureHandle, CaptureNotice};
-use reel_core::lifecycle::{Action, Lifecycle, Limits};
+use reel_core::lifecycle::{Action, Lifecycle, Limits, Venue};
 use reel_core::{EndReason, PublicationId, PublicationKind, RoomId, SessionId};
 use reel_db::{now_ms, Db, Publication, Recording, Room, Session, Track};
 use reel_whip::WhipError;
@@ -67,9 +67,22 @@ pub struct PublicationContext {
     pub participant: String,
     pub kind: PublicationKind,
     pub journal_dir: PathBuf,
+    /// The SIP Call-ID when the publication is a party of a recorded call; its media then
+    /// comes from the SIPREC loop, not from the WebRTC media loop.
+    pub call: Option<String>,
 }
 
-/// Commands for the media loop, which owns the UDP socket and the WebRTC engine.
+impl PublicationContext {
+    fn venue(&self) -> Venue {
+        Venue {
+            room: self.room.clone(),
+            call: self.call.clone(),
+        }
+    }
+}
+
+/// Commands for a loop that owns publications' media: the WebRTC media loop, or the SIPREC
+/// loop for the parties of recorded calls.
 pub enum MediaCommand {
     Offer {
         ctx: PublicationContext,
@@ -89,7 +102,28 @@ enum Msg {
         room: Room,
         participant: String,
         kind: PublicationKind,
+        call: Option<String>,
         reply: oneshot::Sender<Result<PublicationContext>>,
+    },
+    /// A recorded call went on hold (`a=inactive` / `sendonly`) or came back.
+    CallHeld {
+        session: SessionId,
+        held: bool,
+    },
+    /// `recording.audio.started` and the like, with the call's id.
+    CallEvent {
+        session: SessionId,
+        event: &'static str,
+        extra: serde_json::Value,
+    },
+    CallMetadata {
+        session: SessionId,
+        version: i64,
+        xml: String,
+    },
+    Rename {
+        publication: PublicationId,
+        participant: String,
     },
     JoinFailed {
         ctx: PublicationContext,
@@ -143,6 +177,8 @@ pub struct RecorderParts {
     pub recorder: Recorder,
     /// For the media loop.
     pub media_commands: mpsc::UnboundedReceiver<MediaCommand>,
+    /// For the SIPREC loop.
+    pub call_commands: mpsc::UnboundedReceiver<MediaCommand>,
     pub capture_thread: std::thread::JoinHandle<()>,
 }
 
@@ -156,6 +192,7 @@ impl Recorder {
     ) -> RecorderParts {
         let (tx, rx) = mpsc::unbounded_channel();
         let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let (calls_tx, calls_rx) = mpsc::unbounded_channel();
         let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();
         let (capture, capture_thread) = capture::spawn(notice_tx);
         // Capture notices join the brain's queue, behind whatever was sent before them.
@@ -172,6 +209,7 @@ impl Recorder {
             data_dir,
             lifecycle: Lifecycle::new(),
             media: media_tx.clone(),
+            calls: calls_tx,
             jobs: JoinSet::new(),
             contexts: Default::default(),
             tx: tx.clone(),
@@ -193,6 +231,7 @@ impl Recorder {
                 render,
             },
             media_commands: media_rx,
+            call_commands: calls_rx,
             capture_thread,
         }
     }
@@ -215,6 +254,7 @@ impl Recorder {
                 room,
                 participant,
                 kind,
+                call: None,
                 reply,
             })
             .map_err(|_| RecorderError::ShuttingDown)?;
@@ -235,6 +275,68 @@ impl Recorder {
                 Err(e.into())
             }
         }
+    }
+
+    /// A party of a recorded SIP call: joins the call's own session in `room` (the first
+    /// party starts it, the last one leaving ends it at once). Its media is the SIPREC
+    /// loop's to capture; `media_refused` undoes the join if the call cannot be answered.
+    pub async fn join_call(
+        &self,
+        room: Room,
+        call_id: &str,
+        participant: String,
+    ) -> Result<PublicationContext> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Join {
+                room,
+                participant,
+                kind: PublicationKind::Camera,
+                call: Some(call_id.to_string()),
+                reply,
+            })
+            .map_err(|_| RecorderError::ShuttingDown)?;
+        rx.await.map_err(|_| RecorderError::ShuttingDown)?
+    }
+
+    /// A joined publication whose media will never come (its offer was refused).
+    pub fn media_refused(&self, ctx: PublicationContext) {
+        let _ = self.tx.send(Msg::JoinFailed { ctx });
+    }
+
+    /// A recorded call went on hold, or came back: pauses or resumes its recording.
+    pub fn call_held(&self, session: &SessionId, held: bool) {
+        let _ = self.tx.send(Msg::CallHeld {
+            session: session.clone(),
+            held,
+        });
+    }
+
+    /// An event about a recorded call (`recording.audio.started` …), sent with the call's
+    /// recording, if one is capturing, and `extra` (which carries `callid`).
+    pub fn call_event(&self, session: &SessionId, event: &'static str, extra: serde_json::Value) {
+        let _ = self.tx.send(Msg::CallEvent {
+            session: session.clone(),
+            event,
+            extra,
+        });
+    }
+
+    /// Keeps a version of a call's recording metadata.
+    pub fn call_metadata(&self, session: &SessionId, version: i64, xml: String) {
+        let _ = self.tx.send(Msg::CallMetadata {
+            session: session.clone(),
+            version,
+            xml,
+        });
+    }
+
+    /// A participant's name changed (a metadata update names them anew).
+    pub fn rename(&self, publication: &PublicationId, participant: String) {
+        let _ = self.tx.send(Msg::Rename {
+            publication: publication.clone(),
+            participant,
+        });
     }
 
     /// The publisher asked to stop (WHIP DELETE).
@@ -338,6 +440,7 @@ struct Brain {
     data_dir: PathBuf,
     lifecycle: Lifecycle,
     media: mpsc::UnboundedSender<MediaCommand>,
+    calls: mpsc::UnboundedSender<MediaCommand>,
     jobs: JoinSet<()>,
     contexts: std::collections::HashMap<PublicationId, PublicationContext>,
     /// The brain's own queue, for jobs to report back on.
@@ -398,9 +501,17 @@ impl Brain {
         }
     }
 
+    /// The loop that owns a publication's media.
+    fn media_of(&self, publication: &PublicationId) -> &mpsc::UnboundedSender<MediaCommand> {
+        match self.contexts.get(publication) {
+            Some(ctx) if ctx.call.is_some() => &self.calls,
+            _ => &self.media,
+        }
+    }
+
     fn begin_shutdown(&mut self) {
         for publication in self.contexts.keys() {
-            let _ = self.media.send(MediaCommand::Close {
+            let _ = self.media_of(publication).send(MediaCommand::Close {
                 publication: publication.clone(),
                 reason: EndReason::Shutdown,
             });
@@ -413,7 +524,7 @@ impl Brain {
                 publication,
                 reason,
             } => {
-                let _ = self.media.send(MediaCommand::Close {
+                let _ = self.media_of(&publication).send(MediaCommand::Close {
                     publication,
                     reason,
                 });
@@ -444,15 +555,56 @@ impl Brain {
                 room,
                 participant,
                 kind,
+                call,
                 reply,
             } => {
-                let result = self.join(room, participant, kind).await;
+                let result = self.join(room, participant, kind, call).await;
                 let _ = reply.send(result);
+            }
+            Msg::CallHeld { session, held } => {
+                let Some(rec) = self.active.get(&session) else {
+                    return Ok(());
+                };
+                let (app, id) = (rec.application_id.clone(), rec.id.clone());
+                let command = if held {
+                    reel_core::recording::Command::Pause
+                } else {
+                    reel_core::recording::Command::Resume
+                };
+                // Already paused (or resumed) through the API: nothing to do.
+                if let Err(e) = self.control(&app, &id, command).await {
+                    tracing::debug!(%session, error = %e, "hold");
+                }
+            }
+            Msg::CallEvent {
+                session,
+                event,
+                extra,
+            } => self.call_event(&session, event, extra).await?,
+            Msg::CallMetadata {
+                session,
+                version,
+                xml,
+            } => {
+                self.db
+                    .insert_call_metadata(session.as_str(), version, &xml)
+                    .await?
+            }
+            Msg::Rename {
+                publication,
+                participant,
+            } => {
+                if let Some(ctx) = self.contexts.get_mut(&publication) {
+                    ctx.participant = participant.clone();
+                }
+                self.db
+                    .rename_publication(publication.as_str(), &participant)
+                    .await?
             }
             Msg::JoinFailed { ctx } => {
                 self.contexts.remove(&ctx.publication);
                 self.lifecycle
-                    .leave(Instant::now(), &ctx.room, &ctx.publication);
+                    .leave(Instant::now(), &ctx.venue(), &ctx.publication);
                 self.db
                     .end_publication(
                         ctx.publication.as_str(),
@@ -477,7 +629,7 @@ impl Brain {
                     return Ok(());
                 };
                 self.lifecycle
-                    .leave(Instant::now(), &ctx.room, &publication);
+                    .leave(Instant::now(), &ctx.venue(), &publication);
                 self.db
                     .end_publication(publication.as_str(), reason.as_str(), now_ms())
                     .await?;
@@ -545,16 +697,25 @@ impl Brain {
         room: Room,
         participant: String,
         kind: PublicationKind,
+        call: Option<String>,
     ) -> Result<PublicationContext> {
         let room_id = RoomId::from_trusted(room.id.clone());
+        let venue = Venue {
+            room: room_id.clone(),
+            call: call.clone(),
+        };
         let publication = PublicationId::generate();
         let limits = Limits {
-            empty_timeout: Duration::from_millis(room.empty_timeout_ms.max(0) as u64),
+            // A call's parties leave together when it ends; nobody rejoins a SIP call.
+            empty_timeout: match call {
+                Some(_) => Duration::ZERO,
+                None => Duration::from_millis(room.empty_timeout_ms.max(0) as u64),
+            },
             max_duration: Duration::from_millis(room.max_duration_ms.max(0) as u64),
         };
         let joined = self
             .lifecycle
-            .join(Instant::now(), &room_id, publication.clone(), limits);
+            .join(Instant::now(), &venue, publication.clone(), limits);
         let now = now_ms();
         if joined.started {
             let session = Session {
@@ -565,9 +726,10 @@ impl Brain {
                 started_at: now,
                 ended_at: None,
                 end_reason: None,
+                call_id: call.clone(),
             };
             if let Err(e) = self.db.insert_session(&session).await {
-                self.lifecycle.leave(Instant::now(), &room_id, &publication);
+                self.lifecycle.leave(Instant::now(), &venue, &publication);
                 return Err(e.into());
             }
             tracing::info!(session = %joined.session, room = %room_id, "session started");
@@ -588,7 +750,7 @@ impl Brain {
             failure: None,
         };
         if let Err(e) = self.db.insert_publication(&row).await {
-            self.lifecycle.leave(Instant::now(), &room_id, &publication);
+            self.lifecycle.leave(Instant::now(), &venue, &publication);
             return Err(e.into());
         }
         let ctx = PublicationContext {
@@ -602,6 +764,7 @@ impl Brain {
             room: room_id,
             participant,
             kind,
+            call,
         };
         self.contexts.insert(publication, ctx.clone());
         Ok(ctx)

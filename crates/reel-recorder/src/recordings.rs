@@ -14,8 +14,9 @@
 
 use crate::capture::CaptureCommand;
 use crate::{assets, composites, uploads, Brain, MediaCommand, Msg, RecorderError, Result};
+use reel_core::lifecycle::Venue;
 use reel_core::recording::{Command, RecordingState};
-use reel_core::{RecordingId, RoomId, SessionId};
+use reel_core::{EventId, RecordingId, RoomId, SessionId};
 use reel_db::{now_ms, Pause, Recording, Room};
 use reel_media::remux::Window;
 use serde_json::{json, Value};
@@ -121,9 +122,11 @@ impl Brain {
             .values()
             .filter(|c| c.session.as_str() == session)
         {
-            let _ = self.media.send(MediaCommand::RequestKeyframes {
-                publication: ctx.publication.clone(),
-            });
+            let _ = self
+                .media_of(&ctx.publication)
+                .send(MediaCommand::RequestKeyframes {
+                    publication: ctx.publication.clone(),
+                });
         }
     }
 
@@ -200,7 +203,10 @@ impl Brain {
         options: RecordingOptions,
     ) -> Result<Recording> {
         let room_id = RoomId::from_trusted(room.id.clone());
-        let session = self.lifecycle.active_session(&room_id).cloned();
+        let session = self
+            .lifecycle
+            .active_session(&Venue::meeting(room_id.clone()))
+            .cloned();
         let busy = self.starting.contains_key(&room_id)
             || session
                 .as_ref()
@@ -438,6 +444,10 @@ impl Brain {
         for f in &policy.audio_mix_formats {
             wanted.push(("audio", Some(f.as_str())));
         }
+        // A recorded call always gets its call recording: mp3 unless the room says.
+        if session.call_id.is_some() && policy.audio_mix_formats.is_empty() {
+            wanted.push(("audio", Some("mp3")));
+        }
         if wanted.is_empty() {
             return Ok(());
         }
@@ -454,12 +464,43 @@ impl Brain {
             if let Some(f) = format {
                 json["format"] = f.into();
             }
+            if let (Some(_), Some(channels)) = (format, &policy.audio_mix_channels) {
+                // The first party to join is on the left: for a call, the caller.
+                json["audioOptions"] = json!({ "channels": channels });
+            }
             let options = RecordingOptions {
                 json,
                 sealed_credentials: defaults.sealed_credentials.clone(),
             };
             self.render_session(&session, mode, options).await?;
         }
+        Ok(())
+    }
+
+    /// An event about a recorded call, in the call's application's outbox.
+    pub(crate) async fn call_event(
+        &mut self,
+        session: &SessionId,
+        event: &str,
+        extra: Value,
+    ) -> Result<()> {
+        let row = self.db.session_by_id(session.as_str()).await?;
+        let (mut payload, notify) = match self.active.get(session) {
+            Some(rec) => (payload(rec, json!({})), rec.notifies()),
+            None => (json!({"session_id": row.id, "room_id": row.room_id}), true),
+        };
+        if let (Value::Object(base), Value::Object(more)) = (&mut payload, extra) {
+            base.extend(more);
+        }
+        self.db
+            .insert_event(
+                EventId::generate().as_str(),
+                &row.application_id,
+                event,
+                &payload,
+                notify,
+            )
+            .await?;
         Ok(())
     }
 
