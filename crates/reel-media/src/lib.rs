@@ -14,6 +14,7 @@ pub mod journal;
 pub mod mp4;
 pub mod ogg;
 pub mod remux;
+pub mod rtp;
 pub mod webm;
 
 use thiserror::Error;

@@ -17,6 +17,8 @@ pub struct Metadata {
     pub sessions: Vec<CallSession>,
     pub participants: Vec<Participant>,
     pub streams: Vec<Stream>,
+    /// The document of the last version received, as received: kept with the recording.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +97,10 @@ impl Metadata {
                 root.tag_name().name()
             )));
         }
-        let mut m = Metadata::default();
+        let mut m = Metadata {
+            source: xml.to_string(),
+            ..Metadata::default()
+        };
         let id = |n: roxmltree::Node, rfc: &str| -> Option<String> {
             n.attribute(rfc)
                 .or_else(|| n.attribute("id"))
@@ -221,6 +226,7 @@ impl Metadata {
             }
         }
         m.partial = false;
+        m.source = update.source;
         m.check()?;
         Ok(m)
     }
@@ -292,10 +298,13 @@ mod tests {
             "urn:ietf:params:xml:ns:recording:1",
             "http://schema.broadsoft.com/siprec/metadata",
         );
-        assert_eq!(
+        let (mut a, b) = (
             Metadata::parse(&broadworks).unwrap(),
-            Metadata::parse(RFC).unwrap()
+            Metadata::parse(RFC).unwrap(),
         );
+        assert_eq!(a.source, broadworks);
+        a.source = b.source.clone();
+        assert_eq!(a, b);
         let draft = r#"<recording xmlns="urn:ietf:params:xml:ns:recording">
   <participant id="p1"><aor>sip:agent@cc.example</aor><name>Agent Smith</name><send>s1</send></participant>
   <stream id="s1"><label>1</label></stream></recording>"#;
