@@ -171,6 +171,8 @@ pub enum EndReason {
     Interrupted,
     /// The server shut down gracefully.
     Shutdown,
+    /// A recorded SIP call sent no RTP for `rtp_timeout_secs`.
+    MediaTimeout,
 }
 
 impl EndReason {
@@ -182,6 +184,7 @@ impl EndReason {
             EndReason::MaxDuration => "max_duration",
             EndReason::Interrupted => "interrupted",
             EndReason::Shutdown => "shutdown",
+            EndReason::MediaTimeout => "media_timeout",
         }
     }
 }

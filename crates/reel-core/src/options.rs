@@ -230,6 +230,10 @@ pub struct RoomPolicy {
     /// the left, everyone else on the right.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_mix_channels: Option<String>,
+    /// SIPREC calls to this room record `audio` or `audio_video` (default: the server's
+    /// `siprec.media_policy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_media: Option<String>,
     /// Days assets stay on Reel's own storage; none means the server default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
@@ -259,6 +263,14 @@ impl RoomPolicy {
                 return Err(err(
                     "policy.audio_mix_channels",
                     format!("{c:?} is not mono or dual"),
+                ));
+            }
+        }
+        if let Some(m) = &self.sip_media {
+            if m != "audio" && m != "audio_video" {
+                return Err(err(
+                    "policy.sip_media",
+                    format!("{m:?} is not audio or audio_video"),
                 ));
             }
         }

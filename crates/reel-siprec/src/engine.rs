@@ -94,6 +94,18 @@ struct Call {
     session_id: u64,
     /// Refused before it began: kept only to absorb the ACK of the error response.
     refused: bool,
+    /// The INVITE that began the call and where it came from: the dialog a BYE of ours needs.
+    origin: Option<(Request, SocketAddr)>,
+}
+
+/// A BYE of ours (non-INVITE client transaction, RFC 3261 §17.1.2): re-sent on timer E
+/// until a response, given up on timer F.
+struct Bye {
+    to: SocketAddr,
+    branch: String,
+    data: Vec<u8>,
+    resend_at: (Instant, Duration),
+    give_up_at: Instant,
 }
 
 pub struct Engine {
@@ -103,6 +115,7 @@ pub struct Engine {
     answered: HashMap<(String, String), (Vec<u8>, Instant)>,
     out: std::collections::VecDeque<Output>,
     next_tag: u64,
+    byes: Vec<Bye>,
 }
 
 impl Engine {
@@ -113,6 +126,7 @@ impl Engine {
             answered: HashMap::new(),
             out: Default::default(),
             next_tag: 1,
+            byes: Vec::new(),
         }
     }
 
@@ -137,7 +151,12 @@ impl Engine {
         }
         match message::parse(data) {
             Ok(Message::Request(r)) => self.handle_request(now, from, r),
-            Ok(Message::Response(_)) => {} // no client transactions yet (BYE from us: later)
+            // The only requests Reel sends are BYEs: any final response ends the transaction.
+            Ok(Message::Response(r)) => {
+                if r.code >= 200 {
+                    self.byes.retain(|b| b.branch != r.ids.branch);
+                }
+            }
             // Without its ids a message cannot be answered: the application logs it once.
             Err(e) => self.event(Event::Malformed {
                 from,
@@ -327,9 +346,11 @@ impl Engine {
         } else {
             let to_tag = self.tag();
             let session_id = self.next_tag;
+            let origin = Some((tx.request.clone(), from));
             self.calls.insert(
                 call_id.clone(),
                 Call {
+                    origin,
                     to_tag,
                     invite: Some(tx),
                     update: None,
@@ -407,6 +428,7 @@ impl Engine {
                 sdp_version: 0,
                 session_id: 0,
                 refused: true,
+                origin: None,
             },
         );
         self.pending(now, from, r, resp, false);
@@ -538,16 +560,67 @@ impl Engine {
         self.pending(now, tx.from, tx.request, resp, false);
     }
 
+    /// Ends a call from this side (its media timed out, the server shuts down): a BYE in
+    /// its dialog, re-sent until answered. No `Ended` event follows: the caller knows.
+    pub fn hang_up(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.calls.remove(call_id) else {
+            return;
+        };
+        let Some((invite, peer)) = call.origin.filter(|_| !call.refused) else {
+            return;
+        };
+        let first = |name: &str| invite.header(name).into_iter().next().unwrap_or_default();
+        let (their_from, our_to) = (first("From"), first("To"));
+        // The remote target is the INVITE's Contact (RFC 3261 §12.1.2).
+        let contact = first("Contact");
+        let target = match (contact.find('<'), contact.find('>')) {
+            (Some(a), Some(b)) if a < b => contact[a + 1..b].to_string(),
+            _ => contact
+                .split(';')
+                .next()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .unwrap_or(&invite.uri)
+                .to_string(),
+        };
+        let branch = format!("z9hG4bK-reel-{}", self.tag());
+        let cseq = 1 + invite.ids.cseq;
+        let data = format!(
+            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {our_to};tag={}\r\nTo: {their_from}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",
+            self.config.address, self.config.port, call.to_tag
+        )
+        .into_bytes();
+        self.send(peer, data.clone());
+        self.byes.push(Bye {
+            to: peer,
+            branch,
+            data,
+            resend_at: (now + T1, T1),
+            give_up_at: now + 64 * T1,
+        });
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         let tx = self.calls.values().filter_map(|c| c.invite.as_ref());
         tx.flat_map(|t| [t.resend_at.map(|r| r.0), t.give_up_at])
             .flatten()
             .chain(self.answered.values().map(|a| a.1))
+            .chain(self.byes.iter().map(|b| b.resend_at.0.min(b.give_up_at)))
             .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.answered.retain(|_, (_, until)| *until > now);
+        self.byes.retain(|b| b.give_up_at > now);
+        let mut again = Vec::new();
+        for b in self.byes.iter_mut().filter(|b| b.resend_at.0 <= now) {
+            let every = (b.resend_at.1 * 2).min(T2);
+            b.resend_at = (now + every, every);
+            again.push((b.to, b.data.clone()));
+        }
+        for (to, data) in again {
+            self.send(to, data);
+        }
         let mut resend = Vec::new();
         let mut gone = Vec::new();
         for (id, call) in self.calls.iter_mut() {

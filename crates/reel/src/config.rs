@@ -26,6 +26,7 @@ pub struct Settings {
     pub api_rate_limit_burst: u64,
     pub test_clock_file: String,
     pub master_key: Secret,
+    pub siprec: SiprecSettings,
     pub webhooks: WebhookSettings,
     pub storage: StorageSettings,
     pub retention: RetentionSettings,
@@ -62,6 +63,19 @@ impl StorageSettings {
             part_size: self.part_size_mib.max(5) << 20,
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiprecSettings {
+    pub port: u16,
+    pub bind: IpAddr,
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    pub media_policy: String,
+    pub default_room: String,
+    pub max_calls: usize,
+    pub rtp_timeout_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,11 +155,27 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
         }
     }
     for (key, value) in overrides {
-        set(&mut table, key, value)?;
+        match key.split_once('.') {
+            Some((sub, key)) => match table.get_mut(sub) {
+                Some(toml::Value::Table(t)) => set(t, key, value)?,
+                _ => return Err(format!("unknown setting {sub:?}")),
+            },
+            None => set(&mut table, key, value)?,
+        }
     }
     let settings: Settings = toml::Value::Table(table)
         .try_into()
         .map_err(|e| format!("settings: {e}"))?;
+    let sip = &settings.siprec;
+    if !["audio", "audio_video"].contains(&sip.media_policy.as_str()) {
+        return Err("siprec.media_policy: audio or audio_video".into());
+    }
+    if sip.rtp_port_min > sip.rtp_port_max || (sip.rtp_port_min == 0) != (sip.rtp_port_max == 0) {
+        return Err("siprec: rtp_port_min ≤ rtp_port_max, or both 0".into());
+    }
+    if sip.rtp_timeout_secs == 0 || sip.max_calls == 0 {
+        return Err("siprec: rtp_timeout_secs and max_calls must be at least 1".into());
+    }
     if settings.retention.default_days == 0 || settings.retention.sweep_interval_secs == 0 {
         return Err("retention: default_days and sweep_interval_secs must be at least 1".into());
     }

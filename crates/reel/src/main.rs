@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod media;
+mod siprec;
 
 use clap::{Parser, Subcommand};
 use reel_core::random_token;
@@ -86,7 +87,10 @@ struct ServeArgs {
     /// The UDP port shared by all WebRTC sessions (0: any free port).
     #[arg(long)]
     media_port: Option<u16>,
-    /// The address put in ICE candidates.
+    /// The SIPREC port, UDP and TCP (0: any free port).
+    #[arg(long)]
+    sip_port: Option<u16>,
+    /// The address put in ICE candidates and SDP answers.
     #[arg(long)]
     public_ip: Option<String>,
     /// postgres://… or sqlite://… (default: SQLite in the data directory).
@@ -195,6 +199,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if let Some(v) = args.media_port {
         overrides.push(("media_port", v.to_string()));
+    }
+    if let Some(v) = args.sip_port {
+        overrides.push(("siprec.port", v.to_string()));
     }
     if let Some(v) = args.public_ip {
         overrides.push(("public_ip", v));
@@ -339,6 +346,25 @@ async fn run(s: config::Settings) -> Result<(), String> {
     };
     let _media_thread = media.spawn();
 
+    let sip_addr = std::net::SocketAddr::new(s.siprec.bind, s.siprec.port);
+    let sip_udp =
+        std::net::UdpSocket::bind(sip_addr).map_err(|e| format!("siprec udp {sip_addr}: {e}"))?;
+    // TCP on the same port number as UDP, whichever the OS chose for port 0.
+    let sip_port = sip_udp.local_addr().map_err(|e| e.to_string())?.port();
+    let sip_tcp = std::net::TcpListener::bind(std::net::SocketAddr::new(s.siprec.bind, sip_port))
+        .map_err(|e| format!("siprec tcp port {sip_port}: {e}"))?;
+    let sip_public = std::net::SocketAddr::new(s.public_ip, sip_port);
+    let sip = siprec::SiprecLoop {
+        udp: sip_udp,
+        tcp: sip_tcp,
+        public_ip: s.public_ip,
+        settings: s.siprec,
+        commands: parts.call_commands,
+        recorder: recorder.clone(),
+        db: db.clone(),
+    };
+    let _sip_thread = sip.spawn();
+
     let webhook_stop = std::sync::Arc::new(tokio::sync::Notify::new());
     let clock: std::sync::Arc<dyn reel_webhooks::worker::Clock> = if s.test_clock_file.is_empty() {
         std::sync::Arc::new(reel_webhooks::worker::SystemClock)
@@ -403,8 +429,8 @@ async fn run(s: config::Settings) -> Result<(), String> {
         },
     );
     // One machine-readable line for scripts and tests that start reel on port 0.
-    println!("reel listening http={http_addr} media={candidate}");
-    tracing::info!(http = %http_addr, media = %candidate, data_dir = %data_dir.display(), "reel serving");
+    println!("reel listening http={http_addr} media={candidate} sip={sip_public}");
+    tracing::info!(http = %http_addr, media = %candidate, sip = %sip_public, data_dir = %data_dir.display(), "reel serving");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -2,7 +2,7 @@
 //! produces to the capture thread (frames) and the recorder (tracks). It runs on its own
 //! thread with its own single-threaded runtime, so HTTP load can never delay a packet.
 
-use reel_core::{MediaKind, PublicationId};
+use reel_core::{Codec, MediaKind, PublicationId, TrackId};
 use reel_db::{now_ms, Track};
 use reel_media::journal::{JournalHeader, Record};
 use reel_recorder::capture::CaptureCommand;
@@ -17,13 +17,13 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Maps the monotonic clock to Unix time once, so arrival times in journals are all on
 /// one steady timeline even if the system clock is stepped during a recording.
-struct WallClock {
+pub struct WallClock {
     instant: Instant,
     unix_us: i64,
 }
 
 impl WallClock {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
@@ -33,12 +33,68 @@ impl WallClock {
             unix_us,
         }
     }
-    fn unix_us(&self, t: Instant) -> i64 {
+    pub fn unix_us(&self, t: Instant) -> i64 {
         match t.checked_duration_since(self.instant) {
             Some(d) => self.unix_us + d.as_micros() as i64,
             None => self.unix_us - self.instant.duration_since(t).as_micros() as i64,
         }
     }
+}
+
+/// A track that produced its first frame.
+pub struct OpenedTrack {
+    pub track: TrackId,
+    pub codec: Codec,
+    pub clock_rate: u32,
+    pub mid: String,
+    pub rid: Option<String>,
+}
+
+/// Opens the track's journal in the capture thread and records the track, the same way
+/// for a WebRTC publisher's track and a SIP call's stream.
+pub fn open_track(
+    recorder: &Recorder,
+    ctx: &PublicationContext,
+    t: OpenedTrack,
+    created_unix_us: i64,
+) {
+    let path = ctx.journal_dir.join(format!("{}.rjnl", t.track));
+    let kind = t.codec.kind();
+    let header = JournalHeader {
+        track_id: t.track.to_string(),
+        publication_id: ctx.publication.to_string(),
+        session_id: ctx.session.to_string(),
+        room_id: ctx.room.to_string(),
+        participant: ctx.participant.clone(),
+        kind,
+        codec: t.codec,
+        clock_rate: t.clock_rate,
+        mid: t.mid.clone(),
+        rid: t.rid.clone(),
+        created_unix_us,
+    };
+    recorder.capture().send(CaptureCommand::Open {
+        publication: ctx.publication.clone(),
+        track: t.track.clone(),
+        path: path.clone(),
+        header: Box::new(header),
+    });
+    tracing::info!(publication = %ctx.publication, track = %t.track, codec = t.codec.name(), "track opened");
+    recorder.track_opened(Track {
+        id: t.track.to_string(),
+        publication_id: ctx.publication.to_string(),
+        session_id: ctx.session.to_string(),
+        mid: t.mid,
+        rid: t.rid,
+        media_kind: match kind {
+            MediaKind::Audio => "audio".into(),
+            MediaKind::Video => "video".into(),
+        },
+        codec: t.codec.name().into(),
+        clock_rate: t.clock_rate as i64,
+        journal_path: path.to_string_lossy().into_owned(),
+        started_at: now_ms(),
+    });
 }
 
 pub struct MediaLoop {
@@ -145,49 +201,21 @@ impl MediaLoop {
                 track,
                 mid,
                 rid,
-                kind,
+                kind: _,
                 codec,
                 clock_rate,
             } => {
                 let Some(ctx) = contexts.get(&publication) else {
                     return;
                 };
-                let path = ctx.journal_dir.join(format!("{track}.rjnl"));
-                let header = JournalHeader {
-                    track_id: track.to_string(),
-                    publication_id: publication.to_string(),
-                    session_id: ctx.session.to_string(),
-                    room_id: ctx.room.to_string(),
-                    participant: ctx.participant.clone(),
-                    kind,
+                let opened = OpenedTrack {
+                    track,
                     codec,
                     clock_rate,
-                    mid: mid.clone(),
-                    rid: rid.clone(),
-                    created_unix_us: clock.unix_us(Instant::now()),
-                };
-                capture.send(CaptureCommand::Open {
-                    publication: publication.clone(),
-                    track: track.clone(),
-                    path: path.clone(),
-                    header: Box::new(header),
-                });
-                tracing::info!(%publication, %track, codec = codec.name(), "track opened");
-                self.recorder.track_opened(Track {
-                    id: track.to_string(),
-                    publication_id: publication.to_string(),
-                    session_id: ctx.session.to_string(),
                     mid,
                     rid,
-                    media_kind: match kind {
-                        MediaKind::Audio => "audio".into(),
-                        MediaKind::Video => "video".into(),
-                    },
-                    codec: codec.name().into(),
-                    clock_rate: clock_rate as i64,
-                    journal_path: path.to_string_lossy().into_owned(),
-                    started_at: now_ms(),
-                });
+                };
+                open_track(&self.recorder, ctx, opened, clock.unix_us(Instant::now()));
             }
             IngestEvent::Frame {
                 track,

@@ -399,3 +399,52 @@ fn mutated_requests_never_panic_or_touch_other_calls() {
     assert_eq!(status(&sent[0]), 200);
     assert!(matches!(&events[0], Event::Ended { call_id, .. } if call_id == "keep"));
 }
+
+#[test]
+fn hanging_up_sends_a_bye_in_the_dialog_until_it_is_answered() {
+    let mut e = engine(10);
+    let t0 = Instant::now();
+    let ok = established(&mut e, t0, "hang@x");
+    let tag = to_tag(&ok);
+    e.hang_up(t0, "hang@x");
+    assert_eq!(e.calls(), 0);
+    let (sent, events) = drain(&mut e);
+    assert!(events.is_empty());
+    let bye = &sent[0];
+    assert!(
+        bye.starts_with("BYE sip:src@127.0.0.1:5070 SIP/2.0\r\n"),
+        "{bye}"
+    );
+    assert!(
+        bye.contains(&format!("From: <sip:sales@127.0.0.1>;tag={tag}\r\n")),
+        "{bye}"
+    );
+    assert!(
+        bye.contains("To: <sip:src@127.0.0.1>;tag=src1\r\n"),
+        "{bye}"
+    );
+    assert!(bye.contains("Call-ID: hang@x\r\n") && bye.contains("CSeq: 2 BYE\r\n"));
+    // Timer E: again after T1, then 2·T1.
+    e.handle_timeout(t0 + T1);
+    assert_eq!(drain(&mut e).0, vec![bye.clone()]);
+    e.handle_timeout(t0 + T1 + T1);
+    assert!(drain(&mut e).0.is_empty());
+    e.handle_timeout(t0 + 3 * T1);
+    assert_eq!(drain(&mut e).0.len(), 1);
+    // The 200 ends the transaction: nothing more is sent.
+    let branch = bye
+        .lines()
+        .find(|l| l.starts_with("Via:"))
+        .and_then(|l| l.split("branch=").nth(1))
+        .and_then(|b| b.split(';').next())
+        .unwrap()
+        .to_string();
+    let answer = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\nFrom: <sip:sales@127.0.0.1>;tag={tag}\r\n\
+To: <sip:src@127.0.0.1>;tag=src1\r\nCall-ID: hang@x\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    e.handle_datagram(t0 + 3 * T1, SRC.parse().unwrap(), answer.as_bytes());
+    assert_eq!(e.poll_timeout(), None);
+    e.handle_timeout(t0 + 64 * T1);
+    assert!(drain(&mut e).0.is_empty());
+}

@@ -15,6 +15,8 @@ pub struct Server {
     pub child: Option<Child>,
     pub http: String,
     pub media: String,
+    /// The SIPREC address (UDP and TCP).
+    pub sip: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
 }
@@ -47,11 +49,16 @@ impl Server {
                 "127.0.0.1:0",
                 "--media-port",
                 "0",
+                "--sip-port",
+                "0",
                 "--data-dir",
             ])
             .arg(data_dir.join("data"))
             .env("REEL_ADMIN_KEY", ADMIN_KEY)
             .env("REEL_LOG", "info,str0m=warn")
+            // Tests run side by side: RTP ports from the OS, not from a shared range.
+            .env("REEL_SIPREC_RTP_PORT_MIN", "0")
+            .env("REEL_SIPREC_RTP_PORT_MAX", "0")
             .envs(env)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -60,7 +67,7 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        let (http, media) = parse_listening(&line).unwrap_or_else(|| {
+        let (http, media, sip) = parse_listening(&line).unwrap_or_else(|| {
             panic!(
                 "reel did not start: {line:?}\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
@@ -70,6 +77,7 @@ impl Server {
             child: Some(child),
             http,
             media,
+            sip,
             data_dir: data_dir.to_path_buf(),
             log,
         };
@@ -266,18 +274,13 @@ fn postgres_database(data_dir: &Path) -> Option<String> {
     Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
 }
 
-fn parse_listening(line: &str) -> Option<(String, String)> {
-    let mut http = None;
-    let mut media = None;
-    for part in line.split_whitespace() {
-        if let Some(v) = part.strip_prefix("http=") {
-            http = Some(v.to_string());
-        }
-        if let Some(v) = part.strip_prefix("media=") {
-            media = Some(v.to_string());
-        }
-    }
-    Some((http?, media?))
+fn parse_listening(line: &str) -> Option<(String, String, String)> {
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|part| part.strip_prefix(name))
+            .map(str::to_string)
+    };
+    Some((field("http=")?, field("media=")?, field("sip=")?))
 }
 
 pub fn media_dir() -> PathBuf {
@@ -350,6 +353,8 @@ fn return_video(format: &str) -> &'static str {
     match format {
         "webm" => "video/webm",
         "mp4" => "video/mp4",
+        "mka" => "audio/x-matroska",
+        "mkv" => "video/x-matroska",
         other => panic!("unexpected asset format {other}"),
     }
 }

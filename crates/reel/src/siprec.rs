@@ -1,0 +1,879 @@
+//! The SIPREC loop: the SIP sockets (UDP, and TCP connections) driving
+//! `reel_siprec::engine::Engine`, and one receiving task per recorded RTP stream. It turns
+//! what the engine decides into the recorder's vocabulary: each call is a session in a room,
+//! each party (from the recording metadata) a publication, each recorded m-line a track.
+//!
+//! ```text
+//! SIP (UDP/TCP) ⇄ Engine ──Offered──▶ decide (room, parties, RTP ports; joins the recorder)
+//!                    ▲                         │
+//!                    └──── accept / reject ◀───┘
+//! RTP port per stream ──▶ StreamReceiver (reorder, SSRC, CN) ──frames──▶ capture thread
+//! ```
+//!
+//! Like the WebRTC media loop it runs on its own thread with its own runtime. Frames go from
+//! the stream tasks straight to the capture thread; a call's end first stops its stream
+//! tasks and only then finishes its publications, so every frame is in the journal before
+//! the journal closes.
+
+use crate::config::SiprecSettings;
+use crate::media::{open_track, OpenedTrack, WallClock};
+use reel_core::{Codec, EndReason, MediaKind, SessionId, TrackId};
+use reel_db::{Db, Room};
+use reel_media::journal::{flags, Record};
+use reel_media::rtp::{self, StreamConfig, StreamReceiver};
+use reel_recorder::capture::CaptureCommand;
+use reel_recorder::{MediaCommand, PublicationContext, Recorder};
+use reel_siprec::engine::{Config as EngineConfig, Engine, Event, Output};
+use reel_siprec::metadata::Metadata;
+use reel_siprec::sdp::{Format, LineAnswer, MediaType, Offer};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+pub struct SiprecLoop {
+    pub udp: std::net::UdpSocket,
+    pub tcp: std::net::TcpListener,
+    pub settings: SiprecSettings,
+    /// The address put in SDP answers and Contact.
+    pub public_ip: IpAddr,
+    pub commands: UnboundedReceiver<MediaCommand>,
+    pub recorder: Recorder,
+    pub db: Db,
+}
+
+/// A party of a call: a publication of the session.
+struct Party {
+    ctx: PublicationContext,
+    /// The metadata's participant id, when the metadata named the sender.
+    metadata_id: Option<String>,
+    name: String,
+}
+
+/// A recorded m-line's receiving task.
+struct Stream {
+    port: u16,
+    format: Format,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    /// Milliseconds since the loop started of the last packet.
+    last_packet_ms: Arc<AtomicI64>,
+}
+
+struct Call {
+    session: SessionId,
+    parties: Vec<Party>,
+    /// By m-line index; None where the line is not recorded.
+    streams: Vec<Option<Stream>>,
+    held: bool,
+    started: HashSet<MediaKind>,
+    metadata_version: i64,
+    metadata_source: String,
+}
+
+/// What a decision task prepared for a new call.
+struct Prepared {
+    parties: Vec<Party>,
+    /// Per m-line: the bound socket, what to record and which party sends it, or nothing.
+    lines: Vec<Option<(UdpSocket, Format, usize)>>,
+    metadata_source: String,
+}
+
+enum Internal {
+    Decided {
+        call_id: String,
+        offer: Offer,
+        result: Result<Prepared, (u16, String)>,
+    },
+    MediaStarted {
+        call_id: String,
+        kind: MediaKind,
+    },
+    TcpConnected {
+        peer: SocketAddr,
+        writer: UnboundedSender<Vec<u8>>,
+    },
+    TcpData {
+        peer: SocketAddr,
+        message: Vec<u8>,
+    },
+    TcpClosed {
+        peer: SocketAddr,
+    },
+}
+
+/// A display name fit for the API and the files: the metadata's name unless it is a phone
+/// number (numbers are personal data and stay out of API reads), else "participant N".
+fn party_name(name: Option<&str>, n: usize) -> String {
+    match name.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s)
+            if !s
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c)) =>
+        {
+            s.chars().filter(|c| !c.is_control()).take(80).collect()
+        }
+        _ => format!("participant {n}"),
+    }
+}
+
+fn codec_of(format: &Format) -> Option<Codec> {
+    Some(match format.encoding.as_str() {
+        "PCMU" => Codec::Pcmu,
+        "PCMA" => Codec::Pcma,
+        "G722" => Codec::G722,
+        "OPUS" => Codec::Opus,
+        "H264" => Codec::H264,
+        "VP8" => Codec::Vp8,
+        _ => return None,
+    })
+}
+
+impl SiprecLoop {
+    pub fn spawn(self) -> std::thread::JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("reel-siprec".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("siprec runtime");
+                rt.block_on(self.run());
+            })
+            .expect("spawn siprec thread")
+    }
+
+    async fn run(mut self) {
+        self.udp.set_nonblocking(true).expect("nonblocking socket");
+        self.tcp.set_nonblocking(true).expect("nonblocking socket");
+        let udp =
+            UdpSocket::from_std(self.udp.try_clone().expect("clone socket")).expect("tokio socket");
+        let port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
+        let mut engine = Engine::new(EngineConfig {
+            address: self.public_ip,
+            port,
+            max_calls: self.settings.max_calls,
+        });
+        let (tx, mut internal) = unbounded_channel();
+        let listener = TcpListener::from_std(self.tcp.try_clone().expect("clone listener"))
+            .expect("tokio listener");
+        tokio::spawn(accept_tcp(listener, tx.clone()));
+        let state = State {
+            started: Instant::now(),
+            clock: Arc::new(WallClock::new()),
+            calls: HashMap::new(),
+            pending: HashMap::new(),
+            tcp: HashMap::new(),
+            tx,
+        };
+        let mut state = state;
+        let mut buf = vec![0u8; 65_536];
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            while let Some(out) = engine.poll_output() {
+                match out {
+                    Output::Send { to, data } => match state.tcp.get(&to) {
+                        Some(writer) => {
+                            let _ = writer.send(data);
+                        }
+                        None => {
+                            let _ = udp.try_send_to(&data, to);
+                        }
+                    },
+                    Output::Event(e) => self.handle_event(&mut engine, &mut state, e),
+                }
+            }
+            let timeout = engine
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    None => return,
+                    Some(MediaCommand::Close { publication, reason }) => {
+                        let call = state
+                            .calls
+                            .iter()
+                            .find(|(_, c)| c.parties.iter().any(|p| p.ctx.publication == publication))
+                            .map(|(id, _)| id.clone());
+                        if let Some(call_id) = call {
+                            engine.hang_up(Instant::now(), &call_id);
+                            self.end_call(&mut state, &call_id, reason);
+                        }
+                    }
+                    // Plain RTP has no keyframe request Reel sends yet (RTCP FIR/PLI).
+                    Some(MediaCommand::RequestKeyframes { .. }) => {}
+                    // WebRTC offers go to the media loop, never here.
+                    Some(MediaCommand::Offer { .. }) => {}
+                },
+                r = udp.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => engine.handle_datagram(Instant::now(), from, &buf[..n]),
+                    Err(e) => tracing::debug!(error = %e, "sip socket receive"),
+                },
+                Some(msg) = internal.recv() => self.handle_internal(&mut engine, &mut state, msg),
+                _ = tokio::time::sleep_until(timeout.into()) => engine.handle_timeout(Instant::now()),
+                _ = tick.tick() => {
+                    for call_id in state.timed_out(self.settings.rtp_timeout_secs) {
+                        tracing::warn!(call = %call_id, "no RTP: hanging up");
+                        engine.hang_up(Instant::now(), &call_id);
+                        self.end_call(&mut state, &call_id, EndReason::MediaTimeout);
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_event(&self, engine: &mut Engine, state: &mut State, event: Event) {
+        match event {
+            Event::Offered {
+                call_id,
+                user,
+                offer,
+                metadata,
+            } => {
+                state.pending.insert(call_id.clone(), false);
+                let decide = Decide {
+                    db: self.db.clone(),
+                    recorder: self.recorder.clone(),
+                    settings: DecideSettings {
+                        default_room: self.settings.default_room.clone(),
+                        media_policy: self.settings.media_policy.clone(),
+                        rtp_ports: (self.settings.rtp_port_min, self.settings.rtp_port_max),
+                        bind: self.settings.bind,
+                    },
+                };
+                let tx = state.tx.clone();
+                tokio::spawn(async move {
+                    let result = decide.run(&call_id, user, &offer, metadata).await;
+                    let _ = tx.send(Internal::Decided {
+                        call_id,
+                        offer,
+                        result,
+                    });
+                });
+            }
+            Event::Reoffered {
+                call_id,
+                offer,
+                metadata,
+            } => self.reoffered(engine, state, &call_id, &offer, metadata),
+            Event::Ended { call_id, reason } => {
+                tracing::info!(call = %call_id, %reason, "call ended");
+                if let Some(cancelled) = state.pending.get_mut(&call_id) {
+                    *cancelled = true;
+                }
+                self.end_call(state, &call_id, EndReason::Left);
+            }
+            Event::Malformed { from, reason } => {
+                tracing::info!(%from, %reason, "malformed SIP message dropped");
+            }
+        }
+    }
+
+    fn handle_internal(&self, engine: &mut Engine, state: &mut State, msg: Internal) {
+        match msg {
+            Internal::Decided {
+                call_id,
+                offer,
+                result,
+            } => {
+                let cancelled = state.pending.remove(&call_id).unwrap_or(true);
+                match result {
+                    Ok(prepared) if cancelled => {
+                        for p in prepared.parties {
+                            self.recorder.media_refused(p.ctx);
+                        }
+                    }
+                    Ok(prepared) => self.start_call(engine, state, call_id, &offer, prepared),
+                    Err((code, reason)) => {
+                        tracing::info!(call = %call_id, code, %reason, "call refused");
+                        engine.reject(Instant::now(), &call_id, code, &reason);
+                    }
+                }
+            }
+            Internal::MediaStarted { call_id, kind } => {
+                let Some(call) = state.calls.get_mut(&call_id) else {
+                    return;
+                };
+                if call.started.insert(kind) {
+                    let event = match kind {
+                        MediaKind::Audio => "recording.audio.started",
+                        MediaKind::Video => "recording.video.started",
+                    };
+                    self.recorder
+                        .call_event(&call.session, event, json!({ "callid": call_id }));
+                }
+            }
+            Internal::TcpConnected { peer, writer } => {
+                state.tcp.insert(peer, writer);
+            }
+            Internal::TcpData { peer, message } => {
+                engine.handle_datagram(Instant::now(), peer, &message)
+            }
+            Internal::TcpClosed { peer } => {
+                state.tcp.remove(&peer);
+            }
+        }
+    }
+
+    fn start_call(
+        &self,
+        engine: &mut Engine,
+        state: &mut State,
+        call_id: String,
+        offer: &Offer,
+        prepared: Prepared,
+    ) {
+        let answers: Vec<LineAnswer> = prepared
+            .lines
+            .iter()
+            .map(|l| match l {
+                Some((socket, format, _)) => LineAnswer::Record {
+                    port: socket.local_addr().map(|a| a.port()).unwrap_or(0),
+                    format: format.clone(),
+                },
+                None => LineAnswer::Reject,
+            })
+            .collect();
+        engine.accept(Instant::now(), &call_id, offer, &answers);
+        let session = prepared.parties[0].ctx.session.clone();
+        let mut streams = Vec::new();
+        for (i, line) in prepared.lines.into_iter().enumerate() {
+            let Some((socket, format, party)) = line else {
+                streams.push(None);
+                continue;
+            };
+            let Some(codec) = codec_of(&format) else {
+                streams.push(None);
+                continue;
+            };
+            let m = &offer.media[i];
+            let ignored = m
+                .telephone_event()
+                .map(|f| f.payload_type)
+                .into_iter()
+                .collect();
+            let receiver = StreamReceiver::new(StreamConfig {
+                codec,
+                payload_type: format.payload_type,
+                clock_rate: format.clock_rate,
+                ignored,
+            });
+            let (stop, stopped) = oneshot::channel();
+            let last_packet_ms = Arc::new(AtomicI64::new(state.now_ms()));
+            let task = tokio::spawn(
+                StreamTask {
+                    call_id: call_id.clone(),
+                    ctx: prepared.parties[party].ctx.clone(),
+                    mid: m.label.clone().unwrap_or_else(|| i.to_string()),
+                    codec,
+                    clock_rate: format.clock_rate,
+                    recorder: self.recorder.clone(),
+                    clock: state.clock.clone(),
+                    started: state.started,
+                    last_packet_ms: last_packet_ms.clone(),
+                    tx: state.tx.clone(),
+                }
+                .run(socket, receiver, stopped),
+            );
+            streams.push(Some(Stream {
+                port: answers_port(&answers[i]),
+                format,
+                stop,
+                task,
+                last_packet_ms,
+            }));
+        }
+        self.recorder
+            .call_metadata(&session, 1, prepared.metadata_source.clone());
+        tracing::info!(call = %call_id, %session, parties = prepared.parties.len(), "recording call");
+        state.calls.insert(
+            call_id,
+            Call {
+                session,
+                parties: prepared.parties,
+                streams,
+                held: false,
+                started: HashSet::new(),
+                metadata_version: 1,
+                metadata_source: prepared.metadata_source,
+            },
+        );
+    }
+
+    /// A re-INVITE or UPDATE: the same ports for the lines being recorded (new lines are
+    /// not recorded), holds pause the recording, a metadata update renames parties.
+    fn reoffered(
+        &self,
+        engine: &mut Engine,
+        state: &mut State,
+        call_id: &str,
+        offer: &Offer,
+        metadata: Option<Metadata>,
+    ) {
+        let Some(call) = state.calls.get_mut(call_id) else {
+            engine.reject(Instant::now(), call_id, 491, "Request Pending");
+            return;
+        };
+        let answers: Vec<LineAnswer> = offer
+            .media
+            .iter()
+            .enumerate()
+            .map(
+                |(i, m)| match call.streams.get(i).and_then(Option::as_ref) {
+                    Some(s) if m.port != 0 && m.recordable() == Some(&s.format) => {
+                        LineAnswer::Record {
+                            port: s.port,
+                            format: s.format.clone(),
+                        }
+                    }
+                    _ => LineAnswer::Reject,
+                },
+            )
+            .collect();
+        engine.accept(Instant::now(), call_id, offer, &answers);
+        let recorded: Vec<_> = offer
+            .media
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| matches!(a, LineAnswer::Record { .. }))
+            .collect();
+        let held = !recorded.is_empty() && recorded.iter().all(|(m, _)| !m.direction.sends());
+        if held != call.held {
+            tracing::info!(call = %call_id, held, "hold");
+            call.held = held;
+            self.recorder.call_held(&call.session, held);
+        }
+        let Some(metadata) = metadata.filter(|m| m.source != call.metadata_source) else {
+            return;
+        };
+        call.metadata_version += 1;
+        call.metadata_source = metadata.source.clone();
+        self.recorder.call_metadata(
+            &call.session,
+            call.metadata_version,
+            metadata.source.clone(),
+        );
+        for (n, party) in call.parties.iter_mut().enumerate() {
+            let Some(p) = party
+                .metadata_id
+                .as_ref()
+                .and_then(|id| metadata.participants.iter().find(|p| &p.id == id))
+            else {
+                continue;
+            };
+            let name = party_name(p.name.as_deref(), n + 1);
+            if name != party.name {
+                tracing::info!(call = %call_id, publication = %party.ctx.publication, "participant renamed");
+                party.name = name.clone();
+                self.recorder.rename(&party.ctx.publication, name);
+            }
+        }
+    }
+
+    /// Stops the call's streams, then ends its publications once every frame is captured.
+    fn end_call(&self, state: &mut State, call_id: &str, reason: EndReason) {
+        let Some(call) = state.calls.remove(call_id) else {
+            return;
+        };
+        let recorder = self.recorder.clone();
+        let call_id = call_id.to_string();
+        tokio::spawn(async move {
+            for stream in call.streams.into_iter().flatten() {
+                let _ = stream.stop.send(());
+                let _ = stream.task.await;
+            }
+            for party in &call.parties {
+                recorder.capture().send(CaptureCommand::Finish {
+                    publication: party.ctx.publication.clone(),
+                    reason,
+                });
+            }
+            for kind in call.started {
+                let event = match kind {
+                    MediaKind::Audio => "recording.audio.stopped",
+                    MediaKind::Video => "recording.video.stopped",
+                };
+                recorder.call_event(
+                    &call.session,
+                    event,
+                    json!({ "callid": call_id, "reason": reason.as_str() }),
+                );
+            }
+        });
+    }
+}
+
+fn answers_port(a: &LineAnswer) -> u16 {
+    match a {
+        LineAnswer::Record { port, .. } => *port,
+        LineAnswer::Reject => 0,
+    }
+}
+
+struct State {
+    started: Instant,
+    clock: Arc<WallClock>,
+    calls: HashMap<String, Call>,
+    /// Offered calls being decided, and whether they were cancelled meanwhile.
+    pending: HashMap<String, bool>,
+    tcp: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
+    tx: UnboundedSender<Internal>,
+}
+
+impl State {
+    fn now_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    /// Calls, not on hold, whose streams have all been silent for `timeout_secs`.
+    fn timed_out(&self, timeout_secs: u64) -> Vec<String> {
+        let now = self.now_ms();
+        let limit = timeout_secs as i64 * 1000;
+        self.calls
+            .iter()
+            .filter(|(_, c)| !c.held)
+            .filter(|(_, c)| {
+                c.streams
+                    .iter()
+                    .flatten()
+                    .all(|s| now - s.last_packet_ms.load(Ordering::Relaxed) >= limit)
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+struct DecideSettings {
+    default_room: String,
+    media_policy: String,
+    rtp_ports: (u16, u16),
+    bind: IpAddr,
+}
+
+/// Decides a new call off the loop: its room, what it records, its parties (joined to the
+/// recorder in SDP order, so the caller, whose stream comes first, joins first), its ports.
+struct Decide {
+    db: Db,
+    recorder: Recorder,
+    settings: DecideSettings,
+}
+
+impl Decide {
+    async fn run(
+        &self,
+        call_id: &str,
+        user: Option<String>,
+        offer: &Offer,
+        metadata: Option<Metadata>,
+    ) -> Result<Prepared, (u16, String)> {
+        let room = self.room(user.as_deref()).await?;
+        let policy = room
+            .policy
+            .get("sip_media")
+            .and_then(|v| v.as_str())
+            .unwrap_or(&self.settings.media_policy)
+            .to_string();
+        let video = policy == "audio_video";
+        let mut formats: Vec<Option<Format>> = offer
+            .media
+            .iter()
+            .map(|m| {
+                let wanted = m.port != 0
+                    && match m.media {
+                        MediaType::Audio => true,
+                        MediaType::Video => video,
+                        MediaType::Other => false,
+                    };
+                m.recordable().filter(|_| wanted).cloned()
+            })
+            .collect();
+        if formats.iter().all(Option::is_none) {
+            return Err((
+                488,
+                "Not Acceptable Here: no recordable media (PCMU, PCMA, G722, OPUS over RTP/AVP)"
+                    .into(),
+            ));
+        }
+        // Parties in the order of their first recorded stream: the metadata's sender of the
+        // line, or a party of its own for a line the metadata does not attribute.
+        let mut keys: Vec<(Option<String>, Option<String>)> = Vec::new();
+        let mut line_party = vec![0; offer.media.len()];
+        for (i, m) in offer.media.iter().enumerate() {
+            if formats[i].is_none() {
+                continue;
+            }
+            let sender = m
+                .label
+                .as_deref()
+                .and_then(|l| metadata.as_ref()?.sender_of_label(l));
+            let known =
+                sender.and_then(|p| keys.iter().position(|(id, _)| id.as_ref() == Some(&p.id)));
+            line_party[i] = match known {
+                Some(n) => n,
+                None => {
+                    keys.push(
+                        sender
+                            .map(|p| (Some(p.id.clone()), p.name.clone()))
+                            .unwrap_or((None, None)),
+                    );
+                    keys.len() - 1
+                }
+            };
+        }
+        let mut parties: Vec<Party> = Vec::new();
+        for (n, (id, name)) in keys.into_iter().enumerate() {
+            let name = party_name(name.as_deref(), n + 1);
+            match self
+                .recorder
+                .join_call(room.clone(), call_id, name.clone())
+                .await
+            {
+                Ok(ctx) => parties.push(Party {
+                    ctx,
+                    metadata_id: id,
+                    name,
+                }),
+                Err(e) => {
+                    for p in parties {
+                        self.recorder.media_refused(p.ctx);
+                    }
+                    tracing::error!(call = %call_id, error = %e, "joining the call's session");
+                    return Err((500, "Server Internal Error".into()));
+                }
+            }
+        }
+        let mut lines = Vec::new();
+        for (i, format) in formats.iter_mut().enumerate() {
+            let Some(format) = format.take() else {
+                lines.push(None);
+                continue;
+            };
+            match self.bind_rtp().await {
+                Ok(socket) => lines.push(Some((socket, format, line_party[i]))),
+                Err(e) => {
+                    for p in parties {
+                        self.recorder.media_refused(p.ctx);
+                    }
+                    tracing::error!(call = %call_id, error = %e, "no RTP port free");
+                    return Err((503, "Service Unavailable: no RTP port free".into()));
+                }
+            }
+        }
+        Ok(Prepared {
+            parties,
+            lines,
+            metadata_source: metadata.map(|m| m.source).unwrap_or_default(),
+        })
+    }
+
+    /// The room named by the Request-URI's user part (a room id), else the default room.
+    async fn room(&self, user: Option<&str>) -> Result<Room, (u16, String)> {
+        if let Some(user) = user.filter(|u| u.starts_with("room_")) {
+            if let Ok(room) = self.db.get_room(None, user).await {
+                return Ok(room);
+            }
+        }
+        if !self.settings.default_room.is_empty() {
+            if let Ok(room) = self.db.get_room(None, &self.settings.default_room).await {
+                return Ok(room);
+            }
+        }
+        Err((404, "Not Found: no room records this address".into()))
+    }
+
+    /// A UDP socket for one stream, from the configured range (from a random place in it,
+    /// so concurrent calls rarely race for the same port).
+    async fn bind_rtp(&self) -> std::io::Result<UdpSocket> {
+        let (lo, hi) = self.settings.rtp_ports;
+        if lo == 0 {
+            return UdpSocket::bind(SocketAddr::new(self.settings.bind, 0)).await;
+        }
+        let span = (hi - lo) as u32 + 1;
+        let start = rand::random::<u32>() % span;
+        for k in 0..span {
+            let port = lo + ((start + k) % span) as u16;
+            if let Ok(s) = UdpSocket::bind(SocketAddr::new(self.settings.bind, port)).await {
+                return Ok(s);
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "every RTP port is in use",
+        ))
+    }
+}
+
+/// One recorded stream: its socket, its receiver, its journal.
+struct StreamTask {
+    call_id: String,
+    ctx: PublicationContext,
+    mid: String,
+    codec: Codec,
+    clock_rate: u32,
+    recorder: Recorder,
+    clock: Arc<WallClock>,
+    started: Instant,
+    last_packet_ms: Arc<AtomicI64>,
+    tx: UnboundedSender<Internal>,
+}
+
+impl StreamTask {
+    async fn run(
+        self,
+        socket: UdpSocket,
+        mut receiver: StreamReceiver,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        let mut track: Option<TrackId> = None;
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let wake = receiver
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = &mut stop => {
+                    receiver.flush();
+                    self.drain(&mut receiver, &mut track);
+                    return;
+                }
+                r = socket.recv_from(&mut buf) => {
+                    let Ok((n, _)) = r else { continue };
+                    let now = Instant::now();
+                    let data = &buf[..n];
+                    self.last_packet_ms
+                        .store(now.duration_since(self.started).as_millis() as i64, Ordering::Relaxed);
+                    if rtp::is_rtcp(data) {
+                        if let (Some(t), Some((_, ntp, rtp_time))) = (&track, rtp::sender_report(data)) {
+                            self.recorder.capture().send(CaptureCommand::Append {
+                                track: t.clone(),
+                                record: Record::SenderReport { rtp_time, ntp_unix_us: ntp },
+                            });
+                        }
+                        continue;
+                    }
+                    receiver.handle_packet(now, data);
+                }
+                _ = tokio::time::sleep_until(wake.into()) => receiver.handle_timeout(Instant::now()),
+            }
+            self.drain(&mut receiver, &mut track);
+        }
+    }
+
+    fn drain(&self, receiver: &mut StreamReceiver, track: &mut Option<TrackId>) {
+        while let Some(frame) = receiver.poll_frame() {
+            let id = match track {
+                Some(id) => id.clone(),
+                None => {
+                    let id = TrackId::generate();
+                    let opened = OpenedTrack {
+                        track: id.clone(),
+                        codec: self.codec,
+                        clock_rate: self.clock_rate,
+                        mid: self.mid.clone(),
+                        rid: None,
+                    };
+                    open_track(
+                        &self.recorder,
+                        &self.ctx,
+                        opened,
+                        self.clock.unix_us(frame.arrival),
+                    );
+                    let _ = self.tx.send(Internal::MediaStarted {
+                        call_id: self.call_id.clone(),
+                        kind: self.codec.kind(),
+                    });
+                    *track = Some(id.clone());
+                    id
+                }
+            };
+            let mut f = 0;
+            if reel_media::codec::is_keyframe(self.codec, &frame.data) {
+                f |= flags::KEYFRAME;
+            }
+            if frame.discontinuity {
+                f |= flags::DISCONTINUITY;
+            }
+            self.recorder.capture().send(CaptureCommand::Append {
+                track: id,
+                record: Record::Frame {
+                    rtp_time: frame.rtp_time,
+                    arrival_unix_us: self.clock.unix_us(frame.arrival),
+                    flags: f,
+                    data: frame.data,
+                },
+            });
+        }
+    }
+}
+
+/// SIP over TCP: each connection's messages are framed by Content-Length and handed to the
+/// engine as if they were datagrams from the peer; responses go back on the connection.
+async fn accept_tcp(listener: TcpListener, tx: UnboundedSender<Internal>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let (mut read, mut write) = stream.into_split();
+        let (writer, mut outgoing) = unbounded_channel::<Vec<u8>>();
+        let _ = tx.send(Internal::TcpConnected { peer, writer });
+        tokio::spawn(async move {
+            while let Some(data) = outgoing.recv().await {
+                if write.write_all(&data).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut buf: Vec<u8> = Vec::new();
+            let mut chunk = vec![0u8; 16_384];
+            'read: loop {
+                let n = match read.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                loop {
+                    // Keep-alive CRLFs between messages (RFC 5626 §4.4.1).
+                    let skip = buf
+                        .iter()
+                        .take_while(|b| **b == b'\r' || **b == b'\n')
+                        .count();
+                    buf.drain(..skip);
+                    match reel_siprec::message::frame_len(&buf) {
+                        Ok(Some(len)) => {
+                            let message: Vec<u8> = buf.drain(..len).collect();
+                            let _ = tx.send(Internal::TcpData { peer, message });
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::info!(%peer, error = %e, "unframeable SIP over TCP: closing");
+                            break 'read;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Internal::TcpClosed { peer });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_never_become_names() {
+        assert_eq!(party_name(Some("Alice"), 1), "Alice");
+        assert_eq!(party_name(Some("+1 (555) 010-0199"), 2), "participant 2");
+        assert_eq!(party_name(Some("  "), 3), "participant 3");
+        assert_eq!(party_name(None, 1), "participant 1");
+    }
+}
