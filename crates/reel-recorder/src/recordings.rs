@@ -420,6 +420,19 @@ impl Brain {
             Self::new_recording(&room, mode, Some(&sid), RecordingState::Processing, options);
         rec.started_at = Some(session.started_at);
         rec.stopped_at = Some(ended);
+        // Nothing was captured while the session's recording was paused (a hold, or the
+        // API): the whole-session output leaves those intervals out, as that recording's
+        // own outputs do, instead of playing them as silence.
+        let mut pauses: Vec<_> = self
+            .db
+            .list_recordings(&session.application_id, None, Some(&session.id), None)
+            .await?
+            .into_iter()
+            .flat_map(|r| r.pauses)
+            .collect();
+        pauses.sort_by_key(|p| (p.paused_at, p.resumed_at));
+        pauses.dedup_by_key(|p| (p.paused_at, p.resumed_at));
+        rec.pauses = pauses;
         self.transition(
             &mut rec,
             RecordingState::Processing,

@@ -1,0 +1,455 @@
+//! SIPREC end to end: sipp (Debian's sip-tester) plays the SRC with the project's own
+//! scenarios (`tests/sipp/`), gst-launch sends each party's RTP (one tone per party), and
+//! the outputs are judged by ffprobe and by the tones in them. sipp and gst-launch are
+//! required test tools: these tests fail, never skip, without them.
+
+mod common;
+
+use common::{events, ffprobe, Server};
+use reel_testkit::judge;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A script sipp runs (`[media] ip port1 port2 …`) that sends one RTP stream per argument
+/// port: each a G.711 µ-law tone of its own frequency, or VP8 video, for `seconds`.
+fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> PathBuf {
+    // The answer's ports are kept in ports.txt, one call per line.
+    let mut script = format!(
+        "#!/bin/sh\nip=$1\nshift\necho \"$@\" >> {}/ports.txt\n",
+        dir.display()
+    );
+    for (i, s) in streams.iter().enumerate() {
+        let pipeline = match s {
+            Media::Tone(freq) => format!(
+                "audiotestsrc freq={freq} is-live=true num-buffers={} samplesperbuffer=160 \
+                 ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay",
+                seconds * 50
+            ),
+            Media::Vp8(pattern) => format!(
+                "videotestsrc pattern={pattern} is-live=true num-buffers={} \
+                 ! video/x-raw,width=320,height=240,framerate=25/1 \
+                 ! vp8enc deadline=1 keyframe-max-dist=25 ! rtpvp8pay pt=100",
+                seconds * 25
+            ),
+        };
+        // Port 0: the recorder declined the line; nothing is sent to it.
+        script.push_str(&format!(
+            "p=$1; shift; [ \"$p\" != 0 ] && gst-launch-1.0 -q {pipeline} ! udpsink host=$ip port=$p >/dev/null 2>&1 &\n# stream {i}\n"
+        ));
+    }
+    let path = dir.join(format!("media-{}.sh", streams.len()));
+    std::fs::write(&path, script).unwrap();
+    let mut perm = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&path, perm).unwrap();
+    path
+}
+
+enum Media {
+    Tone(u32),
+    Vp8(&'static str),
+}
+
+/// Runs `calls` calls of a scenario against the server (all at once), each lasting
+/// `call_ms` after its media started; panics with sipp's own account if one fails.
+fn sipp(
+    server: &Server,
+    dir: &Path,
+    name: &str,
+    room: &str,
+    media: &Path,
+    call_ms: u64,
+    calls: u32,
+) {
+    let out = Command::new("sipp")
+        .arg(&server.sip)
+        .arg("-sf")
+        .arg(scenario(name))
+        .args(["-s", room, "-key", "media"])
+        .arg(media)
+        .args(["-m", &calls.to_string(), "-l", &calls.to_string()])
+        .args(["-r", &calls.to_string(), "-rp", "1000"])
+        .args(["-d", &call_ms.to_string()])
+        .args(["-p", &free_udp_port().to_string()])
+        .args(["-mp", &free_udp_port().to_string()])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-timeout",
+            "90s",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("sipp is required (apt-get install sip-tester)");
+    if !out.status.success() {
+        let errors: String = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        panic!(
+            "sipp failed ({}):\n{}\n{errors}\nserver log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            server.log_text()
+        );
+    }
+}
+
+/// The room's call sessions (those with a Call-ID), waited for until `n` have ended.
+fn ended_calls(server: &Server, room: &str, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sessions: Vec<Value> = server.get(&format!("/v1/sessions?room_id={room}"))["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["call_id"].is_string() && s["state"] == "ended")
+            .cloned()
+            .collect();
+        if sessions.len() >= n {
+            return sessions;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} calls ended\n{}",
+            sessions.len(),
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn of_type<'a>(assets: &'a [Value], t: &str) -> Vec<&'a Value> {
+    assets.iter().filter(|a| a["asset_type"] == t).collect()
+}
+
+/// Amplitude of `freq` in `samples` (48 kHz) between `from` and `to` seconds.
+fn tone_between(samples: &[f32], freq: f64, from: f64, to: f64) -> f64 {
+    let (a, b) = ((from * 48_000.0) as usize, (to * 48_000.0) as usize);
+    judge::tone(&samples[a.min(samples.len())..b.min(samples.len())], freq)
+}
+
+fn call_length_s(session: &Value) -> f64 {
+    (session["ended_at"].as_i64().unwrap() - session["started_at"].as_i64().unwrap()) as f64
+        / 1000.0
+}
+
+#[test]
+fn a_two_party_call_gives_an_mp3_with_both_tones_and_a_dual_channel_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(5);
+    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 4);
+    sipp(&server, dir.path(), "call.xml", &room, &media, 4500, 1);
+
+    let session = ended_calls(&server, &room, 1).remove(0);
+    let id = session["id"].as_str().unwrap();
+    let assets = server.wait_assets(id, 3, Duration::from_secs(60));
+    // Per-participant audio, named from the metadata, caller first.
+    let mut parties: Vec<(String, &Value)> = of_type(&assets, "audio")
+        .into_iter()
+        .map(|a| (a["participant"].as_str().unwrap().to_string(), a))
+        .collect();
+    parties.sort_by_key(|(_, a)| a["publication_id"].as_str().unwrap().to_string());
+    let mut names: Vec<&str> = parties.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["Agent Bob", "Alice Caller"]);
+    for (name, asset) in &parties {
+        let file = server.download(asset, dir.path());
+        let probe = ffprobe(&file);
+        assert!((probe.duration - 4.0).abs() < 0.1, "{name}: {probe:?}");
+        let samples = &judge::pcm(&file, 1)[0];
+        let (mine, other) = if name == "Alice Caller" {
+            (440.0, 1000.0)
+        } else {
+            (1000.0, 440.0)
+        };
+        assert!(tone_between(samples, mine, 0.5, 3.5) > 0.3, "{name}");
+        assert!(tone_between(samples, other, 0.5, 3.5) < 0.01, "{name}");
+        assert_eq!(
+            asset["details"]["audio_frames"], 200,
+            "{name}: every packet"
+        );
+    }
+
+    // The call recording: an mp3 as long as the call, both parties in it.
+    let mix = of_type(&assets, "audio_mix");
+    assert_eq!(mix.len(), 1, "{assets:#?}");
+    assert_eq!(mix[0]["format"], "mp3");
+    let file = server.download(mix[0], dir.path());
+    let call = call_length_s(&session);
+    let probe = ffprobe(&file);
+    // An mp3 carries up to a frame (24 ms) plus the encoder's padding beyond its audio.
+    assert!(
+        (probe.duration - call).abs() <= 0.3,
+        "mp3 {} s, call {call} s",
+        probe.duration
+    );
+    let samples = &judge::pcm(&file, 1)[0];
+    for freq in [440.0, 1000.0] {
+        assert!(tone_between(samples, freq, 0.5, 3.5) > 0.15, "{freq} Hz");
+    }
+
+    // Dual channel: the caller (first to join) on the left, the agent on the right.
+    let r = reel_testkit::http::json(
+        "POST",
+        &server.url(&format!("/v1/sessions/{id}/composites")),
+        Some(common::ADMIN_KEY),
+        &json!({"mode": "audio", "recordingOptions": {"format": "wav", "audioOptions": {"channels": "dual"}}}),
+    )
+    .unwrap();
+    assert_eq!(r.status, 202, "{}", r.text());
+    let dual = server.wait_assets(id, 4, Duration::from_secs(60));
+    let wav = dual
+        .iter()
+        .find(|a| a["format"] == "wav")
+        .expect("the dual file");
+    let file = server.download(wav, dir.path());
+    let channels = judge::pcm(&file, 2);
+    let (left, right) = (&channels[0], &channels[1]);
+    assert!(tone_between(left, 440.0, 0.5, 3.5) > 0.3);
+    assert!(tone_between(left, 1000.0, 0.5, 3.5) < 0.01);
+    assert!(tone_between(right, 1000.0, 0.5, 3.5) > 0.3);
+    assert!(tone_between(right, 440.0, 0.5, 3.5) < 0.01);
+
+    // The SIPREC indications, with the call's id; no phone number in any API read.
+    let call_id = session["call_id"].as_str().unwrap();
+    let evs = events(&server);
+    for t in ["recording.audio.started", "recording.audio.stopped"] {
+        let e = evs
+            .iter()
+            .find(|(ty, _)| ty == t)
+            .unwrap_or_else(|| panic!("no {t}"));
+        assert_eq!(e.1["callid"], call_id, "{t}");
+        assert_eq!(e.1["session_id"], id, "{t}");
+    }
+    assert!(!evs.iter().any(|(t, _)| t.starts_with("recording.video")));
+    for path in [
+        format!("/v1/sessions/{id}"),
+        format!("/v1/assets?session_id={id}"),
+        "/v1/events".to_string(),
+    ] {
+        let text = server.get(&path).to_string();
+        assert!(
+            !text.contains("15550100"),
+            "{path} shows the caller's number"
+        );
+    }
+    assert!(
+        !server.log_text().contains("15550100"),
+        "the log shows the caller's number"
+    );
+}
+
+#[test]
+fn a_hold_pauses_the_recording_and_a_metadata_update_renames_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(5);
+    // The tones never stop: what is sent during the hold must not be recorded.
+    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 8);
+    sipp(&server, dir.path(), "hold.xml", &room, &media, 0, 1);
+
+    let session = ended_calls(&server, &room, 1).remove(0);
+    let id = session["id"].as_str().unwrap();
+    let assets = server.wait_assets(id, 3, Duration::from_secs(60));
+    let recording = server.get(&format!(
+        "/v1/recordings/{}",
+        of_type(&assets, "audio")[0]["recording_id"]
+            .as_str()
+            .unwrap()
+    ));
+    let pauses = recording["pauses"].as_array().unwrap();
+    assert_eq!(pauses.len(), 1, "{recording:#}");
+    let held = (pauses[0]["resumed_at"].as_i64().unwrap()
+        - pauses[0]["paused_at"].as_i64().unwrap()) as f64
+        / 1000.0;
+    assert!((held - 2.0).abs() < 0.5, "held {held} s");
+    let recorded = call_length_s(&session) - held;
+
+    let mut names: Vec<&str> = of_type(&assets, "audio")
+        .iter()
+        .map(|a| a["participant"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Agent Bob", "Alice Liddell"]);
+    for asset in of_type(&assets, "audio") {
+        let file = server.download(asset, dir.path());
+        let d = ffprobe(&file).duration;
+        // From the first packet (just after the answer) to the BYE, less the hold.
+        assert!(
+            (d - recorded).abs() < 0.3,
+            "party file {d} s, recorded {recorded} s"
+        );
+        assert_eq!(asset["details"]["pauses"].as_array().unwrap().len(), 1);
+    }
+    let mix = of_type(&assets, "audio_mix");
+    let file = server.download(mix[0], dir.path());
+    let d = ffprobe(&file).duration;
+    assert!(
+        (d - recorded).abs() <= 0.3,
+        "mp3 {d} s, recorded {recorded} s"
+    );
+    let samples = &judge::pcm(&file, 1)[0];
+    for freq in [440.0, 1000.0] {
+        assert!(
+            tone_between(samples, freq, 0.5, 1.5) > 0.15,
+            "{freq} Hz before"
+        );
+        assert!(
+            tone_between(samples, freq, d - 1.5, d - 0.7) > 0.15,
+            "{freq} Hz after"
+        );
+    }
+    let types: Vec<String> = events(&server).into_iter().map(|(t, _)| t).collect();
+    assert!(types.iter().any(|t| t == "recording.paused"), "{types:?}");
+    assert!(types.iter().any(|t| t == "recording.resumed"), "{types:?}");
+}
+
+#[test]
+fn twenty_simultaneous_calls_are_all_recorded_without_a_missing_packet() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(5);
+    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 3);
+    sipp(&server, dir.path(), "call.xml", &room, &media, 3500, 20);
+
+    let sessions = ended_calls(&server, &room, 20);
+    let mut call_ids: Vec<&str> = sessions
+        .iter()
+        .map(|s| s["call_id"].as_str().unwrap())
+        .collect();
+    call_ids.sort();
+    call_ids.dedup();
+    assert_eq!(call_ids.len(), 20);
+    for session in &sessions {
+        let id = session["id"].as_str().unwrap();
+        let assets = server.wait_assets(id, 3, Duration::from_secs(120));
+        let parties = of_type(&assets, "audio");
+        assert_eq!(parties.len(), 2, "{id}: {assets:#?}");
+        for p in parties {
+            assert_eq!(p["details"]["audio_frames"], 150, "{id}: {p:#}");
+        }
+        let file = server.download(of_type(&assets, "audio_mix")[0], dir.path());
+        let samples = &judge::pcm(&file, 1)[0];
+        for freq in [440.0, 1000.0] {
+            assert!(
+                tone_between(samples, freq, 0.5, 2.5) > 0.15,
+                "{id}: {freq} Hz"
+            );
+        }
+    }
+}
+
+/// The answer ports each call's media script was given.
+fn answered_ports(dir: &Path) -> Vec<Vec<u16>> {
+    std::fs::read_to_string(dir.join("ports.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().map(|p| p.parse().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn video_lines_are_declined_under_policy_audio_and_recorded_under_audio_video() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path());
+    let streams = [
+        Media::Tone(440),
+        Media::Vp8("red"),
+        Media::Tone(1000),
+        Media::Vp8("blue"),
+    ];
+    for policy in ["audio", "audio_video"] {
+        let dir = tempfile::tempdir().unwrap();
+        let room = server.post(
+            "/v1/rooms",
+            json!({"name": policy, "empty_timeout_seconds": 5, "policy": {"sip_media": policy}}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let media = media_script(dir.path(), &streams, 4);
+        sipp(&server, dir.path(), "video.xml", &room, &media, 4500, 1);
+        let ports = answered_ports(dir.path());
+        let session = ended_calls(&server, &room, 1).remove(0);
+        let id = session["id"].as_str().unwrap();
+        let assets = server.wait_assets(id, 3, Duration::from_secs(60));
+        let types: Vec<String> = events(&server)
+            .into_iter()
+            .filter(|(_, p)| p["session_id"] == id)
+            .map(|(t, _)| t)
+            .collect();
+        if policy == "audio" {
+            // Port 0 on both video lines (RFC 3264 §6), audio only in every output.
+            assert_eq!(ports.len(), 1);
+            assert!(ports[0][0] != 0 && ports[0][2] != 0, "{ports:?}");
+            assert_eq!((ports[0][1], ports[0][3]), (0, 0), "{ports:?}");
+            assert_eq!(of_type(&assets, "audio").len(), 2, "{assets:#?}");
+            assert!(of_type(&assets, "regular").is_empty());
+            assert!(
+                !types.iter().any(|t| t.starts_with("recording.video")),
+                "{types:?}"
+            );
+            continue;
+        }
+        assert!(ports[0].iter().all(|p| *p != 0), "{ports:?}");
+        let regular = of_type(&assets, "regular");
+        assert_eq!(regular.len(), 2, "{assets:#?}");
+        for asset in regular {
+            let file = server.download(asset, dir.path());
+            let probe = ffprobe(&file);
+            assert_eq!(probe.codecs, ["vp8", "pcm_s16le"], "{probe:?}");
+            assert!((probe.duration - 4.0).abs() < 0.3, "{probe:?}");
+            let (complaints, frames) = judge::decode(&file);
+            assert!(complaints.is_empty(), "{complaints}");
+            assert!(frames >= 90, "{frames} frames");
+            let frame = judge::frame_rgb(&file, 2.0, 320, 240);
+            let centre = judge::pixel(&frame, 320, 160, 120);
+            let (colour, tone) = if asset["participant"] == "Alice Caller" {
+                ((255, 0, 0), 440.0)
+            } else {
+                ((0, 0, 255), 1000.0)
+            };
+            assert!(
+                judge::near(centre, colour, 40),
+                "{}: {centre:?}",
+                asset["participant"]
+            );
+            let samples = &judge::pcm(&file, 1)[0];
+            assert!(tone_between(samples, tone, 0.5, 3.5) > 0.3);
+        }
+        for t in [
+            "recording.video.started",
+            "recording.video.stopped",
+            "recording.audio.started",
+        ] {
+            assert!(types.iter().any(|x| x == t), "no {t}: {types:?}");
+        }
+    }
+}
