@@ -7,6 +7,7 @@ pub mod emulators;
 pub mod http;
 pub mod judge;
 pub mod media;
+pub mod proc;
 mod publisher;
 
 pub use publisher::{publish, Leave, PublishOptions, PublishReport};
