@@ -453,3 +453,187 @@ fn video_lines_are_declined_under_policy_audio_and_recorded_under_audio_video() 
         }
     }
 }
+
+#[test]
+fn a_call_whose_media_stops_is_hung_up_by_the_recorder_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("REEL_SIPREC_RTP_TIMEOUT_SECS", "2")]);
+    let room = server.room(5);
+    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 2);
+    // The scenario waits for Reel's BYE and answers it; it fails if none comes.
+    let started = std::time::Instant::now();
+    sipp(&server, dir.path(), "timeout.xml", &room, &media, 0, 1);
+    let waited = started.elapsed().as_secs_f64();
+    assert!(waited > 3.5 && waited < 8.0, "BYE after {waited} s");
+    let session = ended_calls(&server, &room, 1).remove(0);
+    let id = session["id"].as_str().unwrap();
+    let assets = server.wait_assets(id, 3, Duration::from_secs(60));
+    for a in of_type(&assets, "audio") {
+        assert!(
+            (a["duration_ms"].as_f64().unwrap() - 2000.0).abs() < 100.0,
+            "{a:#}"
+        );
+    }
+    let stopped = events(&server)
+        .into_iter()
+        .find(|(t, _)| t == "recording.audio.stopped")
+        .expect("recording.audio.stopped");
+    assert_eq!(stopped.1["reason"], "media_timeout");
+    assert_eq!(stopped.1["callid"], session["call_id"]);
+}
+
+#[test]
+fn a_call_over_tcp_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(5);
+    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 2);
+    let out = Command::new("sipp")
+        .arg(&server.sip)
+        .arg("-sf")
+        .arg(scenario("call.xml"))
+        .args(["-t", "t1", "-s", &room, "-key", "media"])
+        .arg(&media)
+        .args(["-m", "1", "-d", "2500", "-p", &free_udp_port().to_string()])
+        .args(["-mp", &free_udp_port().to_string()])
+        .args(["-i", "127.0.0.1", "-timeout", "60s", "-nostdin"])
+        .current_dir(dir.path())
+        .output()
+        .expect("sipp");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let session = ended_calls(&server, &room, 1).remove(0);
+    let assets = server.wait_assets(session["id"].as_str().unwrap(), 3, Duration::from_secs(60));
+    assert_eq!(of_type(&assets, "audio").len(), 2);
+}
+
+/// Sends one SIP request over UDP and returns the first final response (or None).
+fn ask(server: &Server, request: &str) -> Option<String> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let request = request.replace("LOCAL", &sock.local_addr().unwrap().to_string());
+    sock.send_to(request.as_bytes(), &server.sip).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(n) = sock.recv(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return Some(text);
+        }
+    }
+    None
+}
+
+fn sip_request(method: &str, call: &str, extra: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "{method} sip:rec@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-{call}\r\n\
+From: <sip:src@127.0.0.1>;tag=t{call}\r\nTo: <sip:rec@127.0.0.1>\r\nCall-ID: {call}\r\nCSeq: 1 {method}\r\n\
+Contact: <sip:src@LOCAL>\r\nMax-Forwards: 70\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn bad_sip_gets_a_clear_refusal_and_harms_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(5);
+    // A call in progress the whole time.
+    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 4);
+    let call = {
+        let (sip, dir_path, media, room) = (
+            server.sip.clone(),
+            dir.path().to_path_buf(),
+            media.clone(),
+            room.clone(),
+        );
+        std::thread::spawn(move || {
+            Command::new("sipp")
+                .arg(&sip)
+                .arg("-sf")
+                .arg(scenario("call.xml"))
+                .args(["-s", &room, "-key", "media"])
+                .arg(&media)
+                .args(["-m", "1", "-d", "4500", "-p", &free_udp_port().to_string()])
+                .args(["-mp", &free_udp_port().to_string()])
+                .args(["-i", "127.0.0.1", "-timeout", "60s", "-nostdin"])
+                .current_dir(dir_path)
+                .output()
+                .expect("sipp")
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=label:1\r\na=sendonly\r\n";
+    let siprec = "Require: siprec\r\n";
+    let multipart = |meta: &str| {
+        format!("--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b\r\nContent-Type: application/rs-metadata+xml\r\n\r\n{meta}\r\n--b--\r\n")
+    };
+    let cases: Vec<(String, u16, &str)> = vec![
+        // A plain INVITE: this is a recording server.
+        (sip_request("INVITE", "plain", "", "application/sdp", sdp), 421, ""),
+        (
+            sip_request("INVITE", "boundary", siprec, "multipart/mixed;boundary=nope", &multipart("<recording/>")),
+            400,
+            "",
+        ),
+        (
+            sip_request("INVITE", "xml", siprec, "multipart/mixed;boundary=b", &multipart("<recording><participant")),
+            400,
+            "metadata",
+        ),
+        (
+            sip_request(
+                "INVITE",
+                "unknown",
+                siprec,
+                "multipart/mixed;boundary=b",
+                &multipart("<recording xmlns='urn:ietf:params:xml:ns:recording:1'><stream stream_id='s9'><label>9</label></stream></recording>"),
+            ),
+            400,
+            "9",
+        ),
+        (
+            sip_request(
+                "INVITE",
+                "nomedia",
+                siprec,
+                "application/sdp",
+                "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\na=sendonly\r\n",
+            ),
+            400,
+            "recordable",
+        ),
+    ];
+    for (request, code, reason) in cases {
+        let answer = ask(&server, &request).unwrap_or_else(|| panic!("no answer to {request}"));
+        let status = answer.lines().next().unwrap();
+        assert!(status.starts_with(&format!("SIP/2.0 {code} ")), "{status}");
+        assert!(status.contains(reason), "{status}");
+        if code == 421 {
+            assert!(answer.contains("Require: siprec"), "{answer}");
+        }
+    }
+    // Garbage gets no answer and no crash; OPTIONS still says what Reel does.
+    assert!(ask(&server, "\u{0}\u{1}garbage\r\n\r\n").is_none());
+    let options = ask(
+        &server,
+        &sip_request("OPTIONS", "opt", "", "application/sdp", ""),
+    )
+    .unwrap();
+    assert!(options.starts_with("SIP/2.0 200"), "{options}");
+    assert!(
+        options.contains("INVITE") && options.contains("siprec"),
+        "{options}"
+    );
+
+    let out = call.join().unwrap();
+    assert!(out.status.success(), "the call in progress failed");
+    let session = ended_calls(&server, &room, 1).remove(0);
+    let assets = server.wait_assets(session["id"].as_str().unwrap(), 3, Duration::from_secs(60));
+    for a in of_type(&assets, "audio") {
+        assert_eq!(a["details"]["audio_frames"], 200, "{a:#}");
+    }
+}
