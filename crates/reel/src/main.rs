@@ -346,13 +346,8 @@ async fn run(s: config::Settings) -> Result<(), String> {
     };
     let _media_thread = media.spawn();
 
-    let sip_addr = std::net::SocketAddr::new(s.siprec.bind, s.siprec.port);
-    let sip_udp =
-        std::net::UdpSocket::bind(sip_addr).map_err(|e| format!("siprec udp {sip_addr}: {e}"))?;
-    // TCP on the same port number as UDP, whichever the OS chose for port 0.
+    let (sip_udp, sip_tcp) = bind_sip(std::net::SocketAddr::new(s.siprec.bind, s.siprec.port))?;
     let sip_port = sip_udp.local_addr().map_err(|e| e.to_string())?.port();
-    let sip_tcp = std::net::TcpListener::bind(std::net::SocketAddr::new(s.siprec.bind, sip_port))
-        .map_err(|e| format!("siprec tcp port {sip_port}: {e}"))?;
     let sip_public = std::net::SocketAddr::new(s.public_ip, sip_port);
     let sip = siprec::SiprecLoop {
         udp: sip_udp,
@@ -466,6 +461,23 @@ fn load_or_create_key(path: &std::path::Path) -> Result<Vec<u8>, String> {
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(key.to_vec())
+}
+
+/// SIP's UDP socket and TCP listener on one port. For port 0 the OS picks the UDP port,
+/// which may be taken for TCP: then another is tried.
+fn bind_sip(
+    addr: std::net::SocketAddr,
+) -> Result<(std::net::UdpSocket, std::net::TcpListener), String> {
+    let mut last = String::new();
+    for _ in 0..if addr.port() == 0 { 20 } else { 1 } {
+        let udp = std::net::UdpSocket::bind(addr).map_err(|e| format!("siprec udp {addr}: {e}"))?;
+        let port = udp.local_addr().map_err(|e| e.to_string())?.port();
+        match std::net::TcpListener::bind(std::net::SocketAddr::new(addr.ip(), port)) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = format!("siprec tcp port {port}: {e}"),
+        }
+    }
+    Err(last)
 }
 
 /// The one UDP socket every publisher sends to. Its receive buffer is what absorbs bursts

@@ -13,13 +13,7 @@ use reel_testkit::{publish, PublishOptions, PublishReport};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// One composite test at a time: each runs publishers and a GStreamer render, and timing
-/// measurements (A/V offsets, switch times) must not depend on what a parallel test does.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+// One test at a time: timing measurements (A/V offsets, switch times) must not depend on a parallel test.
 
 const RED: (u8, u8, u8) = (255, 0, 0);
 const BLUE: (u8, u8, u8) = (0, 0, 255);

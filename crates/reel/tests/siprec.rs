@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{events, ffprobe, Server};
+use common::{events, ffprobe, serial, Server};
 use reel_testkit::judge;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -66,9 +66,9 @@ enum Media {
     Vp8(&'static str),
 }
 
-/// Runs `calls` calls of a scenario against the server (all at once), each lasting
-/// `call_ms` after its media started; panics with sipp's own account if one fails.
-fn sipp(
+/// `calls` calls of a scenario against the server (all at once), each lasting `call_ms`
+/// after its media started.
+fn sipp_command(
     server: &Server,
     dir: &Path,
     name: &str,
@@ -76,8 +76,9 @@ fn sipp(
     media: &Path,
     call_ms: u64,
     calls: u32,
-) {
-    let out = Command::new("sipp")
+) -> Command {
+    let mut command = Command::new("sipp");
+    command
         .arg(&server.sip)
         .arg("-sf")
         .arg(scenario(name))
@@ -96,7 +97,13 @@ fn sipp(
             "-nostdin",
             "-trace_err",
         ])
-        .current_dir(dir)
+        .current_dir(dir);
+    command
+}
+
+/// Runs a sipp command; panics with sipp's own account if a call failed.
+fn run_sipp(server: &Server, dir: &Path, mut command: Command) {
+    let out = command
         .output()
         .expect("sipp is required (apt-get install sip-tester)");
     if !out.status.success() {
@@ -118,6 +125,19 @@ fn sipp(
             server.log_text()
         );
     }
+}
+
+fn sipp(
+    server: &Server,
+    dir: &Path,
+    name: &str,
+    room: &str,
+    media: &Path,
+    call_ms: u64,
+    calls: u32,
+) {
+    let command = sipp_command(server, dir, name, room, media, call_ms, calls);
+    run_sipp(server, dir, command);
 }
 
 /// The room's call sessions (those with a Call-ID), waited for until `n` have ended.
@@ -161,6 +181,7 @@ fn call_length_s(session: &Value) -> f64 {
 
 #[test]
 fn a_two_party_call_gives_an_mp3_with_both_tones_and_a_dual_channel_file() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.room(5);
@@ -268,6 +289,7 @@ fn a_two_party_call_gives_an_mp3_with_both_tones_and_a_dual_channel_file() {
 
 #[test]
 fn a_hold_pauses_the_recording_and_a_metadata_update_renames_the_caller() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.room(5);
@@ -333,6 +355,7 @@ fn a_hold_pauses_the_recording_and_a_metadata_update_renames_the_caller() {
 
 #[test]
 fn twenty_simultaneous_calls_are_all_recorded_without_a_missing_packet() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.room(5);
@@ -377,6 +400,7 @@ fn answered_ports(dir: &Path) -> Vec<Vec<u16>> {
 
 #[test]
 fn video_lines_are_declined_under_policy_audio_and_recorded_under_audio_video() {
+    let _one = serial();
     let server_dir = tempfile::tempdir().unwrap();
     let server = Server::start(server_dir.path());
     let streams = [
@@ -456,6 +480,7 @@ fn video_lines_are_declined_under_policy_audio_and_recorded_under_audio_video() 
 
 #[test]
 fn a_call_whose_media_stops_is_hung_up_by_the_recorder_with_a_reason() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), &[("REEL_SIPREC_RTP_TIMEOUT_SECS", "2")]);
     let room = server.room(5);
@@ -484,27 +509,14 @@ fn a_call_whose_media_stops_is_hung_up_by_the_recorder_with_a_reason() {
 
 #[test]
 fn a_call_over_tcp_is_recorded() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.room(5);
     let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 2);
-    let out = Command::new("sipp")
-        .arg(&server.sip)
-        .arg("-sf")
-        .arg(scenario("call.xml"))
-        .args(["-t", "t1", "-s", &room, "-key", "media"])
-        .arg(&media)
-        .args(["-m", "1", "-d", "2500", "-p", &free_udp_port().to_string()])
-        .args(["-mp", &free_udp_port().to_string()])
-        .args(["-i", "127.0.0.1", "-timeout", "60s", "-nostdin"])
-        .current_dir(dir.path())
-        .output()
-        .expect("sipp");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let mut command = sipp_command(&server, dir.path(), "call.xml", &room, &media, 2500, 1);
+    command.args(["-t", "t1"]);
+    run_sipp(&server, dir.path(), command);
     let session = ended_calls(&server, &room, 1).remove(0);
     let assets = server.wait_assets(session["id"].as_str().unwrap(), 3, Duration::from_secs(60));
     assert_eq!(of_type(&assets, "audio").len(), 2);
@@ -538,33 +550,14 @@ Contact: <sip:src@LOCAL>\r\nMax-Forwards: 70\r\n{extra}Content-Type: {content_ty
 
 #[test]
 fn bad_sip_gets_a_clear_refusal_and_harms_no_call() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.room(5);
     // A call in progress the whole time.
     let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 4);
-    let call = {
-        let (sip, dir_path, media, room) = (
-            server.sip.clone(),
-            dir.path().to_path_buf(),
-            media.clone(),
-            room.clone(),
-        );
-        std::thread::spawn(move || {
-            Command::new("sipp")
-                .arg(&sip)
-                .arg("-sf")
-                .arg(scenario("call.xml"))
-                .args(["-s", &room, "-key", "media"])
-                .arg(&media)
-                .args(["-m", "1", "-d", "4500", "-p", &free_udp_port().to_string()])
-                .args(["-mp", &free_udp_port().to_string()])
-                .args(["-i", "127.0.0.1", "-timeout", "60s", "-nostdin"])
-                .current_dir(dir_path)
-                .output()
-                .expect("sipp")
-        })
-    };
+    let mut command = sipp_command(&server, dir.path(), "call.xml", &room, &media, 4500, 1);
+    let call = std::thread::spawn(move || command.output().expect("sipp"));
     std::thread::sleep(Duration::from_millis(1500));
     let sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=label:1\r\na=sendonly\r\n";
     let siprec = "Require: siprec\r\n";

@@ -5,6 +5,7 @@
 //! credential in any log.
 
 mod common;
+use common::serial;
 
 use common::*;
 use reel_testkit::emulators::{self, Azurite, SeaweedS3, TripProxy};
@@ -15,12 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
-/// The stores bind fixed helper ports: one storage test at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+// One test at a time: the stores bind fixed helper ports.
 
 fn wait_recording(server: &Server, id: &str, states: &[&str], timeout: Duration) -> Value {
     let deadline = Instant::now() + timeout;

@@ -11,6 +11,14 @@ use std::time::{Duration, Instant};
 
 pub const ADMIN_KEY: &str = "reel_test_admin_key_0123456789";
 
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One test of a binary at a time, for tests that measure timing or load the machine (a
+/// composite render, twenty calls): what they judge must not depend on a parallel test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub struct Server {
     pub child: Option<Child>,
     pub http: String,
