@@ -476,6 +476,15 @@ mod tests {
         })
     }
 
+    fn video(codec: Codec, payload_type: u8) -> StreamReceiver {
+        StreamReceiver::new(StreamConfig {
+            codec,
+            payload_type,
+            clock_rate: 90_000,
+            ignored: vec![],
+        })
+    }
+
     fn drain(r: &mut StreamReceiver) -> Vec<Frame> {
         std::iter::from_fn(|| r.poll_frame()).collect()
     }
@@ -571,12 +580,7 @@ mod tests {
     #[test]
     fn h264_fu_a_and_stap_a_make_annex_b_access_units() {
         let t0 = Instant::now();
-        let mut r = StreamReceiver::new(StreamConfig {
-            codec: Codec::H264,
-            payload_type: 96,
-            clock_rate: 90_000,
-            ignored: vec![],
-        });
+        let mut r = video(Codec::H264, 96);
         // STAP-A with SPS (7) and PPS (8), then an IDR (5) in two FU-A fragments.
         let stap = [0x18, 0, 2, 0x67, 0xaa, 0, 2, 0x68, 0xbb];
         r.handle_packet(t0, &packet(96, 1, 9000, 5, false, &stap));
@@ -601,12 +605,7 @@ mod tests {
     #[test]
     fn vp8_frames_are_reassembled() {
         let t0 = Instant::now();
-        let mut r = StreamReceiver::new(StreamConfig {
-            codec: Codec::Vp8,
-            payload_type: 100,
-            clock_rate: 90_000,
-            ignored: vec![],
-        });
+        let mut r = video(Codec::Vp8, 100);
         // X bit with a 15-bit PictureID, start of partition 0; then a continuation.
         r.handle_packet(
             t0,
@@ -624,12 +623,7 @@ mod tests {
     #[test]
     fn garbage_is_counted_never_a_panic() {
         let t0 = Instant::now();
-        let mut r = StreamReceiver::new(StreamConfig {
-            codec: Codec::H264,
-            payload_type: 96,
-            clock_rate: 90_000,
-            ignored: vec![],
-        });
+        let mut r = video(Codec::H264, 96);
         let base = packet(96, 1, 0, 5, true, &[0x7c, 0x85, 1, 2, 3, 4]);
         for len in 0..base.len() {
             r.handle_packet(t0, &base[..len]);

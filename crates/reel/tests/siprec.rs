@@ -164,6 +164,23 @@ fn ended_calls(server: &Server, room: &str, n: usize) -> Vec<Value> {
     }
 }
 
+/// One two-party call of `scenario` (440 Hz from the caller, 1 kHz from the agent, for
+/// `seconds`), waited for until it ended and its three outputs exist.
+fn tone_call(
+    server: &Server,
+    dir: &Path,
+    room: &str,
+    scenario: &str,
+    seconds: u32,
+    call_ms: u64,
+) -> (Value, Vec<Value>) {
+    let media = media_script(dir, &[Media::Tone(440), Media::Tone(1000)], seconds);
+    sipp(server, dir, scenario, room, &media, call_ms, 1);
+    let session = ended_calls(server, room, 1).remove(0);
+    let assets = server.wait_assets(session["id"].as_str().unwrap(), 3, Duration::from_secs(60));
+    (session, assets)
+}
+
 fn of_type<'a>(assets: &'a [Value], t: &str) -> Vec<&'a Value> {
     assets.iter().filter(|a| a["asset_type"] == t).collect()
 }
@@ -185,12 +202,8 @@ fn a_two_party_call_gives_an_mp3_with_both_tones_and_a_dual_channel_file() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.room(5);
-    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 4);
-    sipp(&server, dir.path(), "call.xml", &room, &media, 4500, 1);
-
-    let session = ended_calls(&server, &room, 1).remove(0);
+    let (session, assets) = tone_call(&server, dir.path(), &room, "call.xml", 4, 4500);
     let id = session["id"].as_str().unwrap();
-    let assets = server.wait_assets(id, 3, Duration::from_secs(60));
     // Per-participant audio, named from the metadata, caller first.
     let mut parties: Vec<(String, &Value)> = of_type(&assets, "audio")
         .into_iter()
@@ -294,12 +307,7 @@ fn a_hold_pauses_the_recording_and_a_metadata_update_renames_the_caller() {
     let server = Server::start(dir.path());
     let room = server.room(5);
     // The tones never stop: what is sent during the hold must not be recorded.
-    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 8);
-    sipp(&server, dir.path(), "hold.xml", &room, &media, 0, 1);
-
-    let session = ended_calls(&server, &room, 1).remove(0);
-    let id = session["id"].as_str().unwrap();
-    let assets = server.wait_assets(id, 3, Duration::from_secs(60));
+    let (session, assets) = tone_call(&server, dir.path(), &room, "hold.xml", 8, 0);
     let recording = server.get(&format!(
         "/v1/recordings/{}",
         of_type(&assets, "audio")[0]["recording_id"]
@@ -484,15 +492,18 @@ fn a_call_whose_media_stops_is_hung_up_by_the_recorder_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), &[("REEL_SIPREC_RTP_TIMEOUT_SECS", "2")]);
     let room = server.room(5);
-    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 2);
     // The scenario waits for Reel's BYE and answers it; it fails if none comes.
     let started = std::time::Instant::now();
-    sipp(&server, dir.path(), "timeout.xml", &room, &media, 0, 1);
+    let (session, assets) = tone_call(&server, dir.path(), &room, "timeout.xml", 2, 0);
     let waited = started.elapsed().as_secs_f64();
-    assert!(waited > 3.5 && waited < 8.0, "BYE after {waited} s");
-    let session = ended_calls(&server, &room, 1).remove(0);
-    let id = session["id"].as_str().unwrap();
-    let assets = server.wait_assets(id, 3, Duration::from_secs(60));
+    assert!(waited > 3.5 && waited < 60.0, "BYE after {waited} s");
+    let bye_after = (session["ended_at"].as_i64().unwrap()
+        - session["started_at"].as_i64().unwrap()) as f64
+        / 1000.0;
+    assert!(
+        bye_after > 3.5 && bye_after < 8.0,
+        "BYE {bye_after} s into the call"
+    );
     for a in of_type(&assets, "audio") {
         assert!(
             (a["duration_ms"].as_f64().unwrap() - 2000.0).abs() < 100.0,
