@@ -1,8 +1,5 @@
 //! G.711 (ITU-T G.711) µ-law and A-law to 16-bit linear PCM. SIP calls carry it; the
-//! per-participant file stores it decoded (Matroska `A_PCM/INT/LIT`), because no container a
-//! browser or a WebM/MP4 player reads has a G.711 mapping, while PCM plays everywhere.
-
-use reel_core::Codec;
+//! per-participant file stores it decoded (see `pcm`).
 
 /// µ-law: the byte is stored inverted; 3 exponent bits, 4 mantissa bits, bias 0x84.
 pub fn ulaw_to_linear(byte: u8) -> i16 {
@@ -33,21 +30,6 @@ pub fn alaw_to_linear(byte: u8) -> i16 {
     }
 }
 
-/// A G.711 frame as little-endian 16-bit PCM; None for other codecs.
-pub fn decode(codec: Codec, frame: &[u8]) -> Option<Vec<u8>> {
-    let sample: fn(u8) -> i16 = match codec {
-        Codec::Pcmu => ulaw_to_linear,
-        Codec::Pcma => alaw_to_linear,
-        _ => return None,
-    };
-    Some(
-        frame
-            .iter()
-            .flat_map(|b| sample(*b).to_le_bytes())
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,10 +56,5 @@ mod tests {
         // µ-law codes 0x80..=0xff run from the largest positive value down to zero.
         let pos: Vec<i16> = (0x80..=0xffu8).map(ulaw_to_linear).collect();
         assert!(pos.windows(2).all(|w| w[0] > w[1]));
-        assert_eq!(
-            decode(Codec::Pcmu, &[0xff, 0x80]).unwrap(),
-            vec![0, 0, 0x7c, 0x7d]
-        );
-        assert!(decode(Codec::Opus, &[1]).is_none());
     }
 }

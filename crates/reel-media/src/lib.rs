@@ -8,11 +8,13 @@
 pub mod codec;
 pub mod ebml;
 pub mod g711;
+pub mod g722;
 pub mod h264;
 pub mod ivf;
 pub mod journal;
 pub mod mp4;
 pub mod ogg;
+pub mod pcm;
 pub mod remux;
 pub mod rtp;
 pub mod webm;

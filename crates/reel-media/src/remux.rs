@@ -15,6 +15,7 @@
 use crate::codec::{self, Dimensions};
 use crate::journal::{flags, JournalHeader, JournalReader, Record};
 use crate::mp4::Mp4Writer;
+use crate::pcm::PcmDecoder;
 use crate::webm::{TrackSpec, WebmWriter};
 use crate::{MediaError, Result};
 use reel_core::{Codec, MediaKind};
@@ -166,6 +167,8 @@ struct Input<R: Read> {
     pauses: Vec<PauseMarker>,
     /// A pause or the window's start broke the decoding chain.
     resumed: bool,
+    /// SIP audio is written decoded.
+    pcm: Option<PcmDecoder>,
 }
 
 /// Which part of a journal belongs to the output, by arrival (Unix µs): a recording's
@@ -324,7 +327,8 @@ pub fn remux_window<R: Read, W: Write + Seek>(
             }
             MediaKind::Audio => TrackSpec::Audio {
                 codec: plan.header.codec,
-                sample_rate: plan.header.clock_rate,
+                sample_rate: PcmDecoder::for_codec(plan.header.codec)
+                    .map_or(plan.header.clock_rate, |d| d.sample_rate()),
                 // WebRTC's Opus is always declared stereo; SIP's codecs are mono.
                 channels: if plan.header.codec == Codec::Opus {
                     2
@@ -334,6 +338,7 @@ pub fn remux_window<R: Read, W: Write + Seek>(
             },
         });
         let mut input = Input {
+            pcm: PcmDecoder::for_codec(plan.header.codec),
             reader,
             track_number: specs.len() as u8,
             waiting_for_keyframe: plan.header.kind == MediaKind::Video,
@@ -442,8 +447,11 @@ pub fn remux_window<R: Read, W: Write + Seek>(
         if input.waiting_for_keyframe {
             report.skipped_frames += 1;
         } else {
-            let pcm = crate::g711::decode(codec, &data);
-            let data = pcm.as_deref().unwrap_or(&data);
+            let pcm = input
+                .pcm
+                .as_mut()
+                .map(|d| (d.decode(&data), d.sample_rate()));
+            let data = pcm.as_ref().map_or(&data[..], |(pcm, _)| &pcm[..]);
             writer.write_frame(input.track_number, ts_us, keyframe, data)?;
             match kind {
                 MediaKind::Video => report.video_frames += 1,
@@ -459,10 +467,10 @@ pub fn remux_window<R: Read, W: Write + Seek>(
                 (MediaKind::Audio, _) if codec == Codec::Opus => codec::opus_packet_samples(data)
                     .map(|s| s as i64 * 1_000_000 / 48_000)
                     .unwrap_or(20_000),
-                // G.711: a byte per sample, 8 kHz (PCM: two bytes).
-                (MediaKind::Audio, _) => {
-                    data.len() as i64 * 1_000_000 / 8_000 / if pcm.is_some() { 2 } else { 1 }
-                }
+                (MediaKind::Audio, _) => match pcm {
+                    Some((_, rate)) => data.len() as i64 / 2 * 1_000_000 / rate as i64,
+                    None => 20_000,
+                },
                 (MediaKind::Video, (n, total)) if n > 0 => total / n as i64,
                 (MediaKind::Video, _) => 33_333,
             };

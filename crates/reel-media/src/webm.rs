@@ -38,7 +38,7 @@ impl TrackSpec {
         matches!(
             self,
             TrackSpec::Audio {
-                codec: Codec::Pcmu | Codec::Pcma,
+                codec: Codec::Pcmu | Codec::Pcma | Codec::G722,
                 ..
             }
         )
@@ -76,15 +76,10 @@ fn codec_id(codec: Codec) -> Result<&'static str> {
         Codec::Vp9 => "V_VP9",
         Codec::Av1 => "V_AV1",
         Codec::Opus => "A_OPUS",
-        // The remux hands G.711 over decoded (see `g711`).
-        Codec::Pcmu | Codec::Pcma => "A_PCM/INT/LIT",
+        // The remux hands SIP's codecs over decoded (see `pcm`).
+        Codec::Pcmu | Codec::Pcma | Codec::G722 => "A_PCM/INT/LIT",
         Codec::H264 => {
             return Err(MediaError::Remux("H.264 does not go into WebM".into()));
-        }
-        Codec::G722 => {
-            return Err(MediaError::Remux(
-                "G.722 has no per-participant file yet; it is in the call's audio mix".into(),
-            ));
         }
     })
 }

@@ -375,3 +375,83 @@ fn g711_goes_into_matroska_as_pcm_keeping_its_gaps() {
     assert!(amplitude > 0.08, "700 Hz at {amplitude}");
     assert!(reel_testkit::judge::tone(&samples[..48_000], 1000.0) < 0.01);
 }
+
+/// A wideband SIP party: ffmpeg's G.722 encoding of a 5 kHz tone (beyond what G.711 can
+/// carry), 20 ms frames on G.722's 8 kHz RTP clock. Reel's decoder must agree with
+/// ffmpeg's on every sample, and the file must be 16 kHz PCM holding the tone.
+#[test]
+fn g722_goes_into_matroska_as_16khz_pcm_agreeing_with_ffmpegs_decoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("tone.g722");
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg("sine=frequency=5000:duration=3")
+        .args([
+            "-ar", "16000", "-ac", "1", "-c:a", "g722", "-f", "g722", "-y",
+        ])
+        .arg(&raw));
+    let bytes = std::fs::read(&raw).unwrap();
+
+    let reference = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "g722", "-i"])
+        .arg(&raw)
+        .args(["-f", "s16le", "-"])
+        .output()
+        .unwrap()
+        .stdout;
+    let reference: Vec<i16> = reference
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let mut mine = Vec::new();
+    reel_media::g722::Decoder::default().decode_into(&bytes, &mut mine);
+    assert_eq!(mine.len(), reference.len());
+    let worst = mine
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (*a as i32 - *b as i32).abs())
+        .max()
+        .unwrap();
+    assert!(worst <= 2, "decoders differ by up to {worst}");
+
+    let mut w =
+        JournalWriter::create(Vec::new(), &header(MediaKind::Audio, Codec::G722, 8000)).unwrap();
+    for (i, chunk) in bytes.chunks(160).enumerate() {
+        w.append(&Record::Frame {
+            rtp_time: 99 + i as u64 * 160,
+            arrival_unix_us: T0 + i as i64 * 20_000,
+            flags: flags::KEYFRAME,
+            data: chunk.to_vec(),
+        })
+        .unwrap();
+    }
+    let journal = w.into_inner();
+    let out = dir.path().join("wideband.mka");
+    let tracks = vec![(
+        remux::analyze(&journal[..]).unwrap(),
+        JournalReader::open(&journal[..]).unwrap(),
+    )];
+    let (_, report) = remux::remux(tracks, File::create(&out).unwrap()).unwrap();
+    assert_eq!(report.container, "mka");
+    assert_eq!(report.audio_frames, 150);
+    assert!((report.duration_ms - 3000.0).abs() < 1.0, "{report:?}");
+    let (codecs, duration) = judge(&out);
+    assert_eq!(codecs, ["pcm_s16le"]);
+    assert!((duration - 3.0).abs() < 0.05, "duration {duration}");
+    let rate = run(Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=sample_rate",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out));
+    assert_eq!(rate.trim(), "16000");
+    let samples = &reel_testkit::judge::pcm(&out, 1)[0];
+    let amplitude = reel_testkit::judge::tone(&samples[24_000..120_000], 5000.0);
+    // ffmpeg's sine source has amplitude 1/8.
+    assert!((amplitude - 0.125).abs() < 0.02, "5 kHz at {amplitude}");
+    assert!(reel_testkit::judge::tone(&samples[24_000..120_000], 3000.0) < 0.01);
+}

@@ -68,9 +68,8 @@ fn bad(what: impl std::fmt::Display) -> SiprecError {
     SiprecError::Sdp(what.to_string())
 }
 
-/// The codecs Reel can record, in the order it prefers them. G.722 comes after G.711 while
-/// it has no per-party file (it is only in the mixes): an SRC offering both gets G.711.
-const RECORDABLE: &[&str] = &["OPUS", "PCMA", "PCMU", "G722", "H264", "VP8"];
+/// The codecs Reel can record, in the order it prefers them: wideband before narrowband.
+const RECORDABLE: &[&str] = &["OPUS", "G722", "PCMA", "PCMU", "H264", "VP8"];
 
 fn static_format(pt: u8) -> Option<(&'static str, u32, u8)> {
     match pt {
@@ -371,10 +370,10 @@ a=inactive\r\n";
             .iter()
             .map(|m| m.recordable().map(|f| f.encoding.as_str()))
             .collect();
-        // PCMA preferred over PCMU, both over G.722; video codecs on video lines.
+        // G.722 preferred over G.711, PCMA over PCMU; video codecs on video lines.
         assert_eq!(
             picks,
-            vec![Some("PCMA"), Some("PCMU"), Some("H264"), Some("VP8")]
+            vec![Some("PCMA"), Some("G722"), Some("H264"), Some("VP8")]
         );
         assert!(!o.media[3].direction.sends());
         let lines: Vec<LineAnswer> = o
@@ -393,7 +392,7 @@ a=inactive\r\n";
         assert!(a.contains("m=audio 20000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=label:1\r\na=recvonly\r\n"), "{a}");
         assert!(
             a.contains(
-                "m=audio 20002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=label:2\r\na=recvonly\r\n"
+                "m=audio 20002 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\na=label:2\r\na=recvonly\r\n"
             ),
             "{a}"
         );

@@ -27,8 +27,15 @@ fn free_udp_port() -> u16 {
 }
 
 /// A script sipp runs (`[media] ip port1 port2 …`) that sends one RTP stream per argument
-/// port: each a G.711 µ-law tone of its own frequency, or VP8 video, for `seconds`.
-fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> PathBuf {
+/// port, and the audio payload type its scenario offers (`-key audio_pt`).
+struct MediaScript {
+    path: PathBuf,
+    audio_pt: u8,
+}
+
+/// Each stream a tone of its own frequency (G.711 µ-law or G.722), or VP8 video, for
+/// `seconds`.
+fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> MediaScript {
     // The answer's ports are kept in ports.txt, one call per line.
     let mut script = format!(
         "#!/bin/sh\nip=$1\nshift\necho \"$@\" >> {}/ports.txt\n",
@@ -39,6 +46,11 @@ fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> PathBuf {
             Media::Tone(freq) => format!(
                 "audiotestsrc freq={freq} is-live=true num-buffers={} samplesperbuffer=160 \
                  ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay",
+                seconds * 50
+            ),
+            Media::WidebandTone(freq) => format!(
+                "audiotestsrc freq={freq} is-live=true num-buffers={} samplesperbuffer=320 \
+                 ! audio/x-raw,rate=16000,channels=1 ! avenc_g722 ! rtpg722pay",
                 seconds * 50
             ),
             Media::Vp8(pattern) => format!(
@@ -58,11 +70,17 @@ fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> PathBuf {
     let mut perm = std::fs::metadata(&path).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
     std::fs::set_permissions(&path, perm).unwrap();
-    path
+    let wideband = streams.iter().any(|s| matches!(s, Media::WidebandTone(_)));
+    MediaScript {
+        path,
+        // RFC 3551's static payload types: 0 is PCMU, 9 is G.722.
+        audio_pt: if wideband { 9 } else { 0 },
+    }
 }
 
 enum Media {
     Tone(u32),
+    WidebandTone(u32),
     Vp8(&'static str),
 }
 
@@ -73,7 +91,7 @@ fn sipp_command(
     dir: &Path,
     name: &str,
     room: &str,
-    media: &Path,
+    media: &MediaScript,
     call_ms: u64,
     calls: u32,
 ) -> Command {
@@ -83,7 +101,8 @@ fn sipp_command(
         .arg("-sf")
         .arg(scenario(name))
         .args(["-s", room, "-key", "media"])
-        .arg(media)
+        .arg(&media.path)
+        .args(["-key", "audio_pt", &media.audio_pt.to_string()])
         .args(["-m", &calls.to_string(), "-l", &calls.to_string()])
         .args(["-r", &calls.to_string(), "-rp", "1000"])
         .args(["-d", &call_ms.to_string()])
@@ -132,7 +151,7 @@ fn sipp(
     dir: &Path,
     name: &str,
     room: &str,
-    media: &Path,
+    media: &MediaScript,
     call_ms: u64,
     calls: u32,
 ) {
@@ -298,6 +317,62 @@ fn a_two_party_call_gives_an_mp3_with_both_tones_and_a_dual_channel_file() {
         !server.log_text().contains("15550100"),
         "the log shows the caller's number"
     );
+}
+
+/// A wideband call: each party's file is 16 kHz PCM decoded by Reel's G.722 decoder, with
+/// the agent's 6 kHz tone that no narrowband codec can carry.
+#[test]
+fn a_g722_call_keeps_each_partys_wideband_audio() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(5);
+    let streams = [Media::WidebandTone(440), Media::WidebandTone(6000)];
+    let media = media_script(dir.path(), &streams, 3);
+    sipp(&server, dir.path(), "call.xml", &room, &media, 3500, 1);
+    let session = ended_calls(&server, &room, 1).remove(0);
+    let assets = server.wait_assets(session["id"].as_str().unwrap(), 3, Duration::from_secs(60));
+    for asset in of_type(&assets, "audio") {
+        let name = asset["participant"].as_str().unwrap();
+        assert_eq!(
+            asset["details"]["audio_frames"], 150,
+            "{name}: every packet"
+        );
+        let file = server.download(asset, dir.path());
+        let probe = ffprobe(&file);
+        assert!((probe.duration - 3.0).abs() < 0.1, "{name}: {probe:?}");
+        let rate = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=sample_rate,codec_name",
+            ])
+            .args(["-of", "csv=p=0"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&rate.stdout).trim(),
+            "pcm_s16le,16000"
+        );
+        let samples = &judge::pcm(&file, 1)[0];
+        let (mine, other) = if name == "Alice Caller" {
+            (440.0, 6000.0)
+        } else {
+            (6000.0, 440.0)
+        };
+        assert!(tone_between(samples, mine, 0.5, 2.5) > 0.3, "{name}");
+        assert!(tone_between(samples, other, 0.5, 2.5) < 0.01, "{name}");
+    }
+    let mix = of_type(&assets, "audio_mix");
+    let samples = &judge::pcm(&server.download(mix[0], dir.path()), 1)[0];
+    for freq in [440.0, 6000.0] {
+        assert!(
+            tone_between(samples, freq, 0.5, 2.5) > 0.15,
+            "{freq} Hz in the mp3"
+        );
+    }
 }
 
 #[test]
