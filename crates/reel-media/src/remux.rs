@@ -13,6 +13,7 @@
 //! the picture freezes rather than showing a corrupted frame.
 
 use crate::codec::{self, Dimensions};
+use crate::h264;
 use crate::journal::{flags, JournalHeader, JournalReader, Record};
 use crate::mp4::Mp4Writer;
 use crate::pcm::PcmDecoder;
@@ -46,6 +47,8 @@ pub struct TrackPlan {
     /// Sender-clock anchor from the first sender report.
     pub sender_anchor: Option<Anchor>,
     pub first_keyframe_dims: Option<Dimensions>,
+    /// H.264's `avcC`, from the first keyframe carrying SPS and PPS.
+    pub h264_config: Option<Vec<u8>>,
     pub first_rtp: Option<u64>,
     pub last_rtp: Option<u64>,
 }
@@ -60,6 +63,7 @@ pub fn analyze<R: Read>(input: R) -> Result<TrackPlan> {
         arrival_anchor: None,
         sender_anchor: None,
         first_keyframe_dims: None,
+        h264_config: None,
         first_rtp: None,
         last_rtp: None,
     };
@@ -86,6 +90,10 @@ pub fn analyze<R: Read>(input: R) -> Result<TrackPlan> {
                 }
                 if plan.first_keyframe_dims.is_none() && flags & flags::KEYFRAME != 0 {
                     plan.first_keyframe_dims = codec::keyframe_dimensions(header.codec, &data);
+                }
+                if header.codec == Codec::H264 && plan.h264_config.is_none() {
+                    plan.h264_config =
+                        h264::parameter_sets(&data).and_then(|(sps, pps)| h264::avcc(&sps, &pps));
                 }
                 if let Some((sr_rtp, ntp)) = pending_sr.take() {
                     if plan.sender_anchor.is_none() {
@@ -323,6 +331,7 @@ pub fn remux_window<R: Read, W: Write + Seek>(
                     codec: plan.header.codec,
                     width: d.width,
                     height: d.height,
+                    config: plan.h264_config.clone(),
                 }
             }
             MediaKind::Audio => TrackSpec::Audio {
@@ -381,18 +390,16 @@ pub fn remux_window<R: Read, W: Write + Seek>(
         )
     });
     let pcm = specs.iter().any(TrackSpec::is_pcm);
-    if is_h264 && pcm {
-        return Err(MediaError::Remux(
-            "H.264 with G.711 audio has no per-participant file yet".into(),
-        ));
-    }
-    let mut writer = if is_h264 {
+    // MP4 for H.264 (browsers play it), unless the audio is PCM, which browsers do not
+    // play from MP4: then Matroska.
+    let mp4 = is_h264 && !pcm;
+    let mut writer = if mp4 {
         Sink::Mp4(Mp4Writer::new(out, &specs)?)
     } else {
         Sink::Webm(WebmWriter::new(out, &specs)?)
     };
     let has_video = specs.iter().any(|s| matches!(s, TrackSpec::Video { .. }));
-    let container = match (is_h264, pcm, has_video) {
+    let container = match (mp4, pcm, has_video) {
         (true, _, _) => "mp4",
         (false, true, true) => "mkv",
         (false, true, false) => "mka",

@@ -24,6 +24,9 @@ pub enum TrackSpec {
         codec: Codec,
         width: u16,
         height: u16,
+        /// The decoder configuration, needed before the first frame where the container
+        /// keeps it in the track header (Matroska's CodecPrivate: H.264's `avcC`).
+        config: Option<Vec<u8>>,
     },
     Audio {
         codec: Codec,
@@ -60,8 +63,8 @@ pub struct WebmWriter<W: Write + Seek> {
     info_pos: u64,
     tracks_pos: u64,
     has_video: bool,
-    /// Per track (0-based): whether it is video.
-    video_tracks: Vec<bool>,
+    /// Per track (0-based): its codec.
+    codecs: Vec<Codec>,
     cluster: Vec<Block>,
     cluster_start_ms: i64,
     cues: Vec<(i64, u64)>,
@@ -78,9 +81,8 @@ fn codec_id(codec: Codec) -> Result<&'static str> {
         Codec::Opus => "A_OPUS",
         // The remux hands SIP's codecs over decoded (see `pcm`).
         Codec::Pcmu | Codec::Pcma | Codec::G722 => "A_PCM/INT/LIT",
-        Codec::H264 => {
-            return Err(MediaError::Remux("H.264 does not go into WebM".into()));
-        }
+        // Frames as length-prefixed NAL units, described by the `avcC` in CodecPrivate.
+        Codec::H264 => "V_MPEG4/ISO/AVC",
     })
 }
 
@@ -106,8 +108,17 @@ impl<W: Write + Seek> WebmWriter<W> {
         ebml::uint(&mut ebml_header, 0x42F7, 1);
         ebml::uint(&mut ebml_header, 0x42F2, 4);
         ebml::uint(&mut ebml_header, 0x42F3, 8);
-        // PCM is Matroska, not WebM: the file is then `.mka` / `.mkv`.
-        let doc_type: &[u8] = if tracks.iter().any(TrackSpec::is_pcm) {
+        // PCM and H.264 are Matroska, not WebM: the file is then `.mka` / `.mkv`.
+        let doc_type: &[u8] = if tracks.iter().any(TrackSpec::is_pcm)
+            || tracks.iter().any(|t| {
+                matches!(
+                    t,
+                    TrackSpec::Video {
+                        codec: Codec::H264,
+                        ..
+                    }
+                )
+            }) {
             b"matroska"
         } else {
             b"webm"
@@ -140,9 +151,9 @@ impl<W: Write + Seek> WebmWriter<W> {
         let tracks_pos = base + head.len() as u64 - segment_data_start;
         let mut entries = Vec::new();
         let mut has_video = false;
-        let video_tracks: Vec<bool> = tracks
+        let codecs: Vec<Codec> = tracks
             .iter()
-            .map(|t| matches!(t, TrackSpec::Video { .. }))
+            .map(|(TrackSpec::Video { codec, .. } | TrackSpec::Audio { codec, .. })| *codec)
             .collect();
         for (i, spec) in tracks.iter().enumerate() {
             let number = i as u64 + 1;
@@ -155,10 +166,20 @@ impl<W: Write + Seek> WebmWriter<W> {
                     codec,
                     width,
                     height,
+                    config,
                 } => {
                     has_video = true;
                     ebml::uint(&mut t, 0x83, 1);
                     ebml::bytes(&mut t, 0x86, codec_id(*codec)?.as_bytes());
+                    match config {
+                        Some(config) => ebml::bytes(&mut t, 0x63A2, config),
+                        None if *codec == Codec::H264 => {
+                            return Err(MediaError::Remux(
+                                "H.264 without SPS and PPS in its first keyframe".into(),
+                            ));
+                        }
+                        None => {}
+                    }
                     let mut v = Vec::new();
                     ebml::uint(&mut v, 0xB0, *width as u64);
                     ebml::uint(&mut v, 0xBA, *height as u64);
@@ -197,7 +218,7 @@ impl<W: Write + Seek> WebmWriter<W> {
             info_pos,
             tracks_pos,
             has_video,
-            video_tracks,
+            codecs,
             cluster: Vec::new(),
             cluster_start_ms: 0,
             cues: Vec::new(),
@@ -235,20 +256,25 @@ impl<W: Write + Seek> WebmWriter<W> {
         if self.cluster.is_empty() {
             self.cluster_start_ms = ts_ms;
         }
+        let data = match self.codec(track) {
+            Some(Codec::H264) => crate::h264::to_length_prefixed(data),
+            _ => data.to_vec(),
+        };
         self.cluster.push(Block {
             track,
             ts_ms,
             keyframe,
-            data: data.to_vec(),
+            data,
         });
         Ok(())
     }
 
     fn is_video(&self, track: u8) -> bool {
-        self.video_tracks
-            .get(track as usize - 1)
-            .copied()
-            .unwrap_or(false)
+        self.codec(track).map(Codec::kind) == Some(reel_core::MediaKind::Video)
+    }
+
+    fn codec(&self, track: u8) -> Option<Codec> {
+        self.codecs.get((track as usize).checked_sub(1)?).copied()
     }
 
     fn flush_cluster(&mut self) -> Result<()> {

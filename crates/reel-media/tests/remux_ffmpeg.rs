@@ -221,10 +221,8 @@ fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
     units
 }
 
-#[test]
-fn h264_goes_into_mp4_with_its_start_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// 3 s of 320x240 30 fps baseline H.264 from libx264, as access units.
+fn x264_access_units(dir: &Path) -> Vec<Vec<u8>> {
     let args = [
         "-c:v",
         "libx264",
@@ -237,8 +235,15 @@ fn h264_goes_into_mp4_with_its_start_offset() {
         "-f",
         "h264",
     ];
-    ffmpeg_lavfi("testsrc2=size=320x240:rate=30", &args, &d.join("v.h264"));
-    let units = access_units(&std::fs::read(d.join("v.h264")).unwrap());
+    ffmpeg_lavfi("testsrc2=size=320x240:rate=30", &args, &dir.join("v.h264"));
+    access_units(&std::fs::read(dir.join("v.h264")).unwrap())
+}
+
+#[test]
+fn h264_goes_into_mp4_with_its_start_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let units = x264_access_units(d);
     assert_eq!(units.len(), 90);
     let out = d.join("out.mp4");
     let report = remux_pair(
@@ -312,12 +317,11 @@ fn frames_sharing_a_timestamp_still_give_a_valid_file() {
     );
 }
 
-/// A SIP party's G.711: 20 ms µ-law frames from ffmpeg, with a second of silence
-/// suppression (comfort noise is not journaled) between 1 s and 2 s.
-#[test]
-fn g711_goes_into_matroska_as_pcm_keeping_its_gaps() {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("tone.ulaw");
+/// A SIP party's G.711: 3 s of 20 ms µ-law frames of a 700 Hz tone from ffmpeg, arriving
+/// from the sender report's instant on; `dropped` frames are left out (silence
+/// suppression: comfort noise is not journaled).
+fn ulaw_journal(dir: &Path, dropped: std::ops::Range<usize>) -> Vec<u8> {
+    let raw = dir.join("tone.ulaw");
     run(Command::new("ffmpeg")
         .args([
             "-v",
@@ -333,7 +337,7 @@ fn g711_goes_into_matroska_as_pcm_keeping_its_gaps() {
     let mut w =
         JournalWriter::create(Vec::new(), &header(MediaKind::Audio, Codec::Pcmu, 8000)).unwrap();
     for (i, chunk) in bytes.chunks(160).enumerate() {
-        if (50..100).contains(&i) {
+        if dropped.contains(&i) {
             continue;
         }
         w.append(&Record::Frame {
@@ -344,7 +348,14 @@ fn g711_goes_into_matroska_as_pcm_keeping_its_gaps() {
         })
         .unwrap();
     }
-    let journal = w.into_inner();
+    w.into_inner()
+}
+
+/// The second between 1 s and 2 s is silence-suppressed.
+#[test]
+fn g711_goes_into_matroska_as_pcm_keeping_its_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = ulaw_journal(dir.path(), 50..100);
     let out = dir.path().join("call.mka");
     let tracks = vec![(
         remux::analyze(&journal[..]).unwrap(),
@@ -374,6 +385,27 @@ fn g711_goes_into_matroska_as_pcm_keeping_its_gaps() {
     let amplitude = reel_testkit::judge::tone(&samples[..48_000], 700.0);
     assert!(amplitude > 0.08, "700 Hz at {amplitude}");
     assert!(reel_testkit::judge::tone(&samples[..48_000], 1000.0) < 0.01);
+}
+
+/// A SIP video party: H.264 with G.711 goes into Matroska (PCM does not play from MP4 in
+/// browsers), the video in sync by arrival.
+#[test]
+fn h264_with_g711_goes_into_matroska() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let units = x264_access_units(d);
+    let out = d.join("out.mkv");
+    let report = remux_pair(
+        &video_journal(Codec::H264, &units),
+        &ulaw_journal(d, 0..0),
+        &out,
+    );
+    assert_eq!((report.container, report.video_frames), ("mkv", 90));
+    assert_eq!((report.audio_frames, report.sync), (150, "arrival"));
+    let (codecs, duration) = judge(&out);
+    assert_eq!(codecs, ["h264", "pcm_s16le"]);
+    assert!((duration - 3.2).abs() < 0.1, "duration {duration}");
+    assert!((first_video_pts(&out) - 0.2).abs() < 0.002);
 }
 
 /// A wideband SIP party: ffmpeg's G.722 encoding of a 5 kHz tone (beyond what G.711 can
