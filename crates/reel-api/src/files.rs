@@ -85,6 +85,8 @@ fn content_type(format: &str) -> &'static str {
         "wav" => "audio/wav",
         "ogg" => "audio/ogg",
         "m4a" => "audio/mp4",
+        "json" => "application/json",
+        "vtt" => "text/vtt; charset=utf-8",
         _ => "application/octet-stream",
     }
 }

@@ -25,6 +25,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "stream.recording.success",
     "stream.recording.failure",
     "transcription_available",
+    "transcription.failed",
 ];
 
 pub fn routes() -> Router<AppState> {

@@ -216,6 +216,21 @@ impl Destination {
     /// `{yyyyMMddHHmmss UTC}_{applicationKey}_{callId}.{format}`, or with `_{assetId}` before
     /// the extension when the recording has several assets; a given file name is used as is
     /// for a single asset and gets the same `_{assetId}` suffix for several.
+    /// The key of a recording's transcript: the recording's own name (as one asset) with
+    /// `-transcript.{ext}` in place of its extension, so it sits beside the recording.
+    pub fn transcript_key(&self, n: &NameParts, ext: &str) -> String {
+        let key = self.object_key(&NameParts {
+            several: false,
+            ..*n
+        });
+        let (folder, name) = match key.rsplit_once('/') {
+            Some((folder, name)) => (format!("{folder}/"), name),
+            None => (String::new(), key.as_str()),
+        };
+        let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+        format!("{folder}{stem}-transcript.{ext}")
+    }
+
     pub fn object_key(&self, n: &NameParts) -> String {
         let suffix = if n.several {
             format!("_{}", safe_segment(n.asset_id))
@@ -705,6 +720,20 @@ mod tests {
             "20251121080000_app_1_ses_9.webm"
         );
         assert_eq!(bare.url_of("x.webm"), "gs://bucket/x.webm");
+    }
+
+    #[test]
+    fn a_transcript_sits_beside_its_recording() {
+        let d = Destination::parse("s3://bucket/calls/").unwrap();
+        assert_eq!(
+            d.transcript_key(&parts(true), "vtt"),
+            "calls/20251121080000_app_1_ses_9-transcript.vtt"
+        );
+        let named = Destination::parse("azure://acct/cont/a/b/meeting.webm").unwrap();
+        assert_eq!(
+            named.transcript_key(&parts(false), "json"),
+            "a/b/meeting-transcript.json"
+        );
     }
 
     #[test]

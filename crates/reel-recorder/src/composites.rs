@@ -20,13 +20,9 @@ pub struct RenderContext {
     pub attempts: u32,
 }
 
-/// The render job of a `composite` or `audio` recording, from the database.
-pub async fn job_for(
-    db: &Db,
-    data_dir: &Path,
-    rec: &Recording,
-    asset_id: &str,
-) -> Result<(Job, String)> {
+/// The publications a recording covers as render inputs (in order of joining), and its
+/// output timeline (paused intervals cut).
+pub(crate) async fn inputs(db: &Db, rec: &Recording) -> Result<(Vec<Participant>, Timeline)> {
     let session = rec
         .session_id
         .clone()
@@ -74,6 +70,18 @@ pub async fn job_for(
             .map(|p| (p.paused_at * 1000, p.resumed_at.unwrap_or(to_ms) * 1000))
             .collect(),
     };
+    Ok((participants, timeline))
+}
+
+/// The render job of a `composite` or `audio` recording, from the database.
+pub async fn job_for(
+    db: &Db,
+    data_dir: &Path,
+    rec: &Recording,
+    asset_id: &str,
+) -> Result<(Job, String)> {
+    let session = rec.session_id.clone().unwrap_or_default();
+    let (participants, timeline) = inputs(db, rec).await?;
     let format = rec.options["format"]
         .as_str()
         .unwrap_or(if rec.mode == "audio" { "mp3" } else { "mp4" })
@@ -81,7 +89,10 @@ pub async fn job_for(
     let output = if rec.mode == "audio" {
         let opts: AudioOptions =
             serde_json::from_value(rec.options["audioOptions"].clone()).unwrap_or_default();
-        let first = pubs.first().map(|p| p.participant.as_str()).unwrap_or("");
+        let first = participants
+            .first()
+            .map(|p| p.participant.as_str())
+            .unwrap_or("");
         opts.output(&format, first)
     } else {
         let opts: CompositeOptions = match rec.options.get("compositeOptions") {
@@ -130,19 +141,37 @@ pub async fn job_for(
     ))
 }
 
-/// Runs the job in a child process, up to `attempts` times. The reason of the last failure
-/// on error (exit status or signal, and the child's last words).
-async fn run_child(ctx: &RenderContext, job: &Job) -> std::result::Result<Rendered, String> {
-    let dir = job.path.parent().expect("asset paths have a parent");
+/// Exit status of a child that failed for good: trying again cannot help.
+pub(crate) const EXIT_NO_RETRY: i32 = 3;
+
+/// Runs the render job in a child process; the reason of the last failure on error.
+async fn run_render(ctx: &RenderContext, job: &Job) -> std::result::Result<Rendered, String> {
+    let limit = reel_compose::render::time_limit(&job.timeline);
+    let out = run_child(ctx, "render", &job.path, job, limit, &[&job.path]).await?;
+    serde_json::from_slice(&out).map_err(|e| format!("renderer output: {e}"))
+}
+
+/// Runs `reel <command> JOB.json` (the job written beside `beside`) up to `attempts`
+/// times, or once when it exits with `EXIT_NO_RETRY`. Its standard output on success; the
+/// reason of the last failure (exit status or signal, and the child's last words) on error.
+/// `outputs` are removed after a failed attempt.
+pub(crate) async fn run_child(
+    ctx: &RenderContext,
+    command: &str,
+    beside: &Path,
+    job: &impl serde::Serialize,
+    limit: Duration,
+    outputs: &[&Path],
+) -> std::result::Result<Vec<u8>, String> {
+    let dir = beside.parent().expect("asset paths have a parent");
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let job_file = job.path.with_extension("job.json");
+    let job_file = beside.with_extension("job.json");
     std::fs::write(&job_file, serde_json::to_vec(job).expect("jobs serialize"))
         .map_err(|e| e.to_string())?;
-    let limit = reel_compose::render::time_limit(&job.timeline);
     let mut reason = String::new();
     for attempt in 1..=ctx.attempts.max(1) {
         let child = tokio::process::Command::new(&ctx.program)
-            .arg("render")
+            .arg(command)
             .arg(&job_file)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -159,8 +188,7 @@ async fn run_child(ctx: &RenderContext, job: &Job) -> std::result::Result<Render
         match tokio::time::timeout(limit, child.wait_with_output()).await {
             Ok(Ok(out)) if out.status.success() => {
                 let _ = std::fs::remove_file(&job_file);
-                return serde_json::from_slice(&out.stdout)
-                    .map_err(|e| format!("renderer output: {e}"));
+                return Ok(out.stdout);
             }
             Ok(Ok(out)) => {
                 let said = String::from_utf8_lossy(&out.stderr);
@@ -170,13 +198,19 @@ async fn run_child(ctx: &RenderContext, job: &Job) -> std::result::Result<Render
                     .find(|l| !l.trim().is_empty())
                     .unwrap_or("")
                     .trim();
-                reason = format!("renderer {}: {last}", describe(out.status));
+                if out.status.code() == Some(EXIT_NO_RETRY) {
+                    reason = last.to_string();
+                    break;
+                }
+                reason = format!("{command} {}: {last}", describe(out.status));
             }
-            Ok(Err(e)) => reason = format!("renderer: {e}"),
-            Err(_) => reason = format!("renderer timed out after {} s", limit.as_secs()),
+            Ok(Err(e)) => reason = format!("{command}: {e}"),
+            Err(_) => reason = format!("{command} timed out after {} s", limit.as_secs()),
         }
-        tracing::warn!(attempt, %reason, "render attempt failed");
-        let _ = std::fs::remove_file(&job.path);
+        tracing::warn!(attempt, %reason, "{command} attempt failed");
+        for path in outputs {
+            let _ = std::fs::remove_file(path);
+        }
         tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
     }
     let _ = std::fs::remove_file(&job_file);
@@ -222,7 +256,7 @@ pub async fn process_recording(
         "asset_type": asset_type.as_str(),
     });
     let (kind_ok, kind_fail) = ("composite.recording.success", "composite.recording.failure");
-    match run_child(ctx, &job).await {
+    match run_render(ctx, &job).await {
         Ok(rendered) => {
             let size = std::fs::metadata(&job.path)?.len();
             let sha256 = reel_blob::sha256_file(&job.path).await?;

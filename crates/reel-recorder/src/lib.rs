@@ -21,6 +21,7 @@ pub mod composites;
 pub mod recordings;
 pub mod recovery;
 pub mod retention;
+pub mod transcripts;
 pub mod uploads;
 
 use capture::{CaptureCommand, CaptureHandle, CaptureNotice};

@@ -13,7 +13,9 @@
 //!   specific one) in one transaction.
 
 use crate::capture::CaptureCommand;
-use crate::{assets, composites, uploads, Brain, MediaCommand, Msg, RecorderError, Result};
+use crate::{
+    assets, composites, transcripts, uploads, Brain, MediaCommand, Msg, RecorderError, Result,
+};
 use reel_core::lifecycle::Venue;
 use reel_core::recording::{Command, RecordingState};
 use reel_core::{EventId, RecordingId, RoomId, SessionId};
@@ -576,8 +578,26 @@ impl Brain {
                 json!({"asset_ids": ids}),
             )
             .await?;
+            self.spawn_transcript(&rec);
         }
         Ok(())
+    }
+
+    /// The transcript of a recording that asked for one, once the recording is available.
+    fn spawn_transcript(&mut self, rec: &Recording) {
+        let (db, dir, ctx, up) = (
+            self.db.clone(),
+            self.data_dir.clone(),
+            self.render.clone(),
+            self.uploads.clone(),
+        );
+        let recording = rec.id.clone();
+        self.jobs.spawn(async move {
+            // `process` returns at once for a recording that wants no transcript.
+            if let Err(e) = transcripts::process(&db, &dir, &ctx, &up, &recording).await {
+                tracing::error!(%recording, error = %e, "transcription job");
+            }
+        });
     }
 }
 
@@ -623,7 +643,9 @@ impl Brain {
                     Some("recording_available"),
                     json!({"asset_ids": ids, "destinations": destinations}),
                 )
-                .await
+                .await?;
+                self.spawn_transcript(&rec);
+                Ok(())
             }
             uploads::UploadOutcome::Failed {
                 asset_id,

@@ -32,6 +32,9 @@ enum Command {
     /// crash in the media pipeline fails that job only).
     #[command(hide = true)]
     Render { job: std::path::PathBuf },
+    /// Transcribe one recording (run by the server in a child process, as renders are).
+    #[command(hide = true)]
+    Transcribe { job: std::path::PathBuf },
     /// Work with capture journals.
     Journal {
         #[command(subcommand)]
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Render { job } => render(&job),
+        Command::Transcribe { job } => transcribe(&job),
         Command::Journal {
             command: JournalCommand::Inspect { file, records },
         } => inspect(&file, records),
@@ -161,21 +165,46 @@ fn inspect(path: &std::path::Path, records: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A job file the server wrote for a child process.
+fn read_job<T: serde::de::DeserializeOwned>(
+    what: &str,
+    job: &std::path::Path,
+) -> Result<T, ExitCode> {
+    std::fs::read(job)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            eprintln!("{what}: {}: {e}", job.display());
+            ExitCode::from(2)
+        })
+}
+
+fn transcribe(job: &std::path::Path) -> ExitCode {
+    let job: reel_recorder::transcripts::TranscriptJob = match read_job("transcribe", job) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    match reel_recorder::transcripts::run_job(&job) {
+        Ok(done) => {
+            println!("{}", serde_json::to_string(&done).expect("serializes"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("transcription: {e}");
+            ExitCode::from(reel_recorder::transcripts::exit_code(&e))
+        }
+    }
+}
+
 fn render(job: &std::path::Path) -> ExitCode {
     // Tests break the renderer on purpose to show that a crashed job fails alone.
     if std::env::var("REEL_TEST_RENDER_CRASH").is_ok_and(|v| v == "1") {
         eprintln!("render: crashing on purpose (REEL_TEST_RENDER_CRASH)");
         std::process::abort();
     }
-    let job: reel_compose::render::Job = match std::fs::read(job)
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
+    let job: reel_compose::render::Job = match read_job("render", job) {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("render: {}: {e}", job.display());
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match reel_compose::render::render(&job) {
         Ok(rendered) => {

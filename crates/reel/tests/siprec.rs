@@ -53,6 +53,12 @@ fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> MediaScript {
                  ! audio/x-raw,rate=16000,channels=1 ! avenc_g722 ! rtpg722pay",
                 seconds * 50
             ),
+            Media::Speech(wav) => format!(
+                "filesrc location={} ! wavparse ! audioconvert ! audioresample \
+                 ! audio/x-raw,rate=16000,channels=1 ! avenc_g722 \
+                 ! rtpg722pay min-ptime=20000000 max-ptime=20000000",
+                wav.display()
+            ),
             Media::Vp8(pattern) => format!(
                 "videotestsrc pattern={pattern} is-live=true num-buffers={} \
                  ! video/x-raw,width=320,height=240,framerate=25/1 \
@@ -70,7 +76,9 @@ fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> MediaScript {
     let mut perm = std::fs::metadata(&path).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
     std::fs::set_permissions(&path, perm).unwrap();
-    let wideband = streams.iter().any(|s| matches!(s, Media::WidebandTone(_)));
+    let wideband = streams
+        .iter()
+        .any(|s| matches!(s, Media::WidebandTone(_) | Media::Speech(_)));
     MediaScript {
         path,
         // RFC 3551's static payload types: 0 is PCMU, 9 is G.722.
@@ -81,6 +89,8 @@ fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> MediaScript {
 enum Media {
     Tone(u32),
     WidebandTone(u32),
+    /// A WAV file, sent in real time as G.722.
+    Speech(PathBuf),
     Vp8(&'static str),
 }
 
@@ -715,4 +725,214 @@ fn bad_sip_gets_a_clear_refusal_and_harms_no_call() {
     for a in of_type(&assets, "audio") {
         assert_eq!(a["details"]["audio_frames"], 200, "{a:#}");
     }
+}
+
+/// flite's `voice` saying `words` after `lead_s` s of silence, `seconds` long in all (16 kHz
+/// WAV); and when, within it, the speech really starts (flite leads with a little silence).
+fn speech_wav(dir: &Path, voice: &str, words: &str, lead_s: f64, seconds: u32) -> (PathBuf, f64) {
+    let raw = dir.join(format!("{voice}-raw.wav"));
+    let out = Command::new("flite")
+        .args(["-voice", voice, "-t", words, "-o"])
+        .arg(&raw)
+        .output()
+        .expect("flite is required (apt-get install flite)");
+    assert!(out.status.success(), "{out:?}");
+    let wav = dir.join(format!("{voice}.wav"));
+    let filter = format!("adelay={},apad,atrim=0:{seconds}", (lead_s * 1000.0) as u32);
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&raw)
+        .args([
+            "-af",
+            &filter,
+            "-ar",
+            "16000",
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_s16le",
+            "-y",
+        ])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let samples = &judge::pcm(&wav, 1)[0];
+    let onset = samples.iter().position(|x| x.abs() > 0.02).unwrap() as f64 / 48_000.0;
+    (wav, onset)
+}
+
+/// Waits for the first event of type `kind`.
+fn wait_event(server: &Server, kind: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some((_, e)) = events(server).into_iter().find(|(t, _)| t == kind) {
+            return e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Two parties say digits at known times; the transcript names each by the metadata, in
+/// order, on time (±0.5 s), with a digit word error rate ≤ 20 %, as JSON and valid WebVTT
+/// in the recording's bucket, announced with its destination.
+#[test]
+fn a_call_is_transcribed_line_by_line_with_each_partys_name() {
+    let _one = serial();
+    let s3 = reel_testkit::emulators::SeaweedS3::start(&["calls"]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("REEL_STORAGE_S3_ENDPOINT", &s3.endpoint),
+            ("REEL_STORAGE_S3_VIRTUAL_HOSTED", "false"),
+            ("REEL_STORAGE_ALLOW_HTTP", "true"),
+        ],
+    );
+    let creds = format!(
+        "{}:{}:{}",
+        reel_testkit::emulators::S3_ACCESS_KEY,
+        reel_testkit::emulators::S3_SECRET_KEY,
+        reel_testkit::emulators::S3_REGION
+    );
+    let room = server.post(
+        "/v1/rooms",
+        json!({"name": "support", "empty_timeout_seconds": 5,
+               "policy": {"transcription": {"enabled": true, "locale": "en-US"}},
+               "default_recording_options": {"destinationUrl": "s3://calls/support/", "credentials": creds}}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let said = [
+        ("Alice Caller", "four seven one nine"),
+        ("Agent Bob", "two eight three six"),
+        ("Alice Caller", "five zero"),
+    ];
+    let (alice, alice_at) = speech_wav(dir.path(), "slt", said[0].1, 0.5, 9);
+    let (bob, bob_at) = speech_wav(dir.path(), "rms", said[1].1, 4.0, 9);
+    // Alice's second line: her track again, from a second file mixed in at 7 s.
+    let (alice2, alice2_at) = speech_wav(dir.path(), "kal16", said[2].1, 7.0, 9);
+    let both = dir.path().join("alice-both.wav");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&alice)
+        .arg("-i")
+        .arg(&alice2)
+        .args([
+            "-filter_complex",
+            "amix=inputs=2:normalize=0",
+            "-ar",
+            "16000",
+            "-ac",
+            "1",
+            "-y",
+        ])
+        .arg(&both)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let media = media_script(dir.path(), &[Media::Speech(both), Media::Speech(bob)], 9);
+    sipp(&server, dir.path(), "call.xml", &room, &media, 9500, 1);
+    let session = ended_calls(&server, &room, 1).remove(0);
+
+    let available = wait_event(&server, "transcription_available");
+    let destinations = available["destinations"].as_array().unwrap();
+    assert_eq!(destinations.len(), 2, "{available:#}");
+    let urls: Vec<&str> = destinations
+        .iter()
+        .map(|d| d["destination_url"].as_str().unwrap())
+        .collect();
+    let recording = server.get(&format!(
+        "/v1/recordings/{}",
+        available["recording_id"].as_str().unwrap()
+    ));
+    let started_at = recording["started_at"].as_i64().unwrap();
+    let stem = format!(
+        "s3://calls/support/{}_{}_{}",
+        utc_stamp(started_at),
+        recording["application_id"].as_str().unwrap(),
+        session["id"].as_str().unwrap()
+    );
+    assert!(
+        urls.contains(&format!("{stem}-transcript.json").as_str()),
+        "{urls:?}"
+    );
+    assert!(
+        urls.contains(&format!("{stem}-transcript.vtt").as_str()),
+        "{urls:?}"
+    );
+
+    // The media began a little after the recording: the lines are on the recording's clock.
+    let assets = server.get(&format!(
+        "/v1/assets?session_id={}",
+        session["id"].as_str().unwrap()
+    ));
+    let assets = assets["data"].as_array().unwrap();
+    let party_start = of_type(assets, "audio")
+        .iter()
+        .map(|a| a["start_at"].as_i64().unwrap())
+        .min()
+        .unwrap();
+    let media_at = (party_start - started_at) as f64 / 1000.0;
+    let json_asset = assets
+        .iter()
+        .find(|a| a["asset_type"] == "transcript" && a["format"] == "json")
+        .expect("the transcript asset");
+    let transcript: Value = serde_json::from_slice(
+        &std::fs::read(fetch_asset(&server, json_asset, dir.path())).unwrap(),
+    )
+    .unwrap();
+    let lines = transcript["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 3, "{transcript:#}");
+    for (line, ((who, words), at)) in lines
+        .iter()
+        .zip(said.iter().zip([alice_at, bob_at, alice2_at]))
+    {
+        assert_eq!(line["speakerLabel"], *who, "{transcript:#}");
+        let timestamp = line["timestamp"].as_f64().unwrap();
+        assert!(
+            (timestamp - (media_at + at)).abs() <= 0.5,
+            "{who} spoke at {} s, the line says {timestamp} s",
+            media_at + at
+        );
+        let heard = line["text"].as_str().unwrap();
+        let wer = reel_transcribe::transcript::word_error_rate(words, heard);
+        assert!(wer <= 0.2, "{who} said {words:?}, heard {heard:?}");
+    }
+
+    let vtt_asset = assets
+        .iter()
+        .find(|a| a["asset_type"] == "transcript" && a["format"] == "vtt")
+        .expect("the WebVTT asset");
+    let vtt = fetch_asset(&server, vtt_asset, dir.path());
+    common::validate_webvtt(&vtt);
+    let text = std::fs::read_to_string(&vtt).unwrap();
+    assert!(text.contains("<v Agent Bob>"), "{text}");
+}
+
+/// An object name's time stamp: UTC `%Y%m%d%H%M%S` of `ms`.
+fn utc_stamp(ms: i64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{}", ms / 1000), "+%Y%m%d%H%M%S"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An asset's bytes: through Reel's download, which redirects to the bucket once uploaded.
+fn fetch_asset(server: &Server, asset: &Value, dir: &Path) -> PathBuf {
+    let id = asset["id"].as_str().unwrap();
+    let link = server.get(&format!("/v1/assets/{id}/presigned-url"));
+    let url = link["url"].as_str().unwrap();
+    let r = reel_testkit::http::request("GET", url, None, None).unwrap();
+    assert_eq!(r.status, 200, "{url}");
+    let path = dir.join(format!("{id}.{}", asset["format"].as_str().unwrap()));
+    std::fs::write(&path, &r.body).unwrap();
+    path
 }

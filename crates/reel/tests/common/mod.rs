@@ -363,6 +363,25 @@ fn return_video(format: &str) -> &'static str {
         "mp4" => "video/mp4",
         "mka" => "audio/x-matroska",
         "mkv" => "video/x-matroska",
+        "json" => "application/json",
+        "vtt" => "text/vtt; charset=utf-8",
         other => panic!("unexpected asset format {other}"),
     }
+}
+
+/// Fails unless `path` is valid WebVTT by the W3C validator's parser (`tests/browser`).
+pub fn validate_webvtt(path: &Path) {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/validate-webvtt.mjs");
+    let out = std::process::Command::new("node")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("node is required (scripts/deps installs it)");
+    assert!(
+        out.status.success(),
+        "invalid WebVTT: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
 }
