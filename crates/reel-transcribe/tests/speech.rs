@@ -38,7 +38,7 @@ fn spoken(dir: &Path, voice: &str, words: &str, lead_s: f64) -> Vec<i16> {
 }
 
 #[test]
-fn digits_spoken_by_espeak_are_heard_with_their_timing() {
+fn digits_spoken_by_flite_are_heard_with_their_timing() {
     let dir = tempfile::tempdir().unwrap();
     let said = "four seven one nine two eight";
     let pcm = spoken(dir.path(), "slt", said, 1.5);
