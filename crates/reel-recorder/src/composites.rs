@@ -18,6 +18,27 @@ use std::time::Duration;
 pub struct RenderContext {
     pub program: PathBuf,
     pub attempts: u32,
+    pub transcription: Transcription,
+}
+
+/// How transcripts are made: the engine, and its API key (which reaches the child through
+/// its environment, never through the job file).
+#[derive(Clone, Default)]
+pub struct Transcription {
+    pub engine: reel_transcribe::EngineConfig,
+    pub http_api_key: Option<String>,
+}
+
+impl std::fmt::Debug for Transcription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcription")
+            .field("engine", &self.engine)
+            .field(
+                "http_api_key",
+                &self.http_api_key.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 /// The publications a recording covers as render inputs (in order of joining), and its
@@ -173,6 +194,12 @@ pub(crate) async fn run_child(
         let child = tokio::process::Command::new(&ctx.program)
             .arg(command)
             .arg(&job_file)
+            .envs(
+                ctx.transcription
+                    .http_api_key
+                    .iter()
+                    .map(|k| (reel_transcribe::http::API_KEY_ENV, k)),
+            )
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -14,7 +14,7 @@ use reel_core::options::TranscriptionOptions;
 use reel_core::{AssetId, EventId};
 use reel_db::{now_ms, Asset, Db, Recording};
 use reel_transcribe::transcript::Transcript;
-use reel_transcribe::{Engine, TranscribeError};
+use reel_transcribe::{EngineConfig, TranscribeError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -26,8 +26,7 @@ pub struct TranscriptJob {
     pub speakers: Vec<Speaker>,
     pub json_path: PathBuf,
     pub vtt_path: PathBuf,
-    /// The PocketSphinx model directory; Debian's when None.
-    pub model: Option<PathBuf>,
+    pub engine: EngineConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,8 +63,7 @@ pub async fn wanted(db: &Db, rec: &Recording) -> Option<String> {
 /// they speak, recognize it, merge, write both files. An unsupported locale is checked
 /// before any rendering.
 pub fn run_job(job: &TranscriptJob) -> std::result::Result<Transcribed, TranscribeError> {
-    let mut engine = reel_transcribe::pocketsphinx::PocketSphinx::load(job.model.as_deref())?;
-    engine.check_locale(&job.locale)?;
+    let mut engine = job.engine.load(&job.locale)?;
     let mut speakers = Vec::new();
     for s in &job.speakers {
         reel_compose::render::render(&s.audio)
@@ -74,7 +72,7 @@ pub fn run_job(job: &TranscriptJob) -> std::result::Result<Transcribed, Transcri
         let _ = std::fs::remove_file(&s.audio.path);
         let (rate, pcm) = reel_transcribe::audio::read_wav(&bytes)?;
         let pcm = reel_transcribe::audio::to_16k(rate, &pcm)?;
-        let segments = reel_transcribe::transcribe_speaker(&mut engine, &pcm)?;
+        let segments = reel_transcribe::transcribe_speaker(engine.as_mut(), &pcm)?;
         speakers.push((s.label.clone(), segments));
     }
     let transcript = Transcript::merge(speakers);
@@ -89,10 +87,13 @@ pub fn run_job(job: &TranscriptJob) -> std::result::Result<Transcribed, Transcri
     })
 }
 
-/// The exit status `reel transcribe` gives an error: no retry for a locale without a model.
+/// The exit status `reel transcribe` gives an error: no retry for a locale without a model
+/// or a refusal that would only be repeated.
 pub fn exit_code(e: &TranscribeError) -> u8 {
     match e {
-        TranscribeError::UnsupportedLocale { .. } => EXIT_NO_RETRY as u8,
+        TranscribeError::UnsupportedLocale { .. } | TranscribeError::Refused(_) => {
+            EXIT_NO_RETRY as u8
+        }
         _ => 1,
     }
 }
@@ -154,8 +155,7 @@ pub async fn process(
         json_path: dir.join(format!("{}-transcript.json", rec.id)),
         vtt_path: dir.join(format!("{}-transcript.vtt", rec.id)),
         speakers,
-        // Another model than Debian's: a directory laid out as `pocketsphinx-en-us`'s.
-        model: std::env::var_os("REEL_POCKETSPHINX_MODEL").map(PathBuf::from),
+        engine: ctx.transcription.engine.clone(),
     };
     // Rendering every speaker and recognizing them: allow each speaker a render's time.
     let limit =

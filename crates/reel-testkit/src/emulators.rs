@@ -386,3 +386,63 @@ impl TripProxy {
         cv.notify_all();
     }
 }
+
+/// A speech server with OpenAI's `/v1/audio/transcriptions` API (`tests/speech/
+/// openai_server.py`: PocketSphinx from PyPI, which carries its model), for the HTTP
+/// transcription engine. Needs the test venv's Python (`scripts/deps`).
+pub struct SpeechServer {
+    child: Child,
+    /// The endpoint's full URL.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl SpeechServer {
+    /// `key`: the Bearer token it requires; `fail_first`: requests answered 503 first.
+    pub fn start(key: Option<&str>, fail_first: u32) -> SpeechServer {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let python = tool(
+            "REEL_TEST_PYTHON",
+            &[PathBuf::from(home).join(".cache/reel-test-venv/bin/python")],
+            "scripts/deps makes the test venv (pocketsphinx from PyPI)",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let mut cmd = Command::new(python);
+        cmd.arg(repo_root().join("tests/speech/openai_server.py"))
+            .arg(&port_file)
+            .args(["--fail-first", &fail_first.to_string()])
+            .stdout(Stdio::null());
+        if let Some(key) = key {
+            cmd.args(["--key", key]);
+        }
+        let mut child = cmd.spawn().expect("starting the speech server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port: u16 = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                break text.trim().parse().expect("a port");
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the speech server exited at start: {status} (is pocketsphinx in the test venv? scripts/deps)");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the speech server did not start in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        wait_listening(port, &mut child, "the speech server");
+        SpeechServer {
+            child,
+            url: format!("http://127.0.0.1:{port}/v1/audio/transcriptions"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for SpeechServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

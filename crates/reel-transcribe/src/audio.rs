@@ -58,6 +58,25 @@ pub fn read_wav(bytes: &[u8]) -> Result<(u32, Vec<i16>)> {
     Err(bad("no data chunk"))
 }
 
+/// Mono 16-bit PCM as a WAV file (what speech servers take).
+pub fn write_wav(rate: u32, pcm: &[i16]) -> Vec<u8> {
+    let data = (pcm.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + data as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&[1, 0, 1, 0]);
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&[2, 0, 16, 0]);
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    pcm.iter()
+        .for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+    out
+}
+
 /// Resamples to 16 kHz from a whole multiple of it (the renderer's 48 kHz), low-pass
 /// filtered first so nothing above 8 kHz folds back into speech.
 pub fn to_16k(rate: u32, pcm: &[i16]) -> Result<Vec<i16>> {
@@ -148,6 +167,12 @@ mod tests {
             wav.extend_from_slice(&r.to_le_bytes());
         }
         assert_eq!(read_wav(&wav).unwrap(), (48_000, vec![200, -100]));
+        let written = write_wav(16_000, &[1, -2, i16::MAX, i16::MIN]);
+        assert_eq!(written.len(), 44 + 8);
+        assert_eq!(
+            read_wav(&written).unwrap(),
+            (16_000, vec![1, -2, i16::MAX, i16::MIN])
+        );
         assert!(read_wav(b"RIFF....WAVX").is_err());
         assert!(read_wav(&wav[..30]).is_err());
     }

@@ -159,7 +159,7 @@ impl Engine for PocketSphinx {
     }
 
     /// The model is US English; other English locales are recognized with it.
-    fn check_locale(&self, locale: &str) -> Result<()> {
+    fn set_locale(&mut self, locale: &str) -> Result<()> {
         let language = locale.split(['-', '_']).next().unwrap_or("");
         if language.eq_ignore_ascii_case("en") {
             Ok(())

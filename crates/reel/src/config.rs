@@ -30,6 +30,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub storage: StorageSettings,
     pub retention: RetentionSettings,
+    pub transcription: TranscriptionSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +84,60 @@ pub struct SiprecSettings {
 pub struct RetentionSettings {
     pub default_days: u32,
     pub sweep_interval_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptionSettings {
+    pub engine: String,
+    pub pocketsphinx_model: String,
+    pub whisper_model: String,
+    pub whisper_threads: u32,
+    pub http_url: String,
+    pub http_model: String,
+    pub http_api_key: Secret,
+    pub http_timeout_secs: u64,
+}
+
+impl TranscriptionSettings {
+    pub fn transcription(&self) -> Result<reel_recorder::composites::Transcription, String> {
+        use reel_transcribe::EngineConfig;
+        let engine = match self.engine.as_str() {
+            "pocketsphinx" => EngineConfig::Pocketsphinx {
+                model: (!self.pocketsphinx_model.is_empty())
+                    .then(|| PathBuf::from(&self.pocketsphinx_model)),
+            },
+            "whisper" if self.whisper_model.is_empty() => {
+                return Err(
+                    "transcription.whisper_model: the engine whisper needs a model file".into(),
+                )
+            }
+            "whisper" => EngineConfig::Whisper {
+                model: PathBuf::from(&self.whisper_model),
+                threads: self.whisper_threads,
+            },
+            "http" if self.http_url.is_empty() => {
+                return Err(
+                    "transcription.http_url: the engine http needs the endpoint's URL".into(),
+                )
+            }
+            "http" => EngineConfig::Http {
+                url: self.http_url.clone(),
+                model: self.http_model.clone(),
+                timeout_secs: self.http_timeout_secs.max(1),
+            },
+            other => {
+                return Err(format!(
+                    "transcription.engine: pocketsphinx, whisper or http, not {other:?}"
+                ))
+            }
+        };
+        let key = self.http_api_key.expose();
+        Ok(reel_recorder::composites::Transcription {
+            engine,
+            http_api_key: (!key.is_empty()).then(|| key.to_string()),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +234,7 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
     if settings.retention.default_days == 0 || settings.retention.sweep_interval_secs == 0 {
         return Err("retention: default_days and sweep_interval_secs must be at least 1".into());
     }
+    settings.transcription.transcription()?;
     if settings.max_publishers == 0 {
         return Err("max_publishers must be at least 1".into());
     }

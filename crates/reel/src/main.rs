@@ -346,6 +346,7 @@ async fn run(s: config::Settings) -> Result<(), String> {
     let render = reel_recorder::composites::RenderContext {
         program: std::env::current_exe().map_err(|e| format!("own executable: {e}"))?,
         attempts: 2,
+        transcription: s.transcription.transcription()?,
     };
     let parts = Recorder::start(db.clone(), data_dir.clone(), uploads.clone(), render);
     let recorder = parts.recorder.clone();
