@@ -278,6 +278,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn transcription_engines_are_checked_and_the_key_stays_hidden() {
+        let engine = |pairs: &[(&'static str, &str)]| {
+            load(
+                None,
+                pairs.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            )
+        };
+        let s = engine(&[]).unwrap();
+        assert_eq!(
+            s.transcription.transcription().unwrap().engine,
+            reel_transcribe::EngineConfig::Pocketsphinx { model: None }
+        );
+        for (pairs, error) in [
+            (
+                vec![("transcription.engine", "vosk")],
+                "pocketsphinx, whisper or http",
+            ),
+            (vec![("transcription.engine", "http")], "http_url"),
+            (vec![("transcription.engine", "whisper")], "whisper_model"),
+        ] {
+            let err = engine(&pairs).unwrap_err();
+            assert!(err.contains(error), "{err}");
+        }
+        let s = engine(&[
+            ("transcription.engine", "http"),
+            (
+                "transcription.http_url",
+                "https://speech.example/v1/audio/transcriptions",
+            ),
+            ("transcription.http_api_key", "sk-secret"),
+        ])
+        .unwrap();
+        let t = s.transcription.transcription().unwrap();
+        assert_eq!(t.http_api_key.as_deref(), Some("sk-secret"));
+        assert!(!format!("{s:?} {t:?}").contains("sk-secret"));
+    }
+
+    #[test]
     fn defaults_load_and_flags_win() {
         let s = load(
             None,

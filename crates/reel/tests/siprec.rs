@@ -916,6 +916,106 @@ fn a_call_is_transcribed_line_by_line_with_each_partys_name() {
     assert!(text.contains("<v Agent Bob>"), "{text}");
 }
 
+/// Transcripts through an OpenAI-compatible speech server (the `http` engine): the first
+/// request meets an overloaded server (503) and the job is retried to a transcript; a
+/// call in a locale the server refuses ends in `transcription.failed` with the server's
+/// words, not retried, and its recording stays available. The API key never reaches the log.
+#[test]
+fn a_speech_server_transcribes_after_an_overload_and_a_refused_locale_fails_alone() {
+    let _one = serial();
+    let key = "sk-test-0123456789abcdef";
+    let speech = reel_testkit::emulators::SpeechServer::start(Some(key), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("REEL_TRANSCRIPTION_ENGINE", "http"),
+            ("REEL_TRANSCRIPTION_HTTP_URL", &speech.url),
+            ("REEL_TRANSCRIPTION_HTTP_API_KEY", key),
+        ],
+    );
+    let room = |name: &str, locale: &str| {
+        server.post(
+            "/v1/rooms",
+            json!({"name": name, "empty_timeout_seconds": 5,
+                   "policy": {"transcription": {"enabled": true, "locale": locale}}}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let call = |room: &str, name: &str| {
+        let dir = dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (alice, _) = speech_wav(&dir, "slt", "four seven one nine", 0.5, 6);
+        let (bob, _) = speech_wav(&dir, "rms", "two eight three six", 3.0, 6);
+        let media = media_script(&dir, &[Media::Speech(alice), Media::Speech(bob)], 6);
+        sipp(&server, &dir, "call.xml", room, &media, 6500, 1);
+        ended_calls(&server, room, 1).remove(0)
+    };
+
+    let english = room("english", "en-US");
+    let session = call(&english, "english");
+    let available = wait_event(&server, "transcription_available");
+    assert_eq!(available["lines"], 2, "{available:#}");
+    let assets = server.get(&format!(
+        "/v1/assets?session_id={}",
+        session["id"].as_str().unwrap()
+    ));
+    let json_asset = assets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["asset_type"] == "transcript" && a["format"] == "json")
+        .expect("the transcript asset")
+        .clone();
+    let transcript: Value = serde_json::from_slice(
+        &std::fs::read(fetch_asset(&server, &json_asset, dir.path())).unwrap(),
+    )
+    .unwrap();
+    let lines = transcript["lines"].as_array().unwrap();
+    for (line, (who, words)) in lines.iter().zip([
+        ("Alice Caller", "four seven one nine"),
+        ("Agent Bob", "two eight three six"),
+    ]) {
+        assert_eq!(line["speakerLabel"], who, "{transcript:#}");
+        let heard = line["text"].as_str().unwrap();
+        let wer = reel_transcribe::transcript::word_error_rate(words, heard);
+        assert!(wer <= 0.2, "{who} said {words:?}, heard {heard:?}");
+    }
+    let log = server.log_text();
+    let retried: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("transcribe attempt failed"))
+        .collect();
+    assert!(
+        retried.len() == 1 && retried[0].contains("503"),
+        "one retry, after the overload: {retried:#?}"
+    );
+
+    let german = room("german", "de-DE");
+    let session = call(&german, "german");
+    let failed = wait_event(&server, "transcription.failed");
+    assert_eq!(
+        failed["reason"], "transcription: speech server answered 400: Unsupported language: de",
+        "{failed:#}"
+    );
+    let recording = server.get(&format!(
+        "/v1/recordings/{}",
+        failed["recording_id"].as_str().unwrap()
+    ));
+    assert_eq!(recording["state"], "available", "{recording:#}");
+    let assets = server.wait_assets(session["id"].as_str().unwrap(), 3, Duration::from_secs(60));
+    assert_eq!(of_type(&assets, "audio").len(), 2, "{assets:#?}");
+    let log = server.log_text();
+    let retried = log
+        .lines()
+        .filter(|l| l.contains("transcribe attempt failed"))
+        .count();
+    assert_eq!(retried, 1, "the refusal was not retried:\n{log}");
+    assert!(!log.contains(key), "the API key is in the log");
+}
+
 /// An object name's time stamp: UTC `%Y%m%d%H%M%S` of `ms`.
 fn utc_stamp(ms: i64) -> String {
     let out = Command::new("date")
