@@ -117,7 +117,7 @@ pub struct Track {
     pub started_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Asset {
     pub id: String,
     pub application_id: String,
@@ -151,6 +151,18 @@ pub struct Asset {
     pub uploaded_at: Option<i64>,
     /// Whether Reel still holds the file (removed after a verified upload unless kept).
     pub local_copy: bool,
+}
+
+impl Asset {
+    /// The fields of an asset just made on Reel's own storage: not uploaded (anywhere yet),
+    /// held locally. A new asset is written `Asset { id, …, ..Asset::on_local_disk() }`.
+    pub fn on_local_disk() -> Asset {
+        Asset {
+            upload_state: "none".into(),
+            local_copy: true,
+            ..Asset::default()
+        }
+    }
 }
 
 /// One deletion, as the audit log keeps it: what was deleted, where, why, and how it went.
@@ -1085,13 +1097,7 @@ mod tests {
             sha256: "00".into(),
             details: serde_json::json!({"sync": "arrival"}),
             created_at: 0,
-            destination_url: None,
-            object_key: None,
-            upload_state: "none".into(),
-            upload_error: None,
-            upload_attempts: 0,
-            uploaded_at: None,
-            local_copy: true,
+            ..Asset::on_local_disk()
         };
         db.insert_asset(&a).await.unwrap();
         assert_eq!(

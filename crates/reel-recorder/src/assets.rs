@@ -162,13 +162,7 @@ pub async fn process_publication(
                 sha256: m.sha256,
                 details: serde_json::to_value(&m.report).expect("report serializes"),
                 created_at: now_ms(),
-                destination_url: None,
-                object_key: None,
-                upload_state: "none".into(),
-                upload_error: None,
-                upload_attempts: 0,
-                uploaded_at: None,
-                local_copy: true,
+                ..Asset::on_local_disk()
             };
             db.insert_asset(&asset).await?;
             db.set_publication_outcome(publication_id, "processed", None)

@@ -310,13 +310,7 @@ pub async fn process_recording(
                     "output": job.output,
                 }),
                 created_at: now_ms(),
-                destination_url: None,
-                object_key: None,
-                upload_state: "none".into(),
-                upload_error: None,
-                upload_attempts: 0,
-                uploaded_at: None,
-                local_copy: true,
+                ..Asset::on_local_disk()
             };
             db.insert_asset(&asset).await?;
             let mut payload = base;

@@ -205,13 +205,7 @@ pub async fn process(
             sha256: reel_blob::sha256_file(path).await?,
             details: json!({"lines": transcribed.lines, "engine": transcribed.engine, "locale": job.locale}),
             created_at: now_ms(),
-            destination_url: None,
-            object_key: None,
-            upload_state: "none".into(),
-            upload_error: None,
-            upload_attempts: 0,
-            uploaded_at: None,
-            local_copy: true,
+            ..Asset::on_local_disk()
         };
         db.insert_asset(&asset).await?;
         assets.push(asset);
