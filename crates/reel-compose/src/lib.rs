@@ -7,6 +7,7 @@
 
 pub mod layout;
 pub mod options;
+pub mod opus;
 pub mod render;
 pub mod speaker;
 

@@ -167,6 +167,8 @@ struct TrackInfo {
     from_ms: i64,
     to_ms: i64,
     dims: Option<(u32, u32)>,
+    /// Channels an Opus track is decoded to (the renderer decodes Opus itself: `opus`).
+    channels: usize,
 }
 
 fn track_info(path: &Path, timeline: &Timeline) -> Result<Option<TrackInfo>, ComposeError> {
@@ -196,10 +198,11 @@ fn track_info(path: &Path, timeline: &Timeline) -> Result<Option<TrackInfo>, Com
             .first_keyframe_dims
             .map(|d| (d.width as u32, d.height as u32)),
         plan,
+        channels: 1,
     }))
 }
 
-fn caps_for(codec: Codec) -> gst::Caps {
+fn caps_for(codec: Codec, channels: usize) -> gst::Caps {
     match codec {
         Codec::Vp8 => gst::Caps::builder("video/x-vp8").build(),
         Codec::Vp9 => gst::Caps::builder("video/x-vp9").build(),
@@ -220,8 +223,12 @@ fn caps_for(codec: Codec) -> gst::Caps {
             .field("channels", 1i32)
             .build(),
         Codec::Av1 => gst::Caps::builder("video/x-av1").build(),
-        Codec::Opus => gst::Caps::builder("audio/x-opus")
-            .field("channel-mapping-family", 0i32)
+        // Decoded by the feeder (`opus`): float samples, interleaved.
+        Codec::Opus => gst::Caps::builder("audio/x-raw")
+            .field("format", "F32LE")
+            .field("layout", "interleaved")
+            .field("rate", crate::opus::RATE)
+            .field("channels", channels as i32)
             .build(),
     }
 }
@@ -237,18 +244,15 @@ fn decoder(codec: Codec) -> Result<Vec<gst::Element>, ComposeError> {
         Codec::Pcma => vec![make("alawdec")?],
         Codec::G722 => vec![make("avdec_g722")?],
         Codec::Av1 => vec![make("av1dec")?],
-        // FFmpeg's Opus decoder, not libopus's opusdec: opusdec goes through libopus's
-        // multistream API, whose every call asks the CPU for its features (CPUID, twice per
-        // 20 ms frame), and under virtualization each CPUID is a trap to the hypervisor
-        // (4.7 µs measured here). avdec_opus decodes the same packets in 2/3 of the time.
-        Codec::Opus => vec![make("avdec_opus").or_else(|_| make("opusdec"))?],
+        // The feeder decodes Opus itself (`opus`, which says why).
+        Codec::Opus => vec![],
     })
 }
 
 /// An appsrc fed from a journal by its own thread.
 fn appsrc(info: &TrackInfo) -> gst_app::AppSrc {
     gst_app::AppSrc::builder()
-        .caps(&caps_for(info.codec))
+        .caps(&caps_for(info.codec, info.channels))
         .format(gst::Format::Time)
         .is_live(false)
         .block(true)
@@ -266,8 +270,15 @@ fn feed(src: gst_app::AppSrc, info: &TrackInfo, timeline: Timeline) -> std::thre
         info.anchor,
         info.kind == MediaKind::Video,
     );
+    let channels = info.channels;
+    let opus = info.codec == Codec::Opus;
     std::thread::spawn(move || {
         let run = || -> Result<(), ComposeError> {
+            let mut decoder = if opus {
+                Some(crate::opus::OpusDecoder::new(channels)?)
+            } else {
+                None
+            };
             let reader = JournalReader::open(BufReader::new(File::open(&path)?))?;
             let Some(anchor) = anchor.or(plan.arrival_anchor) else {
                 return Ok(());
@@ -275,6 +286,8 @@ fn feed(src: gst_app::AppSrc, info: &TrackInfo, timeline: Timeline) -> std::thre
             let frames = ArrivalFrames::with_anchor(plan, reader, anchor);
             let mut need_keyframe = video;
             let mut last_pts: Option<i64> = None;
+            // Decoded audio not yet pushed: its start and its samples.
+            let mut decoded: Option<(i64, Vec<f32>)> = None;
             for frame in frames {
                 let frame = frame?;
                 let Some(out) = timeline.out_us(frame.unix_us) else {
@@ -292,6 +305,27 @@ fn feed(src: gst_app::AppSrc, info: &TrackInfo, timeline: Timeline) -> std::thre
                     _ => out,
                 };
                 last_pts = Some(out);
+                if let Some(d) = decoder.as_mut() {
+                    let Some(pcm) = d.decode(&frame.data) else {
+                        continue; // corrupt: as if lost
+                    };
+                    // Packets that follow on without a gap (RTP-timed ones do) go out as one
+                    // buffer of up to 200 ms: every buffer costs thread wake-ups downstream.
+                    let joins = decoded.as_ref().is_some_and(|(start, pcm)| {
+                        let length = pcm_us(pcm.len() / channels);
+                        (out - (start + length)).abs() <= 1_000 && length < 200_000
+                    });
+                    if !joins {
+                        if let Some(run) = decoded.take() {
+                            if !push_pcm(&src, run, channels) {
+                                return Ok(());
+                            }
+                        }
+                        decoded = Some((out, Vec::with_capacity(9_600 * channels)));
+                    }
+                    decoded.as_mut().expect("a run").1.extend_from_slice(pcm);
+                    continue;
+                }
                 let mut buffer = gst::Buffer::from_mut_slice(frame.data);
                 {
                     let b = buffer.get_mut().expect("fresh buffer");
@@ -304,6 +338,9 @@ fn feed(src: gst_app::AppSrc, info: &TrackInfo, timeline: Timeline) -> std::thre
                     return Ok(()); // the pipeline stopped (error or shutdown)
                 }
             }
+            if let Some(run) = decoded.take() {
+                push_pcm(&src, run, channels);
+            }
             Ok(())
         };
         if let Err(e) = run() {
@@ -311,6 +348,25 @@ fn feed(src: gst_app::AppSrc, info: &TrackInfo, timeline: Timeline) -> std::thre
         }
         let _ = src.end_of_stream();
     })
+}
+
+/// Microseconds of `samples` at the decoders' 48 kHz.
+fn pcm_us(samples: usize) -> i64 {
+    samples as i64 * 1_000_000 / crate::opus::RATE as i64
+}
+
+/// Pushes decoded float samples starting at `pts` (µs); false once the pipeline stopped.
+fn push_pcm(src: &gst_app::AppSrc, (pts, pcm): (i64, Vec<f32>), channels: usize) -> bool {
+    let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut buffer = gst::Buffer::from_mut_slice(bytes);
+    {
+        let b = buffer.get_mut().expect("fresh buffer");
+        b.set_pts(gst::ClockTime::from_useconds(pts as u64));
+        b.set_duration(gst::ClockTime::from_useconds(
+            pcm_us(pcm.len() / channels) as u64
+        ));
+    }
+    src.push_buffer(buffer).is_ok()
 }
 
 /// Audio levels (dBFS) per participant, every 100 ms of output, for the active speaker.
@@ -472,6 +528,11 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
             _ => {}
         }
     }
+    // A movie's sound is stereo, and a participant who sends stereo keeps it; audio-only
+    // outputs are mono or one voice per side (dual), so each voice is decoded to mono.
+    if with_video {
+        audios.iter_mut().for_each(|(_, info)| info.channels = 2);
+    }
     if videos.is_empty() && audios.is_empty() {
         return Err(ComposeError::Input(
             "no participant has any media in the recording".into(),
@@ -556,7 +617,6 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
         let split = make("audiobuffersplit")?;
         split.set_property("output-buffer-duration", gst::Fraction::new(1, 10));
         chain.push(split);
-        chain.push(small_queue()?);
         pipeline.add_many(chain.iter()).map_err(gst_err)?;
         gst::Element::link_many(chain.iter()).map_err(gst_err)?;
         chain.last().expect("chain").link(&mixer).map_err(gst_err)?;
