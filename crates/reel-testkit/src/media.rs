@@ -359,3 +359,38 @@ pub fn flash_and_beep(
     )?;
     Ok(TestMedia { video, audio })
 }
+
+/// flite's `voice` (slt, rms, kal16, awb) saying `words` after `lead_s` seconds of silence,
+/// as 16 kHz mono 16-bit WAV in `dir`; padded or cut to `seconds` when given. flite, not
+/// espeak-ng: PocketSphinx's en-us model hears flite's voices word for word and espeak-ng's
+/// not at all (measured; see ARCHITECTURE § Transcripts).
+pub fn spoken(dir: &Path, voice: &str, words: &str, lead_s: f64, seconds: Option<u32>) -> PathBuf {
+    let raw = dir.join(format!("{voice}-raw.wav"));
+    let out = Command::new("flite")
+        .args(["-voice", voice, "-t", words, "-o"])
+        .arg(&raw)
+        .output()
+        .expect("flite is required (apt-get install flite)");
+    assert!(out.status.success(), "{out:?}");
+    let mut filter = format!("adelay={}", (lead_s * 1000.0) as u32);
+    if let Some(seconds) = seconds {
+        filter += &format!(",apad,atrim=0:{seconds}");
+    }
+    let wav = dir.join(format!("{voice}.wav"));
+    let (raw, wav_str) = (raw.to_str().unwrap(), wav.to_str().unwrap());
+    ffmpeg(&[
+        "-i",
+        raw,
+        "-af",
+        &filter,
+        "-ar",
+        "16000",
+        "-ac",
+        "1",
+        "-c:a",
+        "pcm_s16le",
+        wav_str,
+    ])
+    .unwrap();
+    wav
+}

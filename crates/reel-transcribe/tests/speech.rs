@@ -13,28 +13,11 @@ use reel_transcribe::pocketsphinx::PocketSphinx;
 use reel_transcribe::transcript::word_error_rate;
 use reel_transcribe::{audio, transcribe_speaker, Engine, TranscribeError};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// `words` spoken by flite's `voice` after `lead_s` seconds of silence, as 16 kHz mono.
 fn spoken(dir: &Path, voice: &str, words: &str, lead_s: f64) -> Vec<i16> {
-    let raw = dir.join("raw.wav");
-    let out = Command::new("flite")
-        .args(["-voice", voice, "-t", words, "-o"])
-        .arg(&raw)
-        .output()
-        .expect("flite is required (apt-get install flite)");
-    assert!(out.status.success(), "{out:?}");
-    let wav = dir.join("16k.wav");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&raw)
-        .args(["-af", &format!("adelay={}", (lead_s * 1000.0) as u32)])
-        .args(["-ar", "16000", "-ac", "1", "-c:a", "pcm_s16le", "-y"])
-        .arg(&wav)
-        .output()
-        .expect("ffmpeg is required");
-    assert!(out.status.success(), "{out:?}");
+    let wav = reel_testkit::media::spoken(dir, voice, words, lead_s, None);
     let (rate, pcm) = audio::read_wav(&std::fs::read(&wav).unwrap()).unwrap();
     assert_eq!(rate, 16_000);
     pcm

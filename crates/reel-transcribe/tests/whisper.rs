@@ -12,7 +12,6 @@
 use reel_transcribe::transcript::word_error_rate;
 use reel_transcribe::whisper::Whisper;
 use reel_transcribe::{audio, transcribe_speaker, Engine, EngineConfig, TranscribeError};
-use std::process::Command;
 
 #[test]
 fn what_is_not_a_model_is_refused_by_whisper_cpp_and_not_retried() {
@@ -175,23 +174,8 @@ fn digits_spoken_by_flite_are_heard_by_whisper_with_their_timing() {
     let model = std::env::var("REEL_WHISPER_MODEL")
         .expect("REEL_WHISPER_MODEL must name a whisper.cpp model file");
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw.wav");
     let said = "four seven one nine two eight";
-    let out = Command::new("flite")
-        .args(["-voice", "slt", "-t", said, "-o"])
-        .arg(&raw)
-        .output()
-        .expect("flite is required");
-    assert!(out.status.success());
-    let wav = dir.path().join("16k.wav");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&raw)
-        .args(["-af", "adelay=1500", "-ar", "16000", "-ac", "1", "-y"])
-        .arg(&wav)
-        .output()
-        .expect("ffmpeg is required");
-    assert!(out.status.success());
+    let wav = reel_testkit::media::spoken(dir.path(), "slt", said, 1.5, None);
     let (_, pcm) = audio::read_wav(&std::fs::read(&wav).unwrap()).unwrap();
     let mut engine = Whisper::load(model.as_ref(), 0).unwrap();
     engine.set_locale("en-US").unwrap();

@@ -730,33 +730,7 @@ fn bad_sip_gets_a_clear_refusal_and_harms_no_call() {
 /// flite's `voice` saying `words` after `lead_s` s of silence, `seconds` long in all (16 kHz
 /// WAV); and when, within it, the speech really starts (flite leads with a little silence).
 fn speech_wav(dir: &Path, voice: &str, words: &str, lead_s: f64, seconds: u32) -> (PathBuf, f64) {
-    let raw = dir.join(format!("{voice}-raw.wav"));
-    let out = Command::new("flite")
-        .args(["-voice", voice, "-t", words, "-o"])
-        .arg(&raw)
-        .output()
-        .expect("flite is required (apt-get install flite)");
-    assert!(out.status.success(), "{out:?}");
-    let wav = dir.join(format!("{voice}.wav"));
-    let filter = format!("adelay={},apad,atrim=0:{seconds}", (lead_s * 1000.0) as u32);
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&raw)
-        .args([
-            "-af",
-            &filter,
-            "-ar",
-            "16000",
-            "-ac",
-            "1",
-            "-c:a",
-            "pcm_s16le",
-            "-y",
-        ])
-        .arg(&wav)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let wav = reel_testkit::media::spoken(dir, voice, words, lead_s, Some(seconds));
     let samples = &judge::pcm(&wav, 1)[0];
     let onset = samples.iter().position(|x| x.abs() > 0.02).unwrap() as f64 / 48_000.0;
     (wav, onset)
