@@ -101,16 +101,21 @@ fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> 
         return Ok(None); // several ranges: answer with the whole file, as RFC 9110 allows
     }
     let (a, b) = spec.split_once('-').ok_or(())?;
+    // A position past u64 is still a number: as an end or a suffix length it means "to the
+    // end" (RFC 9110 §14.1.2 clamps ends to the length), as a start it is past the end.
+    let number = |s: &str| -> Result<u64, ()> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        Ok(s.parse().unwrap_or(u64::MAX))
+    };
     let (start, end) = match (a.trim(), b.trim()) {
         ("", n) => {
-            let n: u64 = n.parse().map_err(|_| ())?;
+            let n = number(n)?;
             (len.saturating_sub(n), len.checked_sub(1).ok_or(())?)
         }
-        (a, "") => (a.parse().map_err(|_| ())?, len.checked_sub(1).ok_or(())?),
-        (a, b) => (
-            a.parse().map_err(|_| ())?,
-            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)),
-        ),
+        (a, "") => (number(a)?, len.checked_sub(1).ok_or(())?),
+        (a, b) => (number(a)?, number(b)?.min(len.saturating_sub(1))),
     };
     if start > end || start >= len {
         return Err(());
@@ -207,5 +212,34 @@ pub async fn serve(s: &AppState, asset: &Asset, headers: &HeaderMap) -> Result<R
             );
             Ok(resp)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, v.parse().unwrap());
+        parse_range(&h, len)
+    }
+
+    #[test]
+    fn ranges_past_u64_are_clamped_not_refused() {
+        assert_eq!(range("bytes=0-99", 1000), Ok(Some((0, 99))));
+        assert_eq!(
+            range("bytes=10-99999999999999999999999", 1000),
+            Ok(Some((10, 999)))
+        );
+        assert_eq!(
+            range("bytes=-99999999999999999999999", 1000),
+            Ok(Some((0, 999)))
+        );
+        assert_eq!(range("bytes=900-", 1000), Ok(Some((900, 999))));
+        assert_eq!(range("bytes=99999999999999999999999-", 1000), Err(()));
+        assert_eq!(range("bytes=1000-1001", 1000), Err(()));
+        assert_eq!(range("bytes=+5-9", 1000), Err(()));
+        assert_eq!(range("bytes=a-9", 1000), Err(()));
     }
 }

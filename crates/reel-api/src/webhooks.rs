@@ -43,8 +43,12 @@ fn invalid(message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
 }
 
-fn check_url(s: &AppState, url: &str) -> Result<(), ApiError> {
-    target::check(url, s.config.webhooks_allow_private_targets)
+/// The target check resolves the host: a blocking lookup, so off the async workers.
+async fn check_url(s: &AppState, url: &str) -> Result<(), ApiError> {
+    let (url, allow) = (url.to_string(), s.config.webhooks_allow_private_targets);
+    tokio::task::spawn_blocking(move || target::check(&url, allow))
+        .await
+        .map_err(ApiError::internal)?
         .map(|_| ())
         .map_err(|e| invalid(format!("url: {e}")))
 }
@@ -74,7 +78,7 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     // Cheap checks first; resolving the URL's host is last.
     check_types(&body.event_types)?;
-    check_url(&s, &body.url)?;
+    check_url(&s, &body.url).await?;
     let now = now_ms();
     let endpoint = WebhookEndpoint {
         id: format!("whe_{}", random_token(16)),
@@ -137,7 +141,7 @@ pub(crate) async fn update(
             .await
             .map_err(|_| ApiError::not_found("webhook"))?;
     if let Some(url) = body.url {
-        check_url(&s, &url)?;
+        check_url(&s, &url).await?;
         endpoint.url = url;
     }
     if let Some(types) = body.event_types {

@@ -79,6 +79,12 @@ pub fn parse_destination(url: &str) -> Result<Destination, String> {
     }
     let mut parts = rest.split('/');
     let first = parts.next().unwrap_or("");
+    // Never echo it: what stands before an @ is most likely a key and its secret.
+    if first.contains('@') {
+        return Err(
+            "credentials do not go in the URL: put them in recordingOptions.credentials".into(),
+        );
+    }
     match scheme {
         "s3" if bucket_ok(first, 3, 63, &['.']) => Ok(Destination::S3),
         "s3" => Err(format!("{first:?} is not a valid S3 bucket name")),
@@ -356,6 +362,10 @@ mod tests {
                 "recordingOptions.destinationUrl",
             ),
             (
+                serde_json::json!({"destinationUrl": "s3://AKIAEXAMPLE:s3cr3tv4lue@bucket/x"}),
+                "recordingOptions.destinationUrl",
+            ),
+            (
                 serde_json::json!({"destinationUrl": "ftp://x/y"}),
                 "recordingOptions.destinationUrl",
             ),
@@ -389,11 +399,10 @@ mod tests {
             ),
         ];
         for (json, field) in cases {
-            assert_eq!(
-                opts(json.clone()).validate("stream").unwrap_err().field,
-                field,
-                "{json}"
-            );
+            let e = opts(json.clone()).validate("stream").unwrap_err();
+            assert_eq!(e.field, field, "{json}");
+            // A secret written where it does not belong is never echoed back.
+            assert!(!e.message.contains("s3cr3t"), "{}", e.message);
         }
         assert!(opts(
             serde_json::json!({"destinationUrl": "gs://b-1/x", "credentials": "GOOG:secret"})

@@ -19,6 +19,22 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// What lists show of a key so people can tell keys apart. Keys Reel generates start with
+/// `reel_` and 35+ random characters after the 12 shown; a key an operator chose
+/// (`REEL_ADMIN_KEY`) may be short or guessable, so none of it is kept.
+pub fn key_prefix(secret: &str) -> String {
+    let generated = secret.starts_with("reel_")
+        && secret.len() >= 40
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if generated {
+        secret.chars().take(12).collect()
+    } else {
+        "(chosen key)".into()
+    }
+}
+
 fn corrupt(e: impl std::fmt::Display) -> DbError {
     DbError::Corrupt(e.to_string())
 }
@@ -393,7 +409,7 @@ impl Db {
         secret: &str,
         role: &str,
     ) -> Result<()> {
-        let prefix: String = secret.chars().take(12).collect();
+        let prefix = key_prefix(secret);
         sqlx::query(
             "INSERT INTO api_keys (id, application_id, hash, prefix, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -953,7 +969,11 @@ mod tests {
             .await
             .unwrap();
         let key = db.find_api_key("reel_secret_value").await.unwrap().unwrap();
-        assert_eq!(key.prefix, "reel_secret_");
+        // Not of Reel's making (too short): none of it is kept.
+        assert_eq!(key.prefix, "(chosen key)");
+        let generated = format!("reel_admin_{}", "x".repeat(32));
+        assert_eq!(key_prefix(&generated), "reel_admin_x");
+        assert_eq!(key_prefix("hunter2hunter2hunter2"), "(chosen key)");
         assert!(db.find_api_key("wrong").await.unwrap().is_none());
         assert_eq!(db.count_api_keys("admin").await.unwrap(), 1);
         db.insert_application(&Application {

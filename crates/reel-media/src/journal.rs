@@ -18,7 +18,13 @@ use std::io::{self, Read, Write};
 
 pub const MAGIC: &[u8; 8] = b"REELJNL1";
 pub const VERSION: u16 = 1;
-/// No real frame comes near this; a larger length means a corrupt length field.
+/// The largest frame a journal takes. A 4K intra frame at broadcast quality is about 2 MiB;
+/// anything near this is a broken or hostile sender, and `append` refuses it rather than
+/// write a record no reader would take.
+pub const MAX_FRAME: usize = 8 << 20;
+/// Readers take records up to this length whole. Writers never exceed it (`MAX_FRAME` plus a
+/// frame's 18 bytes of fields); a longer length is either a corrupt length field or a
+/// record an older writer let through, which readers skip when its CRC holds.
 pub const MAX_RECORD: usize = 16 << 20;
 const MAX_HEADER: usize = 64 << 10;
 
@@ -197,7 +203,13 @@ impl<W: Write> JournalWriter<W> {
         }
     }
 
+    /// Appends one record, or refuses it whole (`FrameTooLarge`) with nothing written.
     pub fn append(&mut self, record: &Record) -> Result<()> {
+        if let Record::Frame { data, .. } = record {
+            if data.len() > MAX_FRAME {
+                return Err(MediaError::FrameTooLarge(data.len()));
+            }
+        }
         self.scratch.clear();
         self.scratch.extend_from_slice(&[0; 4]);
         record.encode_body(&mut self.scratch);
@@ -232,6 +244,9 @@ pub struct JournalReader<R: Read> {
     offset: u64,
     damaged_tail: bool,
     done: bool,
+    /// A valid record too long to hold was skipped: the next frame follows a gap.
+    skipped: bool,
+    skipped_records: u64,
 }
 
 fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<bool> {
@@ -278,6 +293,8 @@ impl<R: Read> JournalReader<R> {
             offset: 14 + len as u64 + 4,
             damaged_tail: false,
             done: false,
+            skipped: false,
+            skipped_records: 0,
         })
     }
 
@@ -307,8 +324,22 @@ impl<R: Read> JournalReader<R> {
             return Ok(None);
         }
         let body_len = u32::from_le_bytes(len) as usize;
-        if body_len == 0 || body_len > MAX_RECORD {
+        if body_len == 0 {
             return Ok(self.stop_damaged());
+        }
+        if body_len > MAX_RECORD {
+            // Too long to hold, but it may be whole (an older writer took any length):
+            // check its CRC in pieces. A valid one is skipped, never taken for a torn tail,
+            // so recovery does not truncate the records after it.
+            return match self.skip_record(body_len)? {
+                true => {
+                    self.offset += 4 + body_len as u64 + 4;
+                    self.skipped = true;
+                    self.skipped_records += 1;
+                    self.next_record()
+                }
+                false => Ok(self.stop_damaged()),
+            };
         }
         let mut body = vec![0u8; body_len + 4];
         if !read_full(&mut self.input, &mut body)? {
@@ -320,12 +351,43 @@ impl<R: Read> JournalReader<R> {
             return Ok(self.stop_damaged());
         }
         match Record::decode_body(&body) {
-            Ok(record) => {
+            Ok(mut record) => {
                 self.offset += 4 + body_len as u64 + 4;
+                if let Record::Frame { flags: f, .. } = &mut record {
+                    if std::mem::take(&mut self.skipped) {
+                        *f |= flags::DISCONTINUITY;
+                    }
+                }
                 Ok(Some(record))
             }
             Err(_) => Ok(self.stop_damaged()),
         }
+    }
+
+    /// Reads past a record of `body_len` bytes and its CRC in bounded pieces; true when it
+    /// was whole and its CRC matched.
+    fn skip_record(&mut self, body_len: usize) -> Result<bool> {
+        let mut crc = crc32fast::Hasher::new();
+        let mut chunk = vec![0u8; 64 << 10];
+        let mut left = body_len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if !read_full(&mut self.input, &mut chunk[..n])? {
+                return Ok(false);
+            }
+            crc.update(&chunk[..n]);
+            left -= n;
+        }
+        let mut stored = [0u8; 4];
+        if !read_full(&mut self.input, &mut stored)? {
+            return Ok(false);
+        }
+        Ok(crc.finalize() == u32::from_le_bytes(stored))
+    }
+
+    /// Valid records skipped for their size (see [`MAX_RECORD`]).
+    pub fn skipped_records(&self) -> u64 {
+        self.skipped_records
     }
 
     fn stop_damaged(&mut self) -> Option<Record> {
@@ -472,6 +534,95 @@ mod tests {
         assert_eq!(r.next_record().unwrap(), None);
         assert!(!r.damaged_tail());
         assert_eq!(r.valid_len(), bytes.len() as u64);
+    }
+
+    /// Writes a record the way a writer before the size cap did: any length.
+    fn raw_record(out: &mut Vec<u8>, record: &Record) {
+        let mut body = Vec::new();
+        record.encode_body(&mut body);
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_whole_and_the_journal_goes_on() {
+        let mut w = JournalWriter::create(Vec::new(), &header()).unwrap();
+        w.append(&frame(0)).unwrap();
+        let before = w.bytes_written();
+        let huge = Record::Frame {
+            rtp_time: 960,
+            arrival_unix_us: 20_000,
+            flags: 0,
+            data: vec![0; MAX_FRAME + 1],
+        };
+        assert!(matches!(
+            w.append(&huge),
+            Err(MediaError::FrameTooLarge(n)) if n == MAX_FRAME + 1
+        ));
+        assert_eq!(w.bytes_written(), before, "nothing of it was written");
+        w.append(&frame(2)).unwrap();
+        // The largest frame allowed is a record every reader takes whole.
+        let largest = Record::Frame {
+            rtp_time: 3 * 960,
+            arrival_unix_us: 60_000,
+            flags: 0,
+            data: vec![7; MAX_FRAME],
+        };
+        w.append(&largest).unwrap();
+        let bytes = w.into_inner();
+        let s = summarize(&bytes[..]).unwrap();
+        assert_eq!(s.frames, 3);
+        assert!(!s.damaged_tail);
+    }
+
+    /// A journal written before the cap with a 20 MB frame in the middle: the frame is
+    /// skipped, the frames after it are read (the first with a discontinuity), and the
+    /// valid length is the whole file, so recovery truncates nothing.
+    #[test]
+    fn a_valid_record_over_the_read_limit_is_skipped_not_taken_for_a_torn_tail() {
+        let mut bytes = JournalWriter::create(Vec::new(), &header())
+            .unwrap()
+            .into_inner();
+        raw_record(&mut bytes, &frame(0));
+        raw_record(
+            &mut bytes,
+            &Record::Frame {
+                rtp_time: 960,
+                arrival_unix_us: 20_000,
+                flags: flags::KEYFRAME,
+                data: vec![0x55; 20 << 20],
+            },
+        );
+        for i in 2..5 {
+            raw_record(&mut bytes, &frame(i));
+        }
+        let mut r = JournalReader::open(&bytes[..]).unwrap();
+        assert_eq!(r.next_record().unwrap(), Some(frame(0)));
+        let Some(Record::Frame {
+            rtp_time, flags: f, ..
+        }) = r.next_record().unwrap()
+        else {
+            panic!("the frames after the skipped one are read");
+        };
+        assert_eq!(rtp_time, 2 * 960);
+        assert_ne!(f & flags::DISCONTINUITY, 0);
+        assert_eq!(r.next_record().unwrap(), Some(frame(3)));
+        assert_eq!(r.next_record().unwrap(), Some(frame(4)));
+        assert_eq!(r.next_record().unwrap(), None);
+        assert!(!r.damaged_tail());
+        assert_eq!(r.skipped_records(), 1);
+        assert_eq!(r.valid_len(), bytes.len() as u64);
+        // Cut inside the big record, it is a torn tail after frame 0.
+        let cut = summarize(&bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(cut.frames, 1);
+        assert!(cut.damaged_tail);
+        // A corrupt CRC on it is damage too.
+        let mut bad = bytes.clone();
+        let at = 18 + 400 + (20 << 20) / 2;
+        let at = at.min(bad.len() - 100);
+        bad[at] ^= 0xff;
+        assert_eq!(summarize(&bad[..]).unwrap().frames, 1);
     }
 
     #[test]

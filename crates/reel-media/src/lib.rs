@@ -35,6 +35,10 @@ pub enum MediaError {
     Malformed { what: &'static str, why: String },
     #[error("cannot remux: {0}")]
     Remux(String),
+    /// A frame bigger than any journal may hold: the sender's fault (or an attack). The
+    /// frame is dropped and the track goes on; nothing was written.
+    #[error("frame of {0} bytes is over the {max} byte limit", max = journal::MAX_FRAME)]
+    FrameTooLarge(usize),
 }
 
 impl MediaError {

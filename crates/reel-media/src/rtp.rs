@@ -128,6 +128,8 @@ pub struct Stats {
     pub ignored: u64,
     pub malformed: u64,
     pub ssrc_changes: u64,
+    /// Access units dropped for being over `journal::MAX_FRAME`.
+    pub oversized: u64,
 }
 
 /// One recorded m-line's receiver.
@@ -144,6 +146,8 @@ pub struct StreamReceiver {
     /// Last frame's time and arrival, to place a new source on the timeline.
     last_frame: Option<(u64, Instant)>,
     gap: bool,
+    /// Dropping the rest of an oversized access unit, up to its marker.
+    oversized: bool,
     depacketizer: Depacketizer,
     out: std::collections::VecDeque<Frame>,
     pub stats: Stats,
@@ -165,6 +169,7 @@ impl StreamReceiver {
             offset: 0,
             last_frame: None,
             gap: false,
+            oversized: false,
             depacketizer,
             out: Default::default(),
             stats: Stats::default(),
@@ -195,6 +200,7 @@ impl StreamReceiver {
                 self.release_all();
                 self.stats.ssrc_changes += 1;
                 self.gap = true;
+                self.oversized = false;
                 self.depacketizer.reset();
             }
             self.ssrc = Some(packet.ssrc);
@@ -298,6 +304,7 @@ impl StreamReceiver {
             if first != next {
                 self.stats.lost += first.saturating_sub(next);
                 self.gap = true;
+                self.oversized = false;
                 self.depacketizer.reset();
             }
             let h = self.held.remove(&first).expect("present");
@@ -321,6 +328,20 @@ impl StreamReceiver {
     fn emit(&mut self, h: Held) {
         let ext = self.extend_ts(h.timestamp);
         let rtp_time = (ext as i64 + self.offset).max(0) as u64;
+        // An access unit past the journal's frame limit is dropped as it grows (memory stays
+        // bounded), the rest of it up to its marker too; the next frame follows a gap, so the
+        // remux waits for a keyframe.
+        if self.oversized {
+            self.oversized = !h.marker;
+            return;
+        }
+        if self.depacketizer.assembling() + h.payload.len() > crate::journal::MAX_FRAME {
+            self.depacketizer.reset();
+            self.stats.oversized += 1;
+            self.gap = true;
+            self.oversized = !h.marker;
+            return;
+        }
         let Some(data) = self.depacketizer.push(&h.payload, h.marker, &mut self.gap) else {
             return;
         };
@@ -349,6 +370,14 @@ impl Depacketizer {
         match self {
             Depacketizer::Audio => {}
             Depacketizer::H264(b) | Depacketizer::Vp8(b) => b.clear(),
+        }
+    }
+
+    /// The access unit under assembly, for the size cap.
+    fn assembling(&self) -> usize {
+        match self {
+            Depacketizer::Audio => 0,
+            Depacketizer::H264(b) | Depacketizer::Vp8(b) => b.len(),
         }
     }
 
@@ -600,6 +629,47 @@ mod tests {
         assert_eq!(frames.len(), 1);
         assert!(frames[0].discontinuity);
         assert_eq!(frames[0].data, [0, 0, 0, 1, 0x41, 9]);
+    }
+
+    /// A 20 MB access unit (FU-A fragments up to its marker) is dropped as it grows past the
+    /// journal's frame limit; the frames after it come through, the first after a gap.
+    #[test]
+    fn an_access_unit_over_the_frame_limit_is_dropped_and_the_stream_goes_on() {
+        let t0 = Instant::now();
+        let mut r = video(Codec::H264, 96);
+        r.handle_packet(t0, &packet(96, 1, 3000, 5, true, &[0x65, 1]));
+        let chunk = vec![0xab; 1200];
+        let fragments = (20 << 20) / chunk.len() as u16 as usize;
+        let mut seq = 2u16;
+        for i in 0..fragments {
+            let fu = if i == 0 {
+                0x85
+            } else if i + 1 == fragments {
+                0x45
+            } else {
+                0x05
+            };
+            let mut payload = vec![0x7c, fu];
+            payload.extend_from_slice(&chunk);
+            r.handle_packet(t0, &packet(96, seq, 6000, 5, i + 1 == fragments, &payload));
+            seq = seq.wrapping_add(1);
+            assert!(r.depacketizer.assembling() <= crate::journal::MAX_FRAME);
+        }
+        r.handle_packet(t0, &packet(96, seq, 9000, 5, true, &[0x65, 2]));
+        r.handle_packet(
+            t0,
+            &packet(96, seq.wrapping_add(1), 12000, 5, true, &[0x41, 3]),
+        );
+        let frames = drain(&mut r);
+        assert_eq!(
+            frames.len(),
+            3,
+            "the oversized one is gone, the rest are there"
+        );
+        assert_eq!(frames[0].rtp_time + 6000, frames[1].rtp_time);
+        assert!(frames[1].discontinuity);
+        assert!(!frames[2].discontinuity);
+        assert_eq!(r.stats.oversized, 1);
     }
 
     #[test]

@@ -111,9 +111,12 @@ pub async fn process_publication(
         return Ok(Some(existing));
     }
     let tracks = db.list_tracks(publication_id).await?;
+    // A track whose journal never got its first bytes (the publisher or the server was
+    // gone within moments) holds nothing: it is left out rather than read as a bad journal.
     let journals: Vec<PathBuf> = tracks
         .iter()
         .map(|t| PathBuf::from(&t.journal_path))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
         .collect();
     let asset_id = AssetId::generate();
     let made = if journals.is_empty() {

@@ -69,6 +69,9 @@ struct OpenJournal {
     failed: bool,
     /// Capture is off for this journal's session: frames are dropped.
     paused: bool,
+    /// A frame was dropped (too large): the next one written is marked a discontinuity.
+    gap: bool,
+    dropped_frames: u64,
 }
 
 #[derive(Clone)]
@@ -122,7 +125,12 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
                     .and_then(|_| File::create(&path))
                     .map_err(reel_media::MediaError::from)
                     .and_then(|f| {
-                        JournalWriter::create(BufWriter::with_capacity(64 << 10, f), &header)
+                        let mut w =
+                            JournalWriter::create(BufWriter::with_capacity(64 << 10, f), &header)?;
+                        // The header reaches the file at once: a journal cut off before its
+                        // first sync is then a journal with no frames, not an empty file.
+                        w.get_mut().flush()?;
+                        Ok(w)
                     });
                 match opened {
                     Ok(mut writer) => {
@@ -141,6 +149,8 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
                             dirty: true,
                             failed,
                             paused: paused.is_some(),
+                            gap: false,
+                            dropped_frames: 0,
                         };
                         journals.insert(track, journal);
                     }
@@ -158,13 +168,32 @@ fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotic
                     if j.failed || (j.paused && matches!(record, Record::Frame { .. })) {
                         continue;
                     }
-                    if let Err(e) = j.writer.append(&record) {
-                        j.failed = true;
-                        let _ = notices.send(CaptureNotice::JournalFailed {
-                            publication: j.publication.clone(),
-                            track: track.clone(),
-                            error: e.to_string(),
-                        });
+                    let mut record = record;
+                    if let Record::Frame { flags: f, .. } = &mut record {
+                        if std::mem::take(&mut j.gap) {
+                            *f |= reel_media::journal::flags::DISCONTINUITY;
+                        }
+                    }
+                    match j.writer.append(&record) {
+                        Ok(()) => {}
+                        // The sender's oversized frame is dropped and marked as a gap; the
+                        // track goes on (the remux waits for the next keyframe).
+                        Err(e @ reel_media::MediaError::FrameTooLarge(_)) => {
+                            j.gap = true;
+                            j.dropped_frames += 1;
+                            if j.dropped_frames == 1 {
+                                tracing::warn!(%track, error = %e, "frame dropped");
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            j.failed = true;
+                            let _ = notices.send(CaptureNotice::JournalFailed {
+                                publication: j.publication.clone(),
+                                track: track.clone(),
+                                error: e.to_string(),
+                            });
+                        }
                     }
                     j.dirty = true;
                 }

@@ -62,9 +62,10 @@ enum Sent {
 }
 
 fn send(d: &DueDelivery, cfg: &WorkerConfig, now_ms: i64) -> Sent {
-    if let Err(e) = target::check(&d.endpoint.url, cfg.allow_private_targets) {
-        return Sent::Failed(e.to_string());
-    }
+    let addrs = match target::check(&d.endpoint.url, cfg.allow_private_targets) {
+        Ok(addrs) => addrs,
+        Err(e) => return Sent::Failed(e.to_string()),
+    };
     let Some(key) = sign::secret_key(&d.endpoint.secret) else {
         return Sent::Failed("endpoint secret is not a whsec_ secret".into());
     };
@@ -75,13 +76,8 @@ fn send(d: &DueDelivery, cfg: &WorkerConfig, now_ms: i64) -> Sent {
     })
     .to_string();
     let timestamp = now_ms / 1000;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(cfg.timeout))
-        // A redirect could point inward; receivers must answer at the URL they gave.
-        .max_redirects(0)
-        .build()
-        .into();
+    // Connects to the addresses just checked, not to a second lookup of the name.
+    let agent = target::pinned_agent(addrs, cfg.timeout);
     let result = agent
         .post(&d.endpoint.url)
         .header("content-type", "application/json")

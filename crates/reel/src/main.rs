@@ -131,6 +131,7 @@ fn main() -> ExitCode {
 
 fn inspect(path: &std::path::Path, records: bool) -> ExitCode {
     use reel_media::journal::{self, JournalReader, Record};
+    use std::io::Write;
     let open = || std::fs::File::open(path).map(std::io::BufReader::new);
     let summary = match open()
         .map_err(reel_media::MediaError::from)
@@ -142,27 +143,41 @@ fn inspect(path: &std::path::Path, records: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&summary).expect("summary serializes")
-    );
-    if records {
-        let mut reader = JournalReader::open(open().expect("opened above")).expect("read above");
-        while let Ok(Some(r)) = reader.next_record() {
-            match r {
-                Record::Frame {
-                    rtp_time,
-                    arrival_unix_us,
-                    flags,
-                    data,
-                } => {
-                    println!("frame rtp={rtp_time} arrival_us={arrival_unix_us} flags={flags:#04x} bytes={}", data.len())
+    // Written with errors checked, not println!: `reel journal inspect … | head` closes the
+    // pipe early, which ends the listing quietly instead of a panic.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut print = || -> std::io::Result<()> {
+        let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
+        writeln!(out, "{json}")?;
+        if records {
+            let mut reader =
+                JournalReader::open(open()?).map_err(|e| std::io::Error::other(e.to_string()))?;
+            while let Ok(Some(r)) = reader.next_record() {
+                match r {
+                    Record::Frame {
+                        rtp_time,
+                        arrival_unix_us,
+                        flags,
+                        data,
+                    } => writeln!(
+                        out,
+                        "frame rtp={rtp_time} arrival_us={arrival_unix_us} flags={flags:#04x} bytes={}",
+                        data.len()
+                    )?,
+                    other => writeln!(out, "{other:?}")?,
                 }
-                other => println!("{other:?}"),
             }
         }
+        out.flush()
+    };
+    match print() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::FAILURE
+        }
     }
-    ExitCode::SUCCESS
 }
 
 /// A job file the server wrote for a child process.

@@ -153,3 +153,60 @@ fn the_cli_drives_a_recording_from_the_terminal() {
         .status
         .success());
 }
+
+/// `reel journal inspect --records … | head -n 2`: the pipe closes early; the listing ends
+/// quietly with success instead of a panic on the broken pipe.
+#[test]
+fn journal_inspect_into_a_closed_pipe_ends_quietly() {
+    use reel_media::journal::{JournalHeader, JournalWriter, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.rjnl");
+    let header = JournalHeader {
+        track_id: "trk_x".into(),
+        publication_id: "pub_x".into(),
+        session_id: "ses_x".into(),
+        room_id: "room_x".into(),
+        participant: "x".into(),
+        kind: reel_core::MediaKind::Audio,
+        codec: reel_core::Codec::Opus,
+        clock_rate: 48_000,
+        mid: "0".into(),
+        rid: None,
+        created_unix_us: 1,
+    };
+    let mut w = JournalWriter::create(Vec::new(), &header).unwrap();
+    // Far more than a pipe buffer of lines, so the writer meets the closed pipe.
+    for i in 0..200_000u64 {
+        w.append(&Record::Frame {
+            rtp_time: i * 960,
+            arrival_unix_us: i as i64 * 20_000,
+            flags: 1,
+            data: vec![0; 3],
+        })
+        .unwrap();
+    }
+    std::fs::write(&path, w.into_inner()).unwrap();
+    // The reader takes a few bytes and closes the pipe, as `head` does.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["journal", "inspect", "--records"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Read;
+        let mut first = [0u8; 16];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+    }
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -43,11 +43,13 @@ fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> MediaScript {
     );
     for (i, s) in streams.iter().enumerate() {
         let pipeline = match s {
-            Media::Tone(freq) => format!(
-                "audiotestsrc freq={freq} is-live=true num-buffers={} samplesperbuffer=160 \
+            Media::Tone(freq) | Media::ToneWithIntruder(freq, _) | Media::ToneThenJunk(freq) => {
+                format!(
+                    "audiotestsrc freq={freq} is-live=true num-buffers={} samplesperbuffer=160 \
                  ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay",
-                seconds * 50
-            ),
+                    seconds * 50
+                )
+            }
             Media::WidebandTone(freq) => format!(
                 "audiotestsrc freq={freq} is-live=true num-buffers={} samplesperbuffer=320 \
                  ! audio/x-raw,rate=16000,channels=1 ! avenc_g722 ! rtpg722pay",
@@ -70,6 +72,20 @@ fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> MediaScript {
         script.push_str(&format!(
             "p=$1; shift; [ \"$p\" != 0 ] && gst-launch-1.0 -q {pipeline} ! udpsink host=$ip port=$p >/dev/null 2>&1 &\n# stream {i}\n"
         ));
+        match s {
+            // A second sender (its own port and SSRC) 1 s in, to the same line.
+            Media::ToneWithIntruder(_, intruder) => script.push_str(&format!(
+                "(sleep 1; gst-launch-1.0 -q audiotestsrc freq={intruder} is-live=true num-buffers=100 \
+                 samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 ! mulawenc \
+                 ! rtppcmupay ssrc=305419896 ! udpsink host=$ip port=$p >/dev/null 2>&1) &\n"
+            )),
+            // One byte of junk a second, for 15 s, once the tone has stopped.
+            Media::ToneThenJunk(_) => script.push_str(&format!(
+                "python3 -c 'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ntime.sleep({})\nfor _ in range(15):\n  s.sendto(b\"x\",(sys.argv[1],int(sys.argv[2])));time.sleep(1)' $ip $p >/dev/null 2>&1 &\n",
+                seconds as f64 + 0.3
+            )),
+            _ => {}
+        }
     }
     let path = dir.join(format!("media-{}.sh", streams.len()));
     std::fs::write(&path, script).unwrap();
@@ -88,6 +104,10 @@ fn media_script(dir: &Path, streams: &[Media], seconds: u32) -> MediaScript {
 
 enum Media {
     Tone(u32),
+    /// A tone, and another sender's tone injected into the same line.
+    ToneWithIntruder(u32, u32),
+    /// A tone, then junk datagrams to the line after it stops.
+    ToneThenJunk(u32),
     WidebandTone(u32),
     /// A WAV file, sent in real time as G.722.
     Speech(PathBuf),
@@ -601,6 +621,73 @@ fn a_call_whose_media_stops_is_hung_up_by_the_recorder_with_a_reason() {
         .expect("recording.audio.stopped");
     assert_eq!(stopped.1["reason"], "media_timeout");
     assert_eq!(stopped.1["callid"], session["call_id"]);
+}
+
+/// An attacker who learns a line's port sends a second RTP stream (another source port,
+/// another SSRC, another tone) into it: the party's file holds the party's packets only.
+#[test]
+fn a_second_rtp_source_injected_into_a_line_is_not_recorded() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(5);
+    let media = media_script(
+        dir.path(),
+        &[Media::ToneWithIntruder(440, 3000), Media::Tone(1000)],
+        4,
+    );
+    sipp(&server, dir.path(), "call.xml", &room, &media, 4500, 1);
+    let session = ended_calls(&server, &room, 1).remove(0);
+    let assets = server.wait_assets(session["id"].as_str().unwrap(), 3, Duration::from_secs(60));
+    for a in of_type(&assets, "audio") {
+        let name = a["participant"].as_str().unwrap();
+        assert_eq!(
+            a["details"]["audio_frames"], 200,
+            "{name}: its own packets only"
+        );
+        let samples = &judge::pcm(&server.download(a, dir.path()), 1)[0];
+        assert!(
+            tone_between(samples, 3000.0, 0.5, 3.5) < 0.01,
+            "{name}: the intruder's tone is in the file"
+        );
+    }
+    let samples = &judge::pcm(
+        &server.download(of_type(&assets, "audio_mix")[0], dir.path()),
+        1,
+    )[0];
+    assert!(tone_between(samples, 440.0, 0.5, 3.5) > 0.15);
+    assert!(
+        tone_between(samples, 3000.0, 0.5, 3.5) < 0.01,
+        "the intruder is in the mix"
+    );
+}
+
+/// Junk datagrams sent to a call's lines after its media stopped do not keep the call up:
+/// Reel hangs up after `rtp_timeout_secs` of no real media, as if the junk were not there.
+#[test]
+fn junk_datagrams_do_not_delay_the_media_timeout() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("REEL_SIPREC_RTP_TIMEOUT_SECS", "2")]);
+    let room = server.room(5);
+    let media = media_script(
+        dir.path(),
+        &[Media::ToneThenJunk(440), Media::ToneThenJunk(1000)],
+        2,
+    );
+    sipp(&server, dir.path(), "timeout.xml", &room, &media, 0, 1);
+    let session = ended_calls(&server, &room, 1).remove(0);
+    let bye_after = call_length_s(&session);
+    // 2 s of tone, then the 2 s timeout (checked once a second); the junk goes on for 15 s.
+    assert!(
+        bye_after > 3.5 && bye_after < 8.0,
+        "BYE {bye_after} s into the call"
+    );
+    let stopped = events(&server)
+        .into_iter()
+        .find(|(t, _)| t == "recording.audio.stopped")
+        .expect("recording.audio.stopped");
+    assert_eq!(stopped.1["reason"], "media_timeout");
 }
 
 #[test]
