@@ -104,7 +104,7 @@ fn a_key_of_one_application_sees_nothing_of_another() {
         &key_a,
         "POST",
         "/v1/webhooks",
-        Some(json!({"url": "https://203.0.113.10/a", "enabled": false})),
+        Some(json!({"url": "https://93.184.216.34/a", "enabled": false})),
     )
     .json();
     let hook = hook["id"].as_str().unwrap().to_string();

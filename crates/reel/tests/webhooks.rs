@@ -240,12 +240,19 @@ fn private_targets_and_bad_endpoints_are_refused() {
             "invalid_field",
         ),
         (json!({"url": "ftp://example.com/"}), "invalid_field"),
+        // Reserved (documentation) and IPv4-in-IPv6 forms of inward addresses.
+        (json!({"url": "https://198.51.100.7/"}), "invalid_field"),
+        (json!({"url": "http://[::127.0.0.1]:9/x"}), "invalid_field"),
         (
-            json!({"url": "https://198.51.100.7/", "event_types": ["nope"]}),
+            json!({"url": "http://[64:ff9b::a9fe:a9fe]/x"}),
             "invalid_field",
         ),
         (
-            json!({"url": "https://198.51.100.7/", "colour": "red"}),
+            json!({"url": "https://93.184.216.34/", "event_types": ["nope"]}),
+            "invalid_field",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "colour": "red"}),
             "invalid_field",
         ),
     ] {
@@ -258,14 +265,18 @@ fn private_targets_and_bad_endpoints_are_refused() {
         let r = http::json("POST", &url, Some(ADMIN_KEY), &body).unwrap();
         r.json()["message"].as_str().unwrap().to_string()
     };
-    assert!(why(json!({"url": "http://127.0.0.1:9/x"})).contains("private or loopback"));
+    let refused = why(json!({"url": "http://127.0.0.1:9/x"}));
     assert!(
-        why(json!({"url": "https://198.51.100.7/", "event_types": ["nope"]}))
+        refused.contains("loopback") && refused.contains("webhooks.allow_private_targets"),
+        "{refused}"
+    );
+    assert!(
+        why(json!({"url": "https://93.184.216.34/", "event_types": ["nope"]}))
             .contains("unknown event type")
     );
-    assert!(why(json!({"url": "https://198.51.100.7/", "colour": "red"})).contains("colour"));
+    assert!(why(json!({"url": "https://93.184.216.34/", "colour": "red"})).contains("colour"));
     // A valid public endpoint is accepted (disabled: this test sends nothing anywhere).
-    let body = json!({"url": "https://198.51.100.7/hook", "enabled": false});
+    let body = json!({"url": "https://93.184.216.34/hook", "enabled": false});
     let ok = http::json("POST", &url, Some(ADMIN_KEY), &body).unwrap();
     assert_eq!(ok.status, 201, "{}", ok.text());
 }
