@@ -615,12 +615,18 @@ fn a_call_whose_media_stops_is_hung_up_by_the_recorder_with_a_reason() {
             "{a:#}"
         );
     }
-    let stopped = events(&server)
+    let stopped = audio_stopped(&server);
+    assert_eq!(stopped["reason"], "media_timeout");
+    assert_eq!(stopped["callid"], session["call_id"]);
+}
+
+/// The payload of the call's `recording.audio.stopped` event.
+fn audio_stopped(server: &Server) -> Value {
+    events(server)
         .into_iter()
         .find(|(t, _)| t == "recording.audio.stopped")
-        .expect("recording.audio.stopped");
-    assert_eq!(stopped.1["reason"], "media_timeout");
-    assert_eq!(stopped.1["callid"], session["call_id"]);
+        .expect("recording.audio.stopped")
+        .1
 }
 
 /// An attacker who learns a line's port sends a second RTP stream (another source port,
@@ -683,11 +689,7 @@ fn junk_datagrams_do_not_delay_the_media_timeout() {
         bye_after > 3.5 && bye_after < 8.0,
         "BYE {bye_after} s into the call"
     );
-    let stopped = events(&server)
-        .into_iter()
-        .find(|(t, _)| t == "recording.audio.stopped")
-        .expect("recording.audio.stopped");
-    assert_eq!(stopped.1["reason"], "media_timeout");
+    assert_eq!(audio_stopped(&server)["reason"], "media_timeout");
 }
 
 #[test]
