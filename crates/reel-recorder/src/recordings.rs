@@ -451,6 +451,15 @@ impl Brain {
     /// (`auto_composite`) and audio mixes (`audio_mix_formats`).
     pub(crate) async fn policy_outputs(&mut self, session_id: &str) -> Result<()> {
         let session = self.db.session_by_id(session_id).await?;
+        // Nothing was captured (a call that never sent RTP, a publisher gone before its first
+        // packet): there is nothing to render, and a render that can only fail is not run.
+        if self.db.list_session_tracks(session_id).await?.is_empty() {
+            tracing::info!(
+                session = session_id,
+                "no media captured: no composite or mix"
+            );
+            return Ok(());
+        }
         let policy = uploads::room_policy(&self.db, &session.room_id).await;
         let mut wanted: Vec<(&str, Option<&str>)> = Vec::new();
         if policy.auto_composite {

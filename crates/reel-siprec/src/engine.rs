@@ -11,7 +11,10 @@
 //!   metadata); BYE ends; CANCEL of a pending INVITE answers 487.
 //! - What a recording server refuses: an INVITE without SIPREC (421 with `Require:
 //!   siprec`), unknown `Require` options (420), malformed requests (400 with the reason),
-//!   and new calls at capacity (503 with Retry-After, so the SRC fails over).
+//!   and new calls at capacity (503 with Retry-After, so the SRC fails over). Capacity counts
+//!   confirmed calls; INVITEs not yet ACKed have a cap of their own, the oldest given up
+//!   first, so INVITEs that are never ACKed cannot keep real calls out.
+//! - Sources outside `allowed_sources` get no answer at all.
 //!   Session timers (RFC 4028) are tolerated: `timer` is supported and refreshes are
 //!   ordinary re-INVITEs/UPDATEs.
 
@@ -19,6 +22,7 @@ use crate::message::{self, Message, Request};
 use crate::metadata::Metadata;
 use crate::multipart::siprec_body;
 use crate::sdp::{self, LineAnswer, Offer};
+use crate::sources::AllowedSources;
 use crate::SiprecError;
 use ezk_sip_types::Method;
 use std::collections::HashMap;
@@ -35,8 +39,15 @@ pub struct Config {
     /// The address put in SDP answers and Contact.
     pub address: IpAddr,
     pub port: u16,
-    /// Calls recorded at once; beyond, new INVITEs get 503.
+    /// Calls recorded at once (confirmed by their ACK); beyond, new INVITEs get 503.
     pub max_calls: usize,
+    /// Calls offered and not yet confirmed by their ACK. A new INVITE beyond it pushes out
+    /// the oldest such call: an SRC's ACK follows its 200 OK within a round trip, so only
+    /// INVITEs that are never ACKed (a flood, a spoofed source) ever get pushed out, and
+    /// they cannot hold `max_calls` from real calls.
+    pub max_unconfirmed: usize,
+    /// Who may send SIP at all; datagrams from elsewhere are dropped unanswered.
+    pub allowed_sources: AllowedSources,
 }
 
 /// What the engine asks of, or tells, the application.
@@ -96,6 +107,8 @@ struct Call {
     refused: bool,
     /// The INVITE that began the call and where it came from: the dialog a BYE of ours needs.
     origin: Option<(Request, SocketAddr)>,
+    /// When its INVITE came: the oldest unconfirmed call is the first pushed out.
+    offered_at: Instant,
 }
 
 /// A BYE of ours (non-INVITE client transaction, RFC 3261 §17.1.2): re-sent on timer E
@@ -116,6 +129,8 @@ pub struct Engine {
     out: std::collections::VecDeque<Output>,
     next_tag: u64,
     byes: Vec<Bye>,
+    /// Datagrams dropped because their source is not in `allowed_sources`.
+    refused_sources: u64,
 }
 
 impl Engine {
@@ -127,12 +142,26 @@ impl Engine {
             out: Default::default(),
             next_tag: 1,
             byes: Vec::new(),
+            refused_sources: 0,
         }
     }
 
     /// Calls being recorded or being set up (refused ones not counted).
     pub fn calls(&self) -> usize {
         self.calls.values().filter(|c| !c.refused).count()
+    }
+
+    /// Datagrams dropped so far because their source is not allowed.
+    pub fn refused_sources(&self) -> u64 {
+        self.refused_sources
+    }
+
+    /// Whether a call (set up or being set up) came from `peer`: its connection must stay.
+    pub fn carries_call(&self, peer: SocketAddr) -> bool {
+        self.calls.values().filter(|c| !c.refused).any(|c| {
+            c.origin.as_ref().is_some_and(|(_, from)| *from == peer)
+                || c.invite.as_ref().is_some_and(|i| i.from == peer)
+        })
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -146,6 +175,10 @@ impl Engine {
     /// One datagram from `from`. Malformed input gets a 400 when it can be answered at all
     /// (it has what a response needs) and is otherwise dropped; it never affects other calls.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if !self.config.allowed_sources.allows(from.ip()) {
+            self.refused_sources += 1;
+            return;
+        }
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return; // keep-alive
         }
@@ -296,7 +329,9 @@ impl Engine {
                     &extra,
                 );
             }
-            if self.calls() >= self.config.max_calls {
+            // Confirmed calls only: unconfirmed ones have a cap of their own.
+            let confirmed = self.calls.values().filter(|c| c.established).count();
+            if confirmed >= self.config.max_calls {
                 let extra = [("Retry-After", "5".to_string())];
                 return self.final_for_new(
                     now,
@@ -322,6 +357,9 @@ impl Engine {
                 return self.final_for_new(now, from, r, code, &reason, &[]);
             }
         };
+        if !in_dialog {
+            self.make_room_for_unconfirmed();
+        }
         let trying = r.respond(100, "Trying", None, &[], None);
         self.send(from, trying);
         let call_id = r.ids.call_id.clone();
@@ -359,6 +397,7 @@ impl Engine {
                     sdp_version: 0,
                     session_id,
                     refused: false,
+                    offered_at: now,
                 },
             );
             self.event(Event::Offered {
@@ -366,6 +405,29 @@ impl Engine {
                 user,
                 offer,
                 metadata,
+            });
+        }
+    }
+
+    /// At `max_unconfirmed`, the oldest INVITE still waiting for its ACK (or for the
+    /// application's answer) is given up, as timer H would give it up later. Refused INVITEs
+    /// kept to absorb their ACK count too: a flood of them must not grow the table either.
+    fn make_room_for_unconfirmed(&mut self) {
+        let unconfirmed = || self.calls.iter().filter(|(_, c)| !c.established);
+        if unconfirmed().count() < self.config.max_unconfirmed {
+            return;
+        }
+        let Some((oldest, refused)) = unconfirmed()
+            .min_by_key(|(_, c)| c.offered_at)
+            .map(|(id, c)| (id.clone(), c.refused))
+        else {
+            return;
+        };
+        self.calls.remove(&oldest);
+        if !refused {
+            self.event(Event::Ended {
+                call_id: oldest,
+                reason: "unconfirmed: no ACK before newer calls needed its place".into(),
             });
         }
     }
@@ -414,6 +476,7 @@ impl Engine {
         reason: &str,
         extra: &[(&str, String)],
     ) {
+        self.make_room_for_unconfirmed();
         let tag = self.tag();
         let resp = r.respond(code, reason, Some(&tag), extra, None);
         let call_id = r.ids.call_id.clone();
@@ -429,6 +492,7 @@ impl Engine {
                 session_id: 0,
                 refused: true,
                 origin: None,
+                offered_at: now,
             },
         );
         self.pending(now, from, r, resp, false);

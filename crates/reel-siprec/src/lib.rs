@@ -8,6 +8,7 @@
 //! - [`metadata`]: the recording metadata (RFC 7865): session, participants, streams and
 //!   who sends which stream.
 //! - [`engine`]: the UAS: transactions, dialogs, what is refused (below).
+//! - [`sources`]: the SRCs allowed to reach the recorder (`siprec.allowed_sources`).
 //! - [`sdp`]: the SRC's offer (one m-line per recorded stream, `a=label`) and the
 //!   recorder's `recvonly` answer.
 //!
@@ -24,6 +25,7 @@ pub mod message;
 pub mod metadata;
 pub mod multipart;
 pub mod sdp;
+pub mod sources;
 
 /// Deterministic mutation testing (cargo-fuzz needs nightly, which is not available here):
 /// `count` copies of `base`, each with 3 bytes replaced by one of `syntax` (the characters

@@ -77,6 +77,17 @@ pub struct SiprecSettings {
     pub default_room: String,
     pub max_calls: usize,
     pub rtp_timeout_secs: u64,
+    pub max_unconfirmed_calls: usize,
+    pub max_tcp_connections: usize,
+    pub tcp_idle_timeout_secs: u64,
+    pub allowed_sources: String,
+}
+
+impl SiprecSettings {
+    pub fn allowed_sources(&self) -> reel_siprec::sources::AllowedSources {
+        reel_siprec::sources::AllowedSources::parse(&self.allowed_sources)
+            .expect("checked when the settings were read")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,9 +239,20 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
     if sip.rtp_port_min > sip.rtp_port_max || (sip.rtp_port_min == 0) != (sip.rtp_port_max == 0) {
         return Err("siprec: rtp_port_min ≤ rtp_port_max, or both 0".into());
     }
-    if sip.rtp_timeout_secs == 0 || sip.max_calls == 0 {
-        return Err("siprec: rtp_timeout_secs and max_calls must be at least 1".into());
+    if sip.rtp_timeout_secs == 0
+        || sip.max_calls == 0
+        || sip.max_unconfirmed_calls == 0
+        || sip.max_tcp_connections == 0
+        || sip.tcp_idle_timeout_secs == 0
+    {
+        return Err(
+            "siprec: rtp_timeout_secs, max_calls, max_unconfirmed_calls, \
+                    max_tcp_connections and tcp_idle_timeout_secs must be at least 1"
+                .into(),
+        );
     }
+    reel_siprec::sources::AllowedSources::parse(&sip.allowed_sources)
+        .map_err(|e| format!("siprec.allowed_sources: {e}"))?;
     if settings.retention.default_days == 0 || settings.retention.sweep_interval_secs == 0 {
         return Err("retention: default_days and sweep_interval_secs must be at least 1".into());
     }

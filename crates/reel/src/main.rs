@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod media;
+mod sip_tcp;
 mod siprec;
 
 use clap::{Parser, Subcommand};

@@ -17,6 +17,7 @@
 
 use crate::config::SiprecSettings;
 use crate::media::{open_track, OpenedTrack, WallClock};
+use crate::sip_tcp::{self, Connections, SendOutcome, TcpLimits};
 use reel_core::{Codec, EndReason, MediaKind, SessionId, TrackId};
 use reel_db::{Db, Room};
 use reel_media::journal::{flags, Record};
@@ -32,7 +33,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
@@ -95,17 +95,6 @@ enum Internal {
         call_id: String,
         kind: MediaKind,
     },
-    TcpConnected {
-        peer: SocketAddr,
-        writer: UnboundedSender<Vec<u8>>,
-    },
-    TcpData {
-        peer: SocketAddr,
-        message: Vec<u8>,
-    },
-    TcpClosed {
-        peer: SocketAddr,
-    },
 }
 
 /// A display name fit for the API and the files: the metadata's name unless it is a phone
@@ -159,18 +148,27 @@ impl SiprecLoop {
             address: self.public_ip,
             port,
             max_calls: self.settings.max_calls,
+            max_unconfirmed: self.settings.max_unconfirmed_calls,
+            allowed_sources: self.settings.allowed_sources(),
         });
         let (tx, mut internal) = unbounded_channel();
         let listener = TcpListener::from_std(self.tcp.try_clone().expect("clone listener"))
             .expect("tokio listener");
-        tokio::spawn(accept_tcp(listener, tx.clone()));
+        let idle_timeout = Duration::from_secs(self.settings.tcp_idle_timeout_secs);
+        let tcp_limits = TcpLimits {
+            max_connections: self.settings.max_tcp_connections,
+            allowed_sources: self.settings.allowed_sources(),
+        };
+        let (tcp_events, mut tcp_inbox) = tokio::sync::mpsc::channel(sip_tcp::INBOX);
+        tokio::spawn(sip_tcp::accept(listener, tcp_events, tcp_limits));
         let state = State {
             started: Instant::now(),
             clock: Arc::new(WallClock::new()),
             calls: HashMap::new(),
             pending: HashMap::new(),
-            tcp: HashMap::new(),
+            tcp: Connections::default(),
             tx,
+            noise: Noise::default(),
         };
         let mut state = state;
         let mut buf = vec![0u8; 65_536];
@@ -178,14 +176,11 @@ impl SiprecLoop {
         loop {
             while let Some(out) = engine.poll_output() {
                 match out {
-                    Output::Send { to, data } => match state.tcp.get(&to) {
-                        Some(writer) => {
-                            let _ = writer.send(data);
-                        }
-                        None => {
+                    Output::Send { to, data } => {
+                        if let SendOutcome::NotTcp(data) = state.tcp.send(to, data) {
                             let _ = udp.try_send_to(&data, to);
                         }
-                    },
+                    }
                     Output::Event(e) => self.handle_event(&mut engine, &mut state, e),
                 }
             }
@@ -216,8 +211,16 @@ impl SiprecLoop {
                     Err(e) => tracing::debug!(error = %e, "sip socket receive"),
                 },
                 Some(msg) = internal.recv() => self.handle_internal(&mut engine, &mut state, msg),
+                Some(event) = tcp_inbox.recv() => {
+                    let now = Instant::now();
+                    if let Some((peer, data)) = state.tcp.handle(now, event) {
+                        engine.handle_datagram(now, peer, &data);
+                    }
+                }
                 _ = tokio::time::sleep_until(timeout.into()) => engine.handle_timeout(Instant::now()),
                 _ = tick.tick() => {
+                    state.tcp.close_idle(Instant::now(), idle_timeout, |peer| engine.carries_call(peer));
+                    state.noise.report(engine.refused_sources());
                     for call_id in state.timed_out(self.settings.rtp_timeout_secs) {
                         tracing::warn!(call = %call_id, "no RTP: hanging up");
                         engine.hang_up(Instant::now(), &call_id);
@@ -269,9 +272,7 @@ impl SiprecLoop {
                 }
                 self.end_call(state, &call_id, EndReason::Left);
             }
-            Event::Malformed { from, reason } => {
-                tracing::info!(%from, %reason, "malformed SIP message dropped");
-            }
+            Event::Malformed { from, reason } => state.noise.malformed(from, &reason),
         }
     }
 
@@ -308,15 +309,6 @@ impl SiprecLoop {
                     self.recorder
                         .call_event(&call.session, event, json!({ "callid": call_id }));
                 }
-            }
-            Internal::TcpConnected { peer, writer } => {
-                state.tcp.insert(peer, writer);
-            }
-            Internal::TcpData { peer, message } => {
-                engine.handle_datagram(Instant::now(), peer, &message)
-            }
-            Internal::TcpClosed { peer } => {
-                state.tcp.remove(&peer);
             }
         }
     }
@@ -514,6 +506,46 @@ impl SiprecLoop {
     }
 }
 
+/// What is dropped unanswered, logged so that a flood of it cannot flood the log: the first
+/// few of each second one by one, the rest as a count at the end of the second.
+#[derive(Default)]
+struct Noise {
+    malformed_this_second: u64,
+    refused_reported: u64,
+}
+
+impl Noise {
+    const LOGGED_PER_SECOND: u64 = 5;
+
+    fn malformed(&mut self, from: SocketAddr, reason: &str) {
+        self.malformed_this_second += 1;
+        if self.malformed_this_second <= Self::LOGGED_PER_SECOND {
+            tracing::info!(%from, %reason, "malformed SIP message dropped");
+        }
+    }
+
+    /// Once a second, with the engine's count of datagrams from sources not allowed.
+    fn report(&mut self, refused_sources: u64) {
+        let unlogged = self
+            .malformed_this_second
+            .saturating_sub(Self::LOGGED_PER_SECOND);
+        if unlogged > 0 {
+            tracing::info!(
+                count = unlogged,
+                "more malformed SIP messages dropped in the last second"
+            );
+        }
+        self.malformed_this_second = 0;
+        if refused_sources > self.refused_reported {
+            tracing::warn!(
+                count = refused_sources - self.refused_reported,
+                "SIP from sources outside siprec.allowed_sources dropped in the last second"
+            );
+            self.refused_reported = refused_sources;
+        }
+    }
+}
+
 fn answers_port(a: &LineAnswer) -> u16 {
     match a {
         LineAnswer::Record { port, .. } => *port,
@@ -527,8 +559,9 @@ struct State {
     calls: HashMap<String, Call>,
     /// Offered calls being decided, and whether they were cancelled meanwhile.
     pending: HashMap<String, bool>,
-    tcp: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
+    tcp: Connections,
     tx: UnboundedSender<Internal>,
+    noise: Noise,
 }
 
 impl State {
@@ -893,59 +926,6 @@ impl SourceLatch {
         }
         self.source = Some(from);
         Admit::Media
-    }
-}
-
-/// SIP over TCP: each connection's messages are framed by Content-Length and handed to the
-/// engine as if they were datagrams from the peer; responses go back on the connection.
-async fn accept_tcp(listener: TcpListener, tx: UnboundedSender<Internal>) {
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let (mut read, mut write) = stream.into_split();
-        let (writer, mut outgoing) = unbounded_channel::<Vec<u8>>();
-        let _ = tx.send(Internal::TcpConnected { peer, writer });
-        tokio::spawn(async move {
-            while let Some(data) = outgoing.recv().await {
-                if write.write_all(&data).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut buf: Vec<u8> = Vec::new();
-            let mut chunk = vec![0u8; 16_384];
-            'read: loop {
-                let n = match read.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                buf.extend_from_slice(&chunk[..n]);
-                loop {
-                    // Keep-alive CRLFs between messages (RFC 5626 §4.4.1).
-                    let skip = buf
-                        .iter()
-                        .take_while(|b| **b == b'\r' || **b == b'\n')
-                        .count();
-                    buf.drain(..skip);
-                    match reel_siprec::message::frame_len(&buf) {
-                        Ok(Some(len)) => {
-                            let message: Vec<u8> = buf.drain(..len).collect();
-                            let _ = tx.send(Internal::TcpData { peer, message });
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::info!(%peer, error = %e, "unframeable SIP over TCP: closing");
-                            break 'read;
-                        }
-                    }
-                }
-            }
-            let _ = tx.send(Internal::TcpClosed { peer });
-        });
     }
 }
 

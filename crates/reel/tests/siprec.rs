@@ -1099,3 +1099,226 @@ fn fetch_asset(server: &Server, asset: &Value, dir: &Path) -> PathBuf {
     std::fs::write(&path, &r.body).unwrap();
     path
 }
+
+fn options_over_tcp(local: std::net::SocketAddr, n: u64) -> String {
+    format!(
+        "OPTIONS sip:rec@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-o{n}\r\n\
+From: <sip:src@127.0.0.1>;tag=o\r\nTo: <sip:rec@127.0.0.1>\r\nCall-ID: opt-{n}\r\nCSeq: {n} OPTIONS\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// A TCP connection to the SIP port that answers OPTIONS with 200 (within 3 s).
+fn tcp_options_answered(server: &Server) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(&server.sip) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let local = s.local_addr().unwrap();
+    if s.write_all(options_over_tcp(local, 1).as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 4096];
+    matches!(s.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"SIP/2.0 200"))
+}
+
+/// The attack that once took the server from 25 MB to 4.1 GB in 25 s: OPTIONS in a loop on
+/// one TCP connection whose receive buffer is tiny and never read.
+#[test]
+fn a_sip_peer_that_never_reads_its_replies_is_closed_and_costs_no_memory() {
+    use std::io::Write;
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let baseline = server.rss_mib();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = server.sip.parse().unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    stream
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let local = stream.local_addr().unwrap();
+    let started = std::time::Instant::now();
+    let (mut sent, mut peak) = (0u64, baseline);
+    let closed_after = loop {
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(30),
+            "the server still takes OPTIONS from a peer that reads nothing after {elapsed:?} \
+             ({sent} sent, {peak:.0} MiB)"
+        );
+        match stream.write_all(options_over_tcp(local, sent).as_bytes()) {
+            Ok(()) => sent += 1,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break elapsed,
+        }
+        if sent % 256 == 0 {
+            peak = peak.max(server.rss_mib());
+        }
+    };
+    peak = peak.max(server.rss_mib());
+    eprintln!(
+        "no-read flood: {sent} OPTIONS, closed after {closed_after:?}, RSS {baseline:.0} MiB → peak {peak:.0} MiB"
+    );
+    assert!(
+        peak - baseline < 32.0,
+        "the flood grew the server from {baseline:.0} to {peak:.0} MiB"
+    );
+    // The server serves the next peer, over TCP and over UDP.
+    assert!(tcp_options_answered(&server), "TCP after the flood");
+    let options = ask(
+        &server,
+        &sip_request("OPTIONS", "after", "", "application/sdp", ""),
+    );
+    assert!(options.is_some_and(|o| o.starts_with("SIP/2.0 200")));
+    assert!(server.rss_mib() - baseline < 32.0);
+}
+
+/// Connections beyond `siprec.max_tcp_connections` are closed at once; silent ones that
+/// carry no call go after `siprec.tcp_idle_timeout_secs`, and one that carries a call stays.
+#[test]
+fn sip_tcp_connections_are_capped_and_idle_ones_closed_but_a_call_keeps_its_own() {
+    use std::io::Read;
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("REEL_SIPREC_MAX_TCP_CONNECTIONS", "8"),
+            ("REEL_SIPREC_TCP_IDLE_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let room = server.room(5);
+    // A call over TCP silent (in SIP) for 3 s, past the idle timeout: its BYE must arrive.
+    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 3);
+    let mut command = sipp_command(&server, dir.path(), "call.xml", &room, &media, 3500, 1);
+    command.args(["-t", "t1"]);
+    let call = std::thread::spawn(move || command.output().expect("sipp"));
+    std::thread::sleep(Duration::from_millis(700));
+    let idle: Vec<std::net::TcpStream> = (0..7)
+        .map(|_| std::net::TcpStream::connect(&server.sip).unwrap())
+        .collect();
+    // The ninth: accepted, then closed at once.
+    let mut extra = std::net::TcpStream::connect(&server.sip).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(extra.read(&mut buf), Ok(0) | Err(_)) && !tcp_options_answered(&server),
+        "a connection past the cap was served"
+    );
+    // The idle seven go within the timeout and the loop's one-second tick.
+    let started = std::time::Instant::now();
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+        assert!(
+            matches!(s.read(&mut buf), Ok(0)),
+            "an idle connection stayed open"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(
+        tcp_options_answered(&server),
+        "a new connection after the idle ones went"
+    );
+    let out = call.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the call over TCP lost its connection:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// 300 SIPREC INVITEs from one source that never ACKs (at most `max_unconfirmed_calls` of
+/// them held at once) leave a real call answered and recorded, get back less than twice the
+/// bytes they sent, and render nothing for the calls that never had media.
+#[test]
+fn half_open_invites_leave_a_real_call_answered() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("REEL_SIPREC_MAX_CALLS", "4"),
+            ("REEL_SIPREC_MAX_UNCONFIRMED_CALLS", "8"),
+        ],
+    );
+    let room = server.room(3);
+    let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = flood.local_addr().unwrap().to_string();
+    let sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=label:1\r\na=sendonly\r\n";
+    let body = format!(
+        "--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b\r\nContent-Type: application/rs-metadata+xml\r\n\r\n<recording xmlns='urn:ietf:params:xml:ns:recording:1'/>\r\n--b--\r\n"
+    );
+    // Everything the flood's source gets back, until the real call is over.
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = received.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let replies = flood.try_clone().unwrap();
+    replies
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let listener = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(n) = replies.recv(&mut buf) {
+                counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let mut sent_bytes = 0usize;
+    for n in 0..300 {
+        let invite = sip_request(
+            "INVITE",
+            &format!("halfopen-{n}"),
+            "Require: siprec\r\n",
+            "multipart/mixed;boundary=b",
+            &body,
+        )
+        .replace("sip:rec@127.0.0.1", &format!("sip:{room}@127.0.0.1"))
+        .replace("LOCAL", &local);
+        sent_bytes += flood.send_to(invite.as_bytes(), &server.sip).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let started = std::time::Instant::now();
+    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 2);
+    sipp(&server, dir.path(), "call.xml", &room, &media, 2500, 1);
+    let answered_in = started.elapsed();
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    listener.join().unwrap();
+    let received = received.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "half-open flood: real call done {answered_in:?} after; {sent_bytes} bytes sent, \
+         {received} bytes back ({:.2}×)",
+        received as f64 / sent_bytes as f64
+    );
+    // Each INVITE gets its 100 Trying and 200 OK about once (they were 4× when every
+    // unACKed call kept re-sending its 200 for 32 s).
+    assert!(
+        received < 2 * sent_bytes,
+        "the flood's source got {received} bytes back for {sent_bytes}"
+    );
+    let real: Vec<Value> = ended_calls(&server, &room, 1)
+        .into_iter()
+        .filter(|s| !s["call_id"].as_str().unwrap().starts_with("halfopen"))
+        .collect();
+    assert_eq!(real.len(), 1);
+    let assets = server.wait_assets(real[0]["id"].as_str().unwrap(), 3, Duration::from_secs(60));
+    assert_eq!(of_type(&assets, "audio").len(), 2);
+    // The half-open calls had no media: no mix was even tried for them.
+    let failures: Vec<_> = events(&server)
+        .into_iter()
+        .filter(|(t, _)| t == "composite.recording.failure")
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+}

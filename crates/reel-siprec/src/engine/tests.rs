@@ -9,6 +9,8 @@ fn engine(max_calls: usize) -> Engine {
         address: "127.0.0.1".parse().unwrap(),
         port: 5060,
         max_calls,
+        max_unconfirmed: 4,
+        allowed_sources: Default::default(),
     })
 }
 
@@ -105,12 +107,13 @@ fn established(e: &mut Engine, now: Instant, call: &str) -> String {
         sent.iter().map(|s| status(s)).collect::<Vec<_>>(),
         vec![100]
     );
-    let Event::Offered {
+    // (After any call this INVITE pushed out.)
+    let Some(Event::Offered {
         offer,
         metadata,
         user,
         ..
-    } = &events[0]
+    }) = events.last()
     else {
         panic!("{events:?}")
     };
@@ -447,4 +450,95 @@ To: <sip:src@127.0.0.1>;tag=src1\r\nCall-ID: hang@x\r\nCSeq: 2 BYE\r\nContent-Le
     assert_eq!(e.poll_timeout(), None);
     e.handle_timeout(t0 + 64 * T1);
     assert!(drain(&mut e).0.is_empty());
+}
+
+/// INVITEs that are never ACKed hold at most `max_unconfirmed` places: the next INVITE
+/// pushes the oldest out (and stops its retransmissions), so a real call is still answered
+/// and confirmed calls are never touched.
+#[test]
+fn unacked_invites_cannot_hold_the_places_of_real_calls() {
+    let mut e = engine(6);
+    let t0 = Instant::now();
+    let ok = established(&mut e, t0, "real-1");
+    drain(&mut e);
+    for n in 0..20u32 {
+        let now = t0 + Duration::from_millis(n as u64);
+        e.handle_datagram(
+            now,
+            SRC.parse().unwrap(),
+            &invite(
+                &format!("bogus-{n}"),
+                &format!("z9hG4bK-f{n}"),
+                1,
+                None,
+                SDP,
+                &metadata("X"),
+                true,
+            ),
+        );
+        let (sent, events) = drain(&mut e);
+        assert_eq!(status(&sent[0]), 100, "INVITE {n} answered {sent:?}");
+        let Some(Event::Offered { offer, .. }) = events.last() else {
+            panic!("{events:?}")
+        };
+        let offer = offer.clone();
+        e.accept(
+            now,
+            &format!("bogus-{n}"),
+            &offer,
+            &[LineAnswer::Reject, LineAnswer::Reject],
+        );
+        drain(&mut e);
+        if n >= 4 {
+            // The one four INVITEs back is given up, with the reason.
+            assert!(
+                events
+                    .iter()
+                    .any(|ev| matches!(ev, Event::Ended { call_id, reason }
+                    if *call_id == format!("bogus-{}", n - 4) && reason.contains("unconfirmed"))),
+                "{events:?}"
+            );
+        }
+        assert!(e.calls() <= 5);
+    }
+    // A real call is still answered with its 200, and the first one still stands.
+    let t1 = t0 + Duration::from_secs(1);
+    established(&mut e, t1, "real-2");
+    assert!(e.calls.contains_key("real-1") && e.calls.contains_key("real-2"));
+    e.handle_datagram(
+        t1,
+        SRC.parse().unwrap(),
+        &request("BYE", "real-1", "z9hG4bK-b9", 2, &to_tag(&ok)),
+    );
+    let (sent, _) = drain(&mut e);
+    assert_eq!(status(&sent[0]), 200);
+    // Given-up calls send no more 200 OKs: only the four still waiting retransmit.
+    e.handle_timeout(t1 + Duration::from_secs(5));
+    let (sent, _) = drain(&mut e);
+    assert!(sent.len() <= 4, "{} retransmissions", sent.len());
+}
+
+#[test]
+fn sources_outside_the_allow_list_get_no_answer() {
+    let mut e = Engine::new(Config {
+        address: "127.0.0.1".parse().unwrap(),
+        port: 5060,
+        max_calls: 10,
+        max_unconfirmed: 4,
+        allowed_sources: AllowedSources::parse("10.0.0.0/8").unwrap(),
+    });
+    let t0 = Instant::now();
+    e.handle_datagram(
+        t0,
+        SRC.parse().unwrap(),
+        &invite("c1", "z9hG4bK-1", 1, None, SDP, &metadata("A"), true),
+    );
+    assert!(e.poll_output().is_none());
+    assert_eq!(e.refused_sources(), 1);
+    e.handle_datagram(
+        t0,
+        "10.1.2.3:5060".parse().unwrap(),
+        &request("OPTIONS", "o1", "z9hG4bK-2", 1, "x"),
+    );
+    assert!(matches!(e.poll_output(), Some(Output::Send { .. })));
 }
