@@ -21,6 +21,9 @@ pub struct Settings {
     pub empty_timeout_secs: u64,
     pub max_duration_secs: u64,
     pub max_publishers: usize,
+    pub http_max_connections: usize,
+    pub http_max_connections_per_address: usize,
+    pub http_header_timeout_secs: u64,
     pub connect_timeout_secs: u64,
     pub api_rate_limit_per_second: u64,
     pub api_rate_limit_burst: u64,
@@ -259,6 +262,16 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
     settings.transcription.transcription()?;
     if settings.max_publishers == 0 {
         return Err("max_publishers must be at least 1".into());
+    }
+    if settings.http_max_connections == 0
+        || settings.http_max_connections_per_address == 0
+        || settings.http_header_timeout_secs == 0
+    {
+        return Err(
+            "http_max_connections, http_max_connections_per_address and \
+                    http_header_timeout_secs must be at least 1"
+                .into(),
+        );
     }
     Ok(settings)
 }

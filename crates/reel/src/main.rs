@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod http_server;
 mod media;
 mod sip_tcp;
 mod siprec;
@@ -472,10 +473,13 @@ async fn run(s: config::Settings) -> Result<(), String> {
     // One machine-readable line for scripts and tests that start reel on port 0.
     println!("reel listening http={http_addr} media={candidate} sip={sip_public}");
     tracing::info!(http = %http_addr, media = %candidate, sip = %sip_public, data_dir = %data_dir.display(), "reel serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    let limits = http_server::HttpLimits {
+        max_connections: s.http_max_connections,
+        max_per_address: s.http_max_connections_per_address,
+        header_timeout: Duration::from_secs(s.http_header_timeout_secs),
+    }
+    .fitted();
+    http_server::serve(listener, app, limits, shutdown_signal()).await;
     tracing::info!("shutting down: ending publications and finishing assets");
     recorder.shutdown(Duration::from_secs(20)).await;
     // Deliver what the shutdown itself produced, then stop.
