@@ -83,6 +83,10 @@ impl From<WhipError> for ApiError {
                 retry_after: Some(5),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "at_capacity", msg)
             },
+            WhipError::TooManyPending { retry_secs, .. } => ApiError {
+                retry_after: Some(retry_secs as u32),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_pending", msg)
+            },
             WhipError::Duplicate => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
             WhipError::Engine(_) => ApiError::internal(msg),
         }

@@ -36,6 +36,8 @@ pub struct ApiConfig {
     /// Opening customer stores: presigned links, retried uploads, deletions.
     pub uploads: reel_recorder::uploads::UploadContext,
     pub rate_limit: RateLimit,
+    /// WHIP offers per client address.
+    pub whip_rate_limit: RateLimit,
 }
 
 pub struct Inner {
@@ -56,7 +58,16 @@ pub struct RateLimit {
 impl Inner {
     /// Takes one request from the key's bucket; on refusal, the seconds until one is free.
     pub fn take_token(&self, key_id: &str) -> Result<(), u32> {
-        let RateLimit { per_second, burst } = self.config.rate_limit;
+        self.take_from(key_id, self.config.rate_limit)
+    }
+
+    /// Takes one WHIP offer from the client address's bucket.
+    pub fn take_whip_offer(&self, client: std::net::IpAddr) -> Result<(), u32> {
+        self.take_from(&format!("whip {client}"), self.config.whip_rate_limit)
+    }
+
+    fn take_from(&self, key_id: &str, limit: RateLimit) -> Result<(), u32> {
+        let RateLimit { per_second, burst } = limit;
         let now = std::time::Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let (tokens, at) = buckets.entry(key_id.to_string()).or_insert((burst, now));

@@ -8,7 +8,7 @@
 use crate::extract::bearer;
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use axum::routing::post;
 use axum::Router;
 use reel_core::{PublicationId, PublicationKind};
 use reel_db::{now_ms, PublishToken};
+use std::net::SocketAddr;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -100,8 +101,22 @@ async fn publish(
     State(s): State<AppState>,
     Path(room_id): Path<String>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Per client address, before anything reads the database.
+    if let Some(ConnectInfo(client)) = extensions.get::<ConnectInfo<SocketAddr>>() {
+        if let Err(retry_after) = s.take_whip_offer(client.ip()) {
+            return Err(ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many WHIP offers from this address",
+                )
+            });
+        }
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

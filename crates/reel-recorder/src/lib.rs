@@ -85,11 +85,15 @@ impl PublicationContext {
 /// Commands for a loop that owns publications' media: the WebRTC media loop, or the SIPREC
 /// loop for the parties of recorded calls.
 pub enum MediaCommand {
+    /// Admit a WHIP offer and answer it; nothing is recorded before its `Attach`.
     Offer {
-        ctx: PublicationContext,
+        publication: PublicationId,
+        offerer: reel_whip::Offerer,
         sdp: String,
         reply: oneshot::Sender<Result<String, WhipError>>,
     },
+    /// The admitted publication joined its session: its media is captured from now on.
+    Attach { ctx: PublicationContext },
     Close {
         publication: PublicationId,
         reason: EndReason,
@@ -100,6 +104,7 @@ pub enum MediaCommand {
 
 enum Msg {
     Join {
+        publication: PublicationId,
         room: Room,
         participant: String,
         kind: PublicationKind,
@@ -241,7 +246,9 @@ impl Recorder {
         &self.capture
     }
 
-    /// A WHIP publisher arrives: join its room's session and get the SDP answer.
+    /// A WHIP publisher arrives: the media loop admits its offer first (capacity, offers
+    /// still connecting per token and per room) and only then does it join its room's
+    /// session, so a refused offer leaves nothing in the database or the outbox.
     pub async fn publish(
         &self,
         room: Room,
@@ -249,31 +256,44 @@ impl Recorder {
         kind: PublicationKind,
         sdp: String,
     ) -> Result<(PublicationContext, String)> {
+        let publication = PublicationId::generate();
+        let offerer = reel_whip::Offerer {
+            token: format!("{}/{participant}", room.id),
+            room: room.id.clone(),
+        };
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Join {
-                room,
-                participant,
-                kind,
-                call: None,
+        self.media
+            .send(MediaCommand::Offer {
+                publication: publication.clone(),
+                offerer,
+                sdp,
                 reply,
             })
             .map_err(|_| RecorderError::ShuttingDown)?;
-        let ctx = rx.await.map_err(|_| RecorderError::ShuttingDown)??;
+        let answer = rx.await.map_err(|_| RecorderError::ShuttingDown)??;
         let (reply, rx) = oneshot::channel();
-        let offer = MediaCommand::Offer {
-            ctx: ctx.clone(),
-            sdp,
+        let joined = match self.tx.send(Msg::Join {
+            publication: publication.clone(),
+            room,
+            participant,
+            kind,
+            call: None,
             reply,
+        }) {
+            Ok(()) => rx.await.unwrap_or(Err(RecorderError::ShuttingDown)),
+            Err(_) => Err(RecorderError::ShuttingDown),
         };
-        self.media
-            .send(offer)
-            .map_err(|_| RecorderError::ShuttingDown)?;
-        match rx.await.map_err(|_| RecorderError::ShuttingDown)? {
-            Ok(answer) => Ok((ctx, answer)),
+        match joined {
+            Ok(ctx) => {
+                let _ = self.media.send(MediaCommand::Attach { ctx: ctx.clone() });
+                Ok((ctx, answer))
+            }
             Err(e) => {
-                let _ = self.tx.send(Msg::JoinFailed { ctx });
-                Err(e.into())
+                let _ = self.media.send(MediaCommand::Close {
+                    publication,
+                    reason: EndReason::Disconnected,
+                });
+                Err(e)
             }
         }
     }
@@ -290,6 +310,7 @@ impl Recorder {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Msg::Join {
+                publication: PublicationId::generate(),
                 room,
                 participant,
                 kind: PublicationKind::Camera,
@@ -553,13 +574,14 @@ impl Brain {
     async fn handle(&mut self, msg: Msg) -> Result<()> {
         match msg {
             Msg::Join {
+                publication,
                 room,
                 participant,
                 kind,
                 call,
                 reply,
             } => {
-                let result = self.join(room, participant, kind, call).await;
+                let result = self.join(publication, room, participant, kind, call).await;
                 let _ = reply.send(result);
             }
             Msg::CallHeld { session, held } => {
@@ -695,6 +717,7 @@ impl Brain {
 
     async fn join(
         &mut self,
+        publication: PublicationId,
         room: Room,
         participant: String,
         kind: PublicationKind,
@@ -705,7 +728,6 @@ impl Brain {
             room: room_id.clone(),
             call: call.clone(),
         };
-        let publication = PublicationId::generate();
         let limits = Limits {
             // A call's parties leave together when it ends; nobody rejoins a SIP call.
             empty_timeout: match call {

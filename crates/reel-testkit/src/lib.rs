@@ -10,4 +10,4 @@ pub mod media;
 pub mod proc;
 mod publisher;
 
-pub use publisher::{publish, Leave, PublishOptions, PublishReport};
+pub use publisher::{audio_offer, publish, Leave, PublishOptions, PublishReport};

@@ -206,6 +206,20 @@ fn resolve(base: &str, location: &str) -> String {
     format!("{}{}", &base[..host_end], location)
 }
 
+/// A valid WHIP offer (one Opus send-only line) from a client that will never connect:
+/// what a flood of offers sends.
+pub fn audio_offer() -> String {
+    let mut rtc = RtcConfig::new()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let local: SocketAddr = "127.0.0.1:9".parse().expect("address");
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    api.apply().expect("an offer").0.to_sdp_string()
+}
+
 pub fn publish(opts: &PublishOptions) -> Result<PublishReport, String> {
     // The video codec follows the IVF file: VP80 or VP90.
     let first_video = opts

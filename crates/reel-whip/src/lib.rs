@@ -39,6 +39,14 @@ pub enum WhipError {
     NothingToReceive,
     #[error("at capacity ({0} publishers)")]
     AtCapacity(usize),
+    /// Offers not yet connected, per publish token or per room: a flood of offers that
+    /// never connect cannot take the places of other rooms' publishers.
+    #[error("{limit} offers of this {scope} are still connecting: connect those (or wait {retry_secs} s)")]
+    TooManyPending {
+        scope: &'static str,
+        limit: usize,
+        retry_secs: u64,
+    },
     #[error("publication already exists")]
     Duplicate,
     #[error("webrtc engine: {0}")]
@@ -62,6 +70,20 @@ pub struct IngestConfig {
     pub max_publishers: usize,
     /// A publisher that has not connected (ICE + DTLS) by then is dropped.
     pub connect_timeout: Duration,
+    /// A publisher that has not sent a single datagram (its first STUN binding request) by
+    /// then is dropped: a real WHIP client sends one within a round trip of the answer.
+    pub first_contact_timeout: Duration,
+    /// Offers not yet connected at once, per publish token and per room.
+    pub max_pending_per_token: usize,
+    pub max_pending_per_room: usize,
+}
+
+/// Who made an offer, for the per-token and per-room limits on offers still connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offerer {
+    /// The publish token's identity (its room and participant; never the secret).
+    pub token: String,
+    pub room: String,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +148,9 @@ struct Publisher {
     next_timeout: Instant,
     closing: Option<EndReason>,
     connect_deadline: Option<Instant>,
+    /// Until the publisher's first datagram.
+    first_contact_deadline: Option<Instant>,
+    offerer: Offerer,
 }
 
 pub struct Ingest {
@@ -173,11 +198,13 @@ impl Ingest {
         self.publishers.contains_key(publication)
     }
 
-    /// Accepts a WHIP offer for a new publication and returns the SDP answer.
+    /// Accepts a WHIP offer for a new publication and returns the SDP answer. Refused at
+    /// capacity, and when the offerer's token or room has too many offers still connecting.
     pub fn accept_offer(
         &mut self,
         now: Instant,
         publication: PublicationId,
+        offerer: &Offerer,
         offer_sdp: &str,
     ) -> Result<String, WhipError> {
         if self.publishers.contains_key(&publication) {
@@ -185,6 +212,30 @@ impl Ingest {
         }
         if self.publishers.len() >= self.config.max_publishers {
             return Err(WhipError::AtCapacity(self.config.max_publishers));
+        }
+        let pending = || {
+            self.publishers
+                .values()
+                .filter(|p| p.connect_deadline.is_some())
+        };
+        let retry_secs = self.config.first_contact_timeout.as_secs().max(1);
+        let of_token = pending()
+            .filter(|p| p.offerer.token == offerer.token)
+            .count();
+        if of_token >= self.config.max_pending_per_token {
+            return Err(WhipError::TooManyPending {
+                scope: "publish token",
+                limit: self.config.max_pending_per_token,
+                retry_secs,
+            });
+        }
+        let of_room = pending().filter(|p| p.offerer.room == offerer.room).count();
+        if of_room >= self.config.max_pending_per_room {
+            return Err(WhipError::TooManyPending {
+                scope: "room",
+                limit: self.config.max_pending_per_room,
+                retry_secs,
+            });
         }
         check_offer(offer_sdp)?;
         let offer =
@@ -221,6 +272,8 @@ impl Ingest {
                 next_timeout: now,
                 closing: None,
                 connect_deadline: Some(now + self.config.connect_timeout),
+                first_contact_deadline: Some(now + self.config.first_contact_timeout),
+                offerer: offerer.clone(),
             },
         );
         Ok(answer.to_sdp_string())
@@ -292,6 +345,7 @@ impl Ingest {
             return false;
         }
         self.by_source.insert(source, id.clone());
+        publisher.first_contact_deadline = None;
         let result = catch_unwind(AssertUnwindSafe(|| publisher.rtc.handle_input(input)));
         if !matches!(result, Ok(Ok(()))) {
             publisher.closing.get_or_insert(EndReason::Disconnected);
@@ -306,13 +360,19 @@ impl Ingest {
         let due: Vec<PublicationId> = self
             .publishers
             .iter()
-            .filter(|(_, p)| p.next_timeout <= now || p.connect_deadline.is_some_and(|d| d <= now))
+            .filter(|(_, p)| {
+                p.next_timeout <= now
+                    || p.connect_deadline.is_some_and(|d| d <= now)
+                    || p.first_contact_deadline.is_some_and(|d| d <= now)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in due {
             let publisher = self.publishers.get_mut(&id).expect("due publisher exists");
-            if publisher.connect_deadline.is_some_and(|d| d <= now) {
+            let never_heard = publisher.first_contact_deadline.is_some_and(|d| d <= now);
+            if never_heard || publisher.connect_deadline.is_some_and(|d| d <= now) {
                 publisher.connect_deadline = None;
+                publisher.first_contact_deadline = None;
                 publisher.closing.get_or_insert(EndReason::Disconnected);
                 publisher.rtc.disconnect();
             }
@@ -335,7 +395,11 @@ impl Ingest {
         let next = self
             .publishers
             .values()
-            .flat_map(|p| std::iter::once(p.next_timeout).chain(p.connect_deadline))
+            .flat_map(|p| {
+                std::iter::once(p.next_timeout)
+                    .chain(p.connect_deadline)
+                    .chain(p.first_contact_deadline)
+            })
             .min();
         IngestOutput::Timeout(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1)))
     }

@@ -2,7 +2,7 @@
 //! manual clock. No sockets, no sleeping: ten seconds of media run in milliseconds.
 
 use reel_core::{EndReason, MediaKind, PublicationId};
-use reel_whip::{Ingest, IngestConfig, IngestEvent, IngestOutput};
+use reel_whip::{Ingest, IngestConfig, IngestEvent, IngestOutput, Offerer, WhipError};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::format::Codec;
@@ -12,6 +12,13 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 const SERVER: &str = "127.0.0.1:5000";
 const CLIENT: &str = "127.0.0.1:6000";
+
+fn offerer() -> Offerer {
+    Offerer {
+        token: "room_a/ann".into(),
+        room: "room_a".into(),
+    }
+}
 
 struct Pair {
     now: Instant,
@@ -29,6 +36,9 @@ impl Pair {
             candidate_addr: server,
             max_publishers: 4,
             connect_timeout: Duration::from_secs(10),
+            first_contact_timeout: Duration::from_secs(5),
+            max_pending_per_token: 2,
+            max_pending_per_room: 16,
         });
         let mut client = RtcConfig::new()
             .clear_codecs()
@@ -42,7 +52,7 @@ impl Pair {
         let (offer, pending) = api.apply().unwrap();
         let publication = PublicationId::generate();
         let answer = ingest
-            .accept_offer(t0, publication.clone(), &offer.to_sdp_string())
+            .accept_offer(t0, publication.clone(), &offerer(), &offer.to_sdp_string())
             .unwrap();
         let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
         client.sdp_api().accept_answer(pending, answer).unwrap();
@@ -269,6 +279,121 @@ fn a_publisher_that_never_connects_is_dropped_after_the_connect_timeout() {
     assert_eq!(pair.ingest.publisher_count(), 0);
 }
 
+/// Closed events due by `until`, advancing the clock in 100 ms steps.
+fn closed_by(
+    ingest: &mut Ingest,
+    from: Instant,
+    until: Duration,
+) -> Vec<(PublicationId, Duration)> {
+    let mut closed = Vec::new();
+    let mut now = from;
+    while now - from < until {
+        now += Duration::from_millis(100);
+        ingest.handle_timeout(now);
+        loop {
+            match ingest.poll_output() {
+                IngestOutput::Event(IngestEvent::Closed { publication, .. }) => {
+                    closed.push((publication, now - from))
+                }
+                IngestOutput::Timeout(_) => break,
+                _ => {}
+            }
+        }
+    }
+    closed
+}
+
+fn an_offer(t0: Instant) -> String {
+    let mut client = RtcConfig::new()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(t0);
+    client.add_local_candidate(Candidate::host(CLIENT.parse().unwrap(), "udp").unwrap());
+    let mut api = client.sdp_api();
+    api.add_media(Kind::Audio, Direction::SendOnly, None, None, None);
+    api.apply().unwrap().0.to_sdp_string()
+}
+
+/// One token's offers that never connect: two at a time, then 429-class refusals, while
+/// another room's publisher is still admitted; a room has its own cap across tokens.
+#[test]
+fn offers_still_connecting_are_limited_per_token_and_per_room() {
+    let t0 = Instant::now();
+    let mut ingest = Ingest::new(IngestConfig {
+        candidate_addr: SERVER.parse().unwrap(),
+        max_publishers: 100,
+        connect_timeout: Duration::from_secs(30),
+        first_contact_timeout: Duration::from_secs(5),
+        max_pending_per_token: 2,
+        max_pending_per_room: 3,
+    });
+    let offer = an_offer(t0);
+    let mut refused = 0;
+    for _ in 0..50 {
+        match ingest.accept_offer(t0, PublicationId::generate(), &offerer(), &offer) {
+            Ok(_) => {}
+            Err(WhipError::TooManyPending {
+                scope: "publish token",
+                limit: 2,
+                ..
+            }) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ingest.publisher_count(), refused), (2, 48));
+    let other_room = Offerer {
+        token: "room_b/bo".into(),
+        room: "room_b".into(),
+    };
+    ingest
+        .accept_offer(t0, PublicationId::generate(), &other_room, &offer)
+        .unwrap();
+    let same_room = Offerer {
+        token: "room_a/cy".into(),
+        room: "room_a".into(),
+    };
+    ingest
+        .accept_offer(t0, PublicationId::generate(), &same_room, &offer)
+        .unwrap();
+    let fourth = Offerer {
+        token: "room_a/di".into(),
+        room: "room_a".into(),
+    };
+    let err = ingest
+        .accept_offer(t0, PublicationId::generate(), &fourth, &offer)
+        .unwrap_err();
+    assert!(
+        matches!(err, WhipError::TooManyPending { scope: "room", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("room"), "{err}");
+}
+
+/// An offer whose publisher never sends a datagram goes after `first_contact_timeout` (5 s),
+/// not the 30 s a connecting publisher gets; its place is free again.
+#[test]
+fn an_offer_never_followed_by_a_stun_request_goes_at_the_first_contact_timeout() {
+    let t0 = Instant::now();
+    let mut ingest = Ingest::new(IngestConfig {
+        candidate_addr: SERVER.parse().unwrap(),
+        max_publishers: 100,
+        connect_timeout: Duration::from_secs(30),
+        first_contact_timeout: Duration::from_secs(5),
+        max_pending_per_token: 2,
+        max_pending_per_room: 16,
+    });
+    let offer = an_offer(t0);
+    let first = PublicationId::generate();
+    ingest
+        .accept_offer(t0, first.clone(), &offerer(), &offer)
+        .unwrap();
+    let closed = closed_by(&mut ingest, t0, Duration::from_secs(7));
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].0, first);
+    assert!(closed[0].1 >= Duration::from_secs(5) && closed[0].1 <= Duration::from_millis(5200));
+    assert_eq!(ingest.publisher_count(), 0);
+}
+
 #[test]
 fn mutated_offers_get_an_error_or_an_answer_never_a_panic() {
     let t0 = Instant::now();
@@ -283,6 +408,9 @@ fn mutated_offers_get_an_error_or_an_answer_never_a_panic() {
         candidate_addr: SERVER.parse().unwrap(),
         max_publishers: 10_000,
         connect_timeout: Duration::from_secs(10),
+        first_contact_timeout: Duration::from_secs(5),
+        max_pending_per_token: 10_000,
+        max_pending_per_room: 10_000,
     });
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
@@ -314,7 +442,7 @@ fn mutated_offers_get_an_error_or_an_answer_never_a_panic() {
                 }
             }
         }
-        match ingest.accept_offer(t0, PublicationId::generate(), &l.join("\r\n")) {
+        match ingest.accept_offer(t0, PublicationId::generate(), &offerer(), &l.join("\r\n")) {
             Ok(_) => accepted += 1,
             Err(_) => rejected += 1,
         }

@@ -21,6 +21,11 @@ pub struct Settings {
     pub empty_timeout_secs: u64,
     pub max_duration_secs: u64,
     pub max_publishers: usize,
+    pub whip_first_contact_timeout_secs: u64,
+    pub whip_max_pending_per_token: usize,
+    pub whip_max_pending_per_room: usize,
+    pub whip_offers_per_second_per_address: f64,
+    pub whip_offer_burst_per_address: u32,
     pub http_max_connections: usize,
     pub http_max_connections_per_address: usize,
     pub http_header_timeout_secs: u64,
@@ -262,6 +267,19 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
     settings.transcription.transcription()?;
     if settings.max_publishers == 0 {
         return Err("max_publishers must be at least 1".into());
+    }
+    if settings.whip_first_contact_timeout_secs == 0
+        || settings.whip_max_pending_per_token == 0
+        || settings.whip_max_pending_per_room == 0
+        || settings.whip_offers_per_second_per_address <= 0.0
+        || settings.whip_offer_burst_per_address == 0
+    {
+        return Err(
+            "whip_first_contact_timeout_secs, whip_max_pending_per_token, \
+                    whip_max_pending_per_room, whip_offers_per_second_per_address and \
+                    whip_offer_burst_per_address must be above 0"
+                .into(),
+        );
     }
     if settings.http_max_connections == 0
         || settings.http_max_connections_per_address == 0

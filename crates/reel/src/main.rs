@@ -387,6 +387,9 @@ async fn run(s: config::Settings) -> Result<(), String> {
             candidate_addr: candidate,
             max_publishers: s.max_publishers,
             connect_timeout: Duration::from_secs(s.connect_timeout_secs),
+            first_contact_timeout: Duration::from_secs(s.whip_first_contact_timeout_secs),
+            max_pending_per_token: s.whip_max_pending_per_token,
+            max_pending_per_room: s.whip_max_pending_per_room,
         },
         commands: parts.media_commands,
         recorder: recorder.clone(),
@@ -464,6 +467,10 @@ async fn run(s: config::Settings) -> Result<(), String> {
             rate_limit: reel_api::RateLimit {
                 per_second: s.api_rate_limit_per_second as f64,
                 burst: s.api_rate_limit_burst as f64,
+            },
+            whip_rate_limit: reel_api::RateLimit {
+                per_second: s.whip_offers_per_second_per_address,
+                burst: s.whip_offer_burst_per_address as f64,
             },
             url_signing_key: load_or_create_key(&data_dir.join("url-signing.key"))?,
             secrets_key,

@@ -147,12 +147,19 @@ impl MediaLoop {
                 biased;
                 cmd = self.commands.recv() => match cmd {
                     None => return,
-                    Some(MediaCommand::Offer { ctx, sdp, reply }) => {
-                        let result = ingest.accept_offer(Instant::now(), ctx.publication.clone(), &sdp);
-                        if result.is_ok() {
+                    Some(MediaCommand::Offer { publication, offerer, sdp, reply }) => {
+                        let _ = reply.send(ingest.accept_offer(Instant::now(), publication, &offerer, &sdp));
+                    }
+                    Some(MediaCommand::Attach { ctx }) => {
+                        if ingest.has_publication(&ctx.publication) {
                             contexts.insert(ctx.publication.clone(), ctx);
+                        } else {
+                            // Gone while it joined (it never connected): end it like any other.
+                            self.recorder.capture().send(CaptureCommand::Finish {
+                                publication: ctx.publication,
+                                reason: reel_core::EndReason::Disconnected,
+                            });
                         }
-                        let _ = reply.send(result);
                     }
                     Some(MediaCommand::Close { publication, reason }) => {
                         ingest.close(Instant::now(), &publication, reason);

@@ -204,7 +204,7 @@ impl SiprecLoop {
                     // Plain RTP has no keyframe request Reel sends yet (RTCP FIR/PLI).
                     Some(MediaCommand::RequestKeyframes { .. }) => {}
                     // WebRTC offers go to the media loop, never here.
-                    Some(MediaCommand::Offer { .. }) => {}
+                    Some(MediaCommand::Offer { .. } | MediaCommand::Attach { .. }) => {}
                 },
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => engine.handle_datagram(Instant::now(), from, &buf[..n]),

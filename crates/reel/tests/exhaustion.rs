@@ -134,3 +134,112 @@ fn a_slowloris_of_thousands_leaves_healthz_answering_and_is_reclaimed() {
     );
     assert!(healthz_answers_within(&server, Duration::from_secs(1)));
 }
+
+/// One POST of a WHIP offer from `source`, on a connection of its own: the status and body.
+fn post_offer(
+    http_addr: &SocketAddr,
+    source: [u8; 4],
+    path: &str,
+    token: &str,
+    offer: &str,
+) -> (u16, String) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
+    socket.connect(&(*http_addr).into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: reel\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{offer}",
+        offer.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    (status, response)
+}
+
+/// The attack that once took all 400 publisher places in under a second (and wrote a
+/// publication row and a failure webhook for each refused offer): one token's offers that
+/// never connect. Two are admitted (`whip_max_pending_per_token`), the rest get 429 and
+/// write nothing, and a publisher in another room still publishes.
+#[test]
+fn a_one_token_offer_flood_writes_nothing_and_leaves_another_room_publishing() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("REEL_MAX_PUBLISHERS", "20"),
+            ("REEL_WHIP_OFFER_BURST_PER_ADDRESS", "40"),
+            ("REEL_WHIP_FIRST_CONTACT_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let addr: SocketAddr = server.http.parse().unwrap();
+    let flooded = server.room(30);
+    let (token, whip) = server.token(&flooded, "mallory", "camera");
+    let path = whip.split_once(&server.http).unwrap().1.to_string();
+    let offer = reel_testkit::audio_offer();
+    let mut statuses: std::collections::BTreeMap<(u16, String), usize> = Default::default();
+    for _ in 0..100 {
+        let (status, body) = post_offer(&addr, [127, 0, 3, 1], &path, &token, &offer);
+        let code = ["too_many_pending", "rate_limited", "at_capacity"]
+            .into_iter()
+            .find(|c| body.contains(c))
+            .unwrap_or("")
+            .to_string();
+        *statuses.entry((status, code)).or_default() += 1;
+    }
+    eprintln!("one-token flood of 100 offers: {statuses:?}");
+    assert_eq!(
+        statuses.get(&(201, String::new())),
+        Some(&2),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .get(&(429, "too_many_pending".into()))
+            .copied()
+            .unwrap_or(0)
+            + statuses
+                .get(&(429, "rate_limited".into()))
+                .copied()
+                .unwrap_or(0),
+        98,
+        "{statuses:?}"
+    );
+    // Only the two admitted offers wrote anything.
+    let sessions = server.get(&format!("/v1/sessions?room_id={flooded}"))["data"].clone();
+    let participants: usize = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            server.get(&format!("/v1/sessions/{}", s["id"].as_str().unwrap()))["participants"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(participants, 2);
+    // Another room's publisher, during the flood's aftermath, publishes and is recorded.
+    let other = server.room(1);
+    let (token, whip) = server.token(&other, "alice", "camera");
+    let m =
+        reel_testkit::media::pattern_and_tone(&common::media_dir(), 10, "320x240", "400k").unwrap();
+    let mut opts = reel_testkit::PublishOptions::new(&whip, &token);
+    opts.video = Some(m.video);
+    opts.audio = Some(m.audio);
+    opts.duration = Duration::from_secs(2);
+    let report = reel_testkit::publish(&opts).expect("the other room publishes");
+    let assets = server.wait_assets(&report.session_id, 1, Duration::from_secs(20));
+    assert_eq!(assets.len(), 1);
+    // The two offers that never sent a STUN request went at the 2 s first-contact deadline:
+    // two failures, no more (the refused ones left no publication to fail).
+    let failures = common::events(&server)
+        .into_iter()
+        .filter(|(t, p)| t == "stream.recording.failure" && p["room_id"] == flooded.as_str())
+        .count();
+    assert!(failures <= 2, "{failures} failures for the flooded room");
+}

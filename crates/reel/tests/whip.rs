@@ -481,6 +481,15 @@ fn at_capacity_answers_503_with_retry_after() {
     .unwrap();
     assert_eq!(raw.status, 503, "{}", raw.text());
     assert_eq!(raw.header("retry-after"), Some("5"));
+    // Refused offers leave no publication behind: the session has its one participant.
+    let sessions = server.get(&format!("/v1/sessions?room_id={room}"));
+    let session = sessions["data"][0]["id"].as_str().unwrap();
+    let session = server.get(&format!("/v1/sessions/{session}"));
+    assert_eq!(
+        session["participants"].as_array().unwrap().len(),
+        1,
+        "{session:#}"
+    );
     first.join().unwrap();
 }
 
