@@ -13,6 +13,23 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 const SERVER: &str = "127.0.0.1:5000";
 const CLIENT: &str = "127.0.0.1:6000";
 
+/// The server side: an ingest on SERVER with these limits, 5 s to a first datagram.
+fn ingest(
+    max_publishers: usize,
+    connect_secs: u64,
+    pending_per_token: usize,
+    pending_per_room: usize,
+) -> Ingest {
+    Ingest::new(IngestConfig {
+        candidate_addr: SERVER.parse().unwrap(),
+        max_publishers,
+        connect_timeout: Duration::from_secs(connect_secs),
+        first_contact_timeout: Duration::from_secs(5),
+        max_pending_per_token: pending_per_token,
+        max_pending_per_room: pending_per_room,
+    })
+}
+
 fn offerer() -> Offerer {
     Offerer {
         token: "room_a/ann".into(),
@@ -30,16 +47,8 @@ struct Pair {
 
 impl Pair {
     fn new(t0: Instant) -> (Pair, PublicationId, Mid, Mid) {
-        let server: SocketAddr = SERVER.parse().unwrap();
         let client_addr: SocketAddr = CLIENT.parse().unwrap();
-        let mut ingest = Ingest::new(IngestConfig {
-            candidate_addr: server,
-            max_publishers: 4,
-            connect_timeout: Duration::from_secs(10),
-            first_contact_timeout: Duration::from_secs(5),
-            max_pending_per_token: 2,
-            max_pending_per_room: 16,
-        });
+        let mut ingest = ingest(4, 10, 2, 16);
         let mut client = RtcConfig::new()
             .clear_codecs()
             .enable_opus(true, false)
@@ -319,14 +328,7 @@ fn an_offer(t0: Instant) -> String {
 #[test]
 fn offers_still_connecting_are_limited_per_token_and_per_room() {
     let t0 = Instant::now();
-    let mut ingest = Ingest::new(IngestConfig {
-        candidate_addr: SERVER.parse().unwrap(),
-        max_publishers: 100,
-        connect_timeout: Duration::from_secs(30),
-        first_contact_timeout: Duration::from_secs(5),
-        max_pending_per_token: 2,
-        max_pending_per_room: 3,
-    });
+    let mut ingest = ingest(100, 30, 2, 3);
     let offer = an_offer(t0);
     let mut refused = 0;
     for _ in 0..50 {
@@ -374,14 +376,7 @@ fn offers_still_connecting_are_limited_per_token_and_per_room() {
 #[test]
 fn an_offer_never_followed_by_a_stun_request_goes_at_the_first_contact_timeout() {
     let t0 = Instant::now();
-    let mut ingest = Ingest::new(IngestConfig {
-        candidate_addr: SERVER.parse().unwrap(),
-        max_publishers: 100,
-        connect_timeout: Duration::from_secs(30),
-        first_contact_timeout: Duration::from_secs(5),
-        max_pending_per_token: 2,
-        max_pending_per_room: 16,
-    });
+    let mut ingest = ingest(100, 30, 2, 16);
     let offer = an_offer(t0);
     let first = PublicationId::generate();
     ingest
@@ -404,14 +399,7 @@ fn mutated_offers_get_an_error_or_an_answer_never_a_panic() {
     let (offer, _) = api.apply().unwrap();
     let offer = offer.to_sdp_string();
     let lines: Vec<&str> = offer.lines().collect();
-    let mut ingest = Ingest::new(IngestConfig {
-        candidate_addr: SERVER.parse().unwrap(),
-        max_publishers: 10_000,
-        connect_timeout: Duration::from_secs(10),
-        first_contact_timeout: Duration::from_secs(5),
-        max_pending_per_token: 10_000,
-        max_pending_per_room: 10_000,
-    });
+    let mut ingest = ingest(10_000, 10, 10_000, 10_000);
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
         seed ^= seed << 13;
