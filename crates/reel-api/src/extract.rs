@@ -73,6 +73,9 @@ impl FromRequestParts<AppState> for Auth {
         let Some(key) = state.db.find_api_key(secret).await? else {
             return Err(ApiError::unauthorized("invalid API key"));
         };
+        if let Some(slot) = parts.extensions.get::<crate::access_log::KeySlot>() {
+            slot.fill(&key.prefix);
+        }
         if let Err(retry_after) = state.take_token(&key.id) {
             return Err(ApiError {
                 retry_after: Some(retry_after),

@@ -2,6 +2,7 @@
 //! auth, RFC 9725) and `/healthz`. Handlers validate, call the recorder or the database, and
 //! map every failure through [`ApiError`]; no business rule lives here.
 
+mod access_log;
 mod apps;
 mod error;
 mod extract;
@@ -38,6 +39,8 @@ pub struct ApiConfig {
     pub rate_limit: RateLimit,
     /// WHIP offers per client address.
     pub whip_rate_limit: RateLimit,
+    /// One INFO line per request (`log.access_log`).
+    pub access_log: bool,
 }
 
 pub struct Inner {
@@ -88,13 +91,14 @@ pub type AppState = Arc<Inner>;
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
+    let access_log = config.access_log;
     let state = Arc::new(Inner {
         db,
         recorder,
         config,
         buckets: Default::default(),
     });
-    Router::new()
+    let router = Router::new()
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
@@ -110,6 +114,11 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
         )
         .nest("/whip", whip::routes())
         .route("/download/{id}", get(files::signed_download))
-        .route("/v1/openapi.json", get(openapi::document))
-        .with_state(state)
+        .route("/v1/openapi.json", get(openapi::document));
+    let router = if access_log {
+        router.layer(axum::middleware::from_fn(access_log::log))
+    } else {
+        router
+    };
+    router.with_state(state)
 }

@@ -95,6 +95,19 @@ fn send(d: &DueDelivery, cfg: &WorkerConfig, now_ms: i64) -> Sent {
     }
 }
 
+/// An endpoint URL fit for a log: no userinfo, no query or fragment (where tokens live).
+pub fn loggable_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or("");
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// One pass: fan out new events, send what is due. Returns how many attempts it made.
 pub async fn tick(db: &Db, clock: &dyn Clock, cfg: &WorkerConfig) -> reel_db::Result<usize> {
     let now = clock.now_ms();
@@ -158,7 +171,25 @@ pub async fn tick(db: &Db, clock: &dyn Clock, cfg: &WorkerConfig) -> reel_db::Re
             next_attempt_at: next,
         };
         db.record_attempt(&d.id, attempt, &outcome).await?;
-        tracing::info!(delivery = %d.id, event = %d.event_type, attempt, state, status, "webhook attempt");
+        if state == "delivered" {
+            tracing::info!(delivery = %d.id, event = %d.event_type, attempt, status, "webhook delivered");
+        } else {
+            // What an operator needs to act: where it went, what came back, what happens next.
+            let next = match state {
+                "pending" => format!("in {} s", ((next - at).max(0) as u64).div_ceil(1000)),
+                _ => "none: the delivery failed for good".into(),
+            };
+            tracing::warn!(
+                delivery = %d.id,
+                event = %d.event_type,
+                endpoint = %loggable_url(&d.endpoint.url),
+                attempt,
+                status,
+                error = error.as_deref().unwrap_or(""),
+                next_attempt = %next,
+                "webhook delivery failed"
+            );
+        }
     }
     Ok(attempts)
 }
@@ -173,5 +204,23 @@ pub async fn run(db: Db, clock: Arc<dyn Clock>, cfg: WorkerConfig, stop: Arc<Not
             _ = stop.notified() => return,
             _ = tokio::time::sleep(cfg.poll) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_url;
+
+    #[test]
+    fn a_logged_endpoint_keeps_no_credentials_or_query() {
+        assert_eq!(
+            loggable_url("https://user:pw@hooks.example.com:8443/in/reel?token=abc#x"),
+            "https://hooks.example.com:8443/in/reel"
+        );
+        assert_eq!(loggable_url("http://example.com"), "http://example.com");
+        assert_eq!(
+            loggable_url("https://a@b@example.com/p"),
+            "https://example.com/p"
+        );
     }
 }

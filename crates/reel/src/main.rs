@@ -262,13 +262,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REEL_LOG")
-                .unwrap_or_else(|_| "info,str0m=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&settings.log);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -279,6 +273,23 @@ fn serve(args: ServeArgs) -> ExitCode {
             tracing::error!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr: text, coloured only for a terminal (never into files and log
+/// shippers), or JSON lines.
+fn init_logging(log: &config::LogSettings) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REEL_LOG")
+        .unwrap_or_else(|_| "info,str0m=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        config::LogFormat::Json => builder.json().init(),
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
     }
 }
 
@@ -468,6 +479,7 @@ async fn run(s: config::Settings) -> Result<(), String> {
                 per_second: s.api_rate_limit_per_second as f64,
                 burst: s.api_rate_limit_burst as f64,
             },
+            access_log: s.log.access_log,
             whip_rate_limit: reel_api::RateLimit {
                 per_second: s.whip_offers_per_second_per_address,
                 burst: s.whip_offer_burst_per_address as f64,

@@ -420,3 +420,87 @@ fn notification_events_false_keeps_events_out_of_webhooks() {
         sent.len()
     );
 }
+
+/// What an operator reads: a failed delivery is a WARN naming the endpoint (without its
+/// query), the status and when the next attempt is; every HTTP request gets an access line
+/// (method, path without its query, status, time, key prefix); a log file gets no colour.
+#[test]
+fn the_log_says_what_failed_and_what_was_asked_without_secrets_or_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[("REEL_WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true")],
+    );
+    let receiver = Receiver::start(500);
+    let url = format!("{}?token=hook-s3cr3t", receiver.url);
+    create_endpoint(&server, &url, json!(["stream.recording.success"]));
+    record_one(&server, 1);
+    wait_for(
+        "a failed delivery in the log",
+        Duration::from_secs(20),
+        || server.log_text().contains("webhook delivery failed"),
+    );
+    let log = server.log_text();
+    let failed = log
+        .lines()
+        .find(|l| l.contains("webhook delivery failed"))
+        .unwrap();
+    assert!(failed.contains("WARN"), "{failed}");
+    assert!(
+        failed.contains(&format!("endpoint={}", receiver.url)),
+        "{failed}"
+    );
+    assert!(failed.contains("status=500"), "{failed}");
+    assert!(failed.contains("next_attempt=in "), "{failed}");
+    assert!(
+        !log.contains("hook-s3cr3t"),
+        "the endpoint's query reached the log"
+    );
+
+    let r = http::request("GET", &server.url("/healthz?token=q-s3cr3t"), None, None).unwrap();
+    assert_eq!(r.status, 200);
+    server.get("/v1/rooms");
+    let log = server.log_text();
+    let access: Vec<&str> = log.lines().filter(|l| l.contains("reel::access")).collect();
+    assert!(
+        access.iter().any(|l| l.contains("method=GET")
+            && l.contains("path=\"/healthz\"")
+            && l.contains("status=200")
+            && l.contains("key=\"-\"")),
+        "{access:#?}"
+    );
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("path=\"/v1/rooms\"") && l.contains("key=\"(chosen key)\"")),
+        "{access:#?}"
+    );
+    assert!(access.iter().all(|l| l.contains(" ms=")), "{access:#?}");
+    assert!(
+        !log.contains("q-s3cr3t"),
+        "a query string reached the access log"
+    );
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file");
+}
+
+/// `log.format = "json"`: every line an object a log shipper can read.
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("REEL_LOG_FORMAT", "json")]);
+    server.get("/v1/rooms");
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log_text();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["path"] == "/v1/rooms" && l["level"] == "INFO"),
+        "{log}"
+    );
+}
