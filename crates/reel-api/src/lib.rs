@@ -90,6 +90,29 @@ pub type AppState = Arc<Inner>;
 /// Largest JSON body `/v1` accepts; real requests are a few hundred bytes.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
+/// Unknown paths and methods get the JSON error body every other error has.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no such endpoint: {method} {} (see /v1/openapi.json)",
+            uri.path()
+        ),
+    )
+}
+
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {} (see /v1/openapi.json)",
+            uri.path()
+        ),
+    )
+}
+
 pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
     let access_log = config.access_log;
     let state = Arc::new(Inner {
@@ -114,7 +137,9 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
         )
         .nest("/whip", whip::routes())
         .route("/download/{id}", get(files::signed_download))
-        .route("/v1/openapi.json", get(openapi::document));
+        .route("/v1/openapi.json", get(openapi::document))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method);
     let router = if access_log {
         router.layer(axum::middleware::from_fn(access_log::log))
     } else {

@@ -209,14 +209,16 @@ impl Brain {
             .lifecycle
             .active_session(&Venue::meeting(room_id.clone()))
             .cloned();
-        let busy = self.starting.contains_key(&room_id)
-            || session
-                .as_ref()
-                .is_some_and(|s| self.active.contains_key(s));
-        if busy {
-            return Err(RecorderError::Conflict(
-                "the room already has an active recording".into(),
-            ));
+        let running = self
+            .starting
+            .get(&room_id)
+            .or_else(|| session.as_ref().and_then(|s| self.active.get(s)));
+        if let Some(rec) = running {
+            return Err(RecorderError::Conflict(format!(
+                "the room is already being recorded by {} ({}, {}): stop it \
+                 (POST /v1/recordings/{}/stop) or control it (pause, resume) instead",
+                rec.id, rec.mode, rec.state, rec.id
+            )));
         }
         match session {
             Some(session) => {

@@ -193,6 +193,12 @@ fn recordings_on_command_and_the_state_machine() {
         (twice.status, twice.json()["code"].as_str()),
         (409, Some("recording_in_progress"))
     );
+    // It names the recording in the way and what to do about it.
+    let message = twice.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(&id) && message.contains(&format!("/v1/recordings/{id}/stop")),
+        "{message}"
+    );
     let report = publish(&opts).unwrap();
     let done = wait_recording(&server, &id, "available");
     assert_eq!(done["session_id"], report.session_id.as_str());

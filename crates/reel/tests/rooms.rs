@@ -208,3 +208,66 @@ fn oversized_bodies_get_413_with_a_code() {
     let r = http::request("POST", &whip, Some(&token), Some(("application/sdp", &sdp))).unwrap();
     assert_eq!(r.status, 413);
 }
+
+/// Errors a person understands: serde's and axum's words become sentences naming the
+/// field; unknown paths and methods get the JSON error body too.
+#[test]
+fn malformed_requests_get_reels_own_messages_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = server.url("/v1/rooms");
+    let cases = [
+        (
+            json!({"empty_timeout_seconds": "x"}),
+            "empty_timeout_seconds: must be a whole number, 0 or more, not a string",
+        ),
+        (
+            json!({"empty_timeout_seconds": true}),
+            "empty_timeout_seconds: must be a whole number, 0 or more, not true or false",
+        ),
+    ];
+    for (body, message) in cases {
+        let r = http::json("POST", &url, Some(ADMIN_KEY), &body).unwrap();
+        let got = r.json();
+        assert_eq!(
+            (r.status, got["code"].as_str()),
+            (422, Some("invalid_field")),
+            "{got}"
+        );
+        assert_eq!(got["message"], message);
+    }
+    let text = http::request(
+        "POST",
+        &url,
+        Some(ADMIN_KEY),
+        Some(("application/json", b"{\"name\": ")),
+    )
+    .unwrap();
+    assert_eq!(text.status, 400);
+    let message = text.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("the body is not valid JSON"),
+        "{message}"
+    );
+    assert!(!message.contains("Failed to"), "{message}");
+    let missing = http::request(
+        "GET",
+        &server.url("/v1/nothing-here"),
+        Some(ADMIN_KEY),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (missing.status, missing.json()["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    assert!(missing.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/nothing-here"));
+    let method = http::request("DELETE", &server.url("/healthz"), None, None).unwrap();
+    assert_eq!(
+        (method.status, method.json()["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+}
