@@ -351,7 +351,6 @@ async fn run(s: config::Settings) -> Result<(), String> {
     let db = Db::connect(&url)
         .await
         .map_err(|e| format!("database: {e}"))?;
-    bootstrap_admin_key(&db).await?;
 
     let recovered = recovery::recover(&db)
         .await
@@ -462,6 +461,9 @@ async fn run(s: config::Settings) -> Result<(), String> {
         .await
         .map_err(|e| format!("http {}: {e}", s.http))?;
     let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Only once every port is bound: a start that fails (a port in use) must not make an
+    // admin key the operator never sees again.
+    bootstrap_admin_key(&db).await?;
     let public_url = if s.public_url.is_empty() {
         format!("http://{http_addr}")
     } else {

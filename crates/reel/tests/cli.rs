@@ -210,3 +210,61 @@ fn journal_inspect_into_a_closed_pipe_ends_quietly() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The admin key is never lost: a first start that fails (its HTTP port is taken) makes no
+/// key, and the next start prints one that works.
+#[test]
+fn a_failed_first_start_makes_no_admin_key_and_the_next_start_prints_one() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |http: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reel"));
+        cmd.args([
+            "serve",
+            "--http",
+            http,
+            "--media-port",
+            "0",
+            "--sip-port",
+            "0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env_remove("REEL_ADMIN_KEY")
+        .env("REEL_SIPREC_RTP_PORT_MIN", "0")
+        .env("REEL_SIPREC_RTP_PORT_MAX", "0");
+        cmd
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let failed = serve(&taken.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(!stdout.contains("admin API key"), "{stdout}");
+    drop(taken);
+
+    let mut child = serve("127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let key = first
+        .split_once("store it now): ")
+        .map(|(_, k)| k.trim().to_string())
+        .unwrap_or_else(|| panic!("no admin key printed: {first}"));
+    let listening = lines.next().unwrap().unwrap();
+    let http = listening
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .unwrap()
+        .to_string();
+    let r =
+        reel_testkit::http::request("GET", &format!("http://{http}/v1/rooms"), Some(&key), None)
+            .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(r.status, 200, "{}", r.text());
+}
