@@ -173,6 +173,8 @@ struct Input<R: Read> {
     cut_us: i64,
     paused_at: Option<i64>,
     pauses: Vec<PauseMarker>,
+    /// When the publication ended (its End record): a pause still open then ended there.
+    ended_at: Option<i64>,
     /// A pause or the window's start broke the decoding chain.
     resumed: bool,
     /// SIP audio is written decoded.
@@ -240,14 +242,22 @@ impl<R: Read> Input<R> {
                         });
                     }
                 }
+                Record::End { at_unix_us } => self.ended_at = Some(at_unix_us),
                 _ => {}
             }
         }
         if let Some(paused) = self.paused_at.take() {
+            // Stopped while paused: the pause ends at the stop (the recording's window, or
+            // the publication's end), not never.
+            let stopped = self
+                .window
+                .to_unix_us
+                .or(self.ended_at)
+                .map(|t| t.max(paused));
             let at_ms = self.last_ts.unwrap_or(0) / 1000;
             self.pauses.push(PauseMarker {
                 paused_at_unix_ms: paused / 1000,
-                resumed_at_unix_ms: None,
+                resumed_at_unix_ms: stopped.map(|t| t / 1000),
                 at_ms,
             });
         }
@@ -360,6 +370,7 @@ pub fn remux_window<R: Read, W: Write + Seek>(
             cut_us: 0,
             paused_at: None,
             pauses: Vec::new(),
+            ended_at: None,
             resumed: false,
         };
         input.advance()?;
@@ -581,6 +592,55 @@ mod tests {
                 at_ms: 480
             }]
         );
+    }
+
+    /// Stopped during a pause: the pause ends at the stop, in the window's case and in the
+    /// publication's (its End record).
+    #[test]
+    fn a_stop_during_a_pause_ends_the_pause_at_the_stop() {
+        let mut w = JournalWriter::create(Vec::new(), &opus_header()).unwrap();
+        for i in 0..25u64 {
+            w.append(&Record::Frame {
+                rtp_time: i * 960,
+                arrival_unix_us: i as i64 * 20_000,
+                flags: flags::KEYFRAME,
+                data: vec![0xfc, 1, 2],
+            })
+            .unwrap();
+        }
+        w.append(&Record::Pause {
+            at_unix_us: 500_000,
+        })
+        .unwrap();
+        w.append(&Record::End {
+            at_unix_us: 2_000_000,
+        })
+        .unwrap();
+        let j = w.into_inner();
+        let run = |window: Window| {
+            let tracks = vec![(
+                analyze(&j[..]).unwrap(),
+                JournalReader::open(&j[..]).unwrap(),
+            )];
+            remux_window(tracks, window, Cursor::new(Vec::new()))
+                .unwrap()
+                .1
+                .pauses
+        };
+        let ended = run(Window {
+            from_unix_us: None,
+            to_unix_us: None,
+        });
+        assert_eq!(ended.len(), 1);
+        assert_eq!(
+            (ended[0].paused_at_unix_ms, ended[0].resumed_at_unix_ms),
+            (500, Some(2000))
+        );
+        let stopped = run(Window {
+            from_unix_us: None,
+            to_unix_us: Some(1_200_000),
+        });
+        assert_eq!(stopped[0].resumed_at_unix_ms, Some(1200));
     }
 
     #[test]
