@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod files;
 pub mod openapi;
+mod publish_page;
 mod recordings;
 mod storage;
 mod v1;
@@ -138,6 +139,7 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
         .nest("/whip", whip::routes())
         .route("/download/{id}", get(files::signed_download))
         .route("/v1/openapi.json", get(openapi::document))
+        .route("/publish", get(publish_page::page))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method);
     let router = if access_log {

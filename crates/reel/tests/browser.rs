@@ -86,3 +86,51 @@ fn chromium_camera_and_screen_share_are_recorded() {
         );
     }
 }
+
+/// Reel's own `/publish` page, in a real browser: the WHIP URL and token after `#`, Start,
+/// a live preview (its pixels, not just an element), Stop; the recording is there.
+#[test]
+fn the_publish_page_records_a_browser_camera() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "visitor", "camera");
+    let out = Command::new("node")
+        .arg(browser_dir().join("publish-page.mjs"))
+        .args([&server.url(""), &whip, &token, "4"])
+        .output()
+        .expect("node is required (apt-get install nodejs)");
+    assert!(
+        out.status.success(),
+        "the /publish page failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let preview = &result["preview"];
+    assert_eq!(
+        (preview["width"].as_u64(), preview["height"].as_u64()),
+        (Some(640), Some(480)),
+        "{result}"
+    );
+    // Chromium's fake camera: a coloured moving picture, neither black nor flat.
+    assert!(
+        preview["mean"].as_f64().unwrap() > 20.0 && preview["std"].as_f64().unwrap() > 5.0,
+        "{result}"
+    );
+    let session = result["sessionId"].as_str().unwrap();
+    let assets = server.wait_assets(session, 1, Duration::from_secs(30));
+    let file = server.download(&assets[0], dir.path());
+    let probe = ffprobe(&file);
+    assert_eq!(probe.codecs, ["vp8", "opus"]);
+    let published = result["publishedFor"].as_f64().unwrap();
+    assert!(
+        (probe.duration - published).abs() <= 0.6,
+        "recorded {} s, published {published} s",
+        probe.duration
+    );
+    // The token never reached the server's log (it rode after `#`).
+    assert!(!server.log_text().contains(&token));
+}
