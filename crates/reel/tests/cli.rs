@@ -268,3 +268,157 @@ fn a_failed_first_start_makes_no_admin_key_and_the_next_start_prints_one() {
     let _ = child.wait();
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// The README's request examples, run as written against a live server: its `curl` lines
+/// (and `reel journal inspect`) with the placeholders (`room_…`, `ses_…`, `ast_…`, …) filled
+/// with what the earlier ones returned, each answer checked against the `# →` line after it.
+#[test]
+fn the_readme_request_examples_work_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    // The shell blocks of "Using it": commands (continued lines joined) and expected answers.
+    let section = readme.split("## Using it").nth(1).unwrap();
+    let section = section.split("\n### ").next().unwrap();
+    let mut steps: Vec<(String, Option<String>)> = Vec::new();
+    let mut in_block = false;
+    let mut pending = String::new();
+    for line in section.lines() {
+        if line.starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if !in_block {
+            continue;
+        }
+        if let Some(expected) = line.strip_prefix("# → ") {
+            steps.last_mut().expect("an answer follows a command").1 = Some(expected.to_string());
+            continue;
+        }
+        let code = line.split("   #").next().unwrap().trim_end();
+        if code.starts_with("KEY=") || code.is_empty() {
+            continue;
+        }
+        pending.push_str(code.trim_end_matches('\\'));
+        if !code.ends_with('\\') {
+            steps.push((std::mem::take(&mut pending), None));
+        }
+    }
+    assert!(steps.len() >= 7, "{steps:#?}");
+
+    let port = server.http.rsplit(':').next().unwrap().to_string();
+    let mut fill: Vec<(String, String)> = vec![
+        ("localhost:8080".into(), server.http.clone()),
+        ("127.0.0.1:8080".into(), server.http.clone()),
+        ("$KEY".into(), ADMIN_KEY.into()),
+        (
+            "data/journals".into(),
+            server.data_dir.join("data/journals").display().to_string(),
+        ),
+    ];
+    let apply = |text: &str, fill: &[(String, String)]| {
+        fill.iter()
+            .fold(text.to_string(), |t, (k, v)| t.replace(k, v))
+    };
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_reel"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut published = false;
+    for (command, expected) in steps {
+        // The examples after the token need a recorded publication: publish with it first.
+        if command.contains("ses_…") && !published {
+            let token = fill.iter().find(|(k, _)| k == "pt_…").unwrap().1.clone();
+            let whip = fill
+                .iter()
+                .find(|(k, _)| k == "whip_url")
+                .unwrap()
+                .1
+                .clone();
+            let m = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
+            let mut opts = PublishOptions::new(&whip, &token);
+            opts.video = Some(m.video);
+            opts.audio = Some(m.audio);
+            opts.duration = Duration::from_secs(2);
+            let report = publish(&opts).unwrap();
+            let asset = server
+                .wait_assets(&report.session_id, 1, Duration::from_secs(20))
+                .remove(0);
+            let session = server.get(&format!("/v1/sessions/{}", report.session_id));
+            let track = &session["participants"][0]["tracks"][0];
+            fill.push(("ses_…".into(), report.session_id.clone()));
+            fill.push(("ast_…".into(), asset["id"].as_str().unwrap().into()));
+            fill.push((
+                "pub_…".into(),
+                session["participants"][0]["id"].as_str().unwrap().into(),
+            ));
+            fill.push(("trk_…".into(), track["id"].as_str().unwrap().into()));
+            published = true;
+        }
+        let run = apply(&command, &fill);
+        assert!(!run.contains('…'), "a placeholder nothing filled: {run}");
+        let out = Command::new("sh")
+            .args(["-c", &run])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{run}\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if run.starts_with("curl") && !run.contains(" -o ") {
+            let got: Value =
+                serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{run}: {e}: {stdout}"));
+            assert!(got.get("code").is_none(), "{run}: an error: {got}");
+            if let Some(expected) = expected {
+                // `"key":value` pairs of the answer line: present, and equal (or, ending in
+                // `…`, starting the same).
+                let expected = apply(&expected, &fill).replace(":8080", &format!(":{port}"));
+                for pair in expected.trim_matches(|c| c == '{' || c == '}').split(", ") {
+                    let Some((k, v)) = pair.split_once(':') else {
+                        continue;
+                    };
+                    let k = k.trim().trim_matches('"');
+                    let v = v.trim().trim_matches('"');
+                    let actual = match &got[k] {
+                        Value::String(s) => s.clone(),
+                        Value::Null => panic!("{run}: no {k} in {got}"),
+                        other => other.to_string(),
+                    };
+                    match v.strip_suffix('…') {
+                        Some(prefix) => assert!(
+                            actual.starts_with(prefix),
+                            "{run}: {k} = {actual}, documented {v}"
+                        ),
+                        None => assert_eq!(actual, v, "{run}: {k}"),
+                    }
+                    // What this answer names fills the later examples' placeholders.
+                    if v.ends_with('…') {
+                        fill.insert(0, (v.to_string(), actual.clone()));
+                    }
+                }
+                if let Some(url) = got["whip_url"].as_str() {
+                    fill.push(("whip_url".into(), url.into()));
+                }
+            }
+        }
+        if let Some(file) = run
+            .split(" -o ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+        {
+            let probe = ffprobe(&dir.path().join(file));
+            assert!(probe.duration > 1.5, "{file}: {probe:?}");
+        }
+    }
+    assert!(published);
+}
