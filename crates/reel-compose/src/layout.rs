@@ -276,8 +276,8 @@ pub fn tiles(layout: &Layout, m: &Moment) -> Vec<Tile> {
                 let total = w * others.len() as i32;
                 let x0 = c.x + (c.width - total) / 2;
                 for (i, s) in others.into_iter().enumerate() {
-                    let cell =
-                        Rect::new(x0 + i as i32 * w, c.y + c.height - h - c.height / 40, w, h);
+                    // Flush with the bottom: no band of the speaker's picture under it.
+                    let cell = Rect::new(x0 + i as i32 * w, c.y + c.height - h, w, h);
                     out.push(tile(s, cell, 1));
                 }
             }
@@ -294,8 +294,11 @@ pub fn tiles(layout: &Layout, m: &Moment) -> Vec<Tile> {
             let cams = most_relevant(people(m), 5, m.recent_speakers);
             let n = cams.len().max(4) as i32;
             let h = c.height / n;
+            // Fewer than four cameras: the strip is centred beside the screen, not hung from
+            // the top over an empty band.
+            let y0 = c.y + (c.height - h * cams.len() as i32) / 2;
             for (i, s) in cams.into_iter().enumerate() {
-                let cell = Rect::new(c.x + c.width - strip_w, c.y + i as i32 * h, strip_w, h);
+                let cell = Rect::new(c.x + c.width - strip_w, y0 + i as i32 * h, strip_w, h);
                 out.push(tile(s, cell, 1));
             }
             out

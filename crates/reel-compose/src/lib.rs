@@ -6,6 +6,7 @@
 //! - [`render`]: the GStreamer pipeline that draws the scenes and mixes the audio.
 
 pub mod layout;
+pub mod look;
 pub mod options;
 pub mod opus;
 pub mod render;

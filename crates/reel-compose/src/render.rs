@@ -10,7 +10,8 @@
 //! This runs in a child process (`reel render`), so a crash inside GStreamer fails one job and
 //! nothing else.
 
-use crate::layout::{self, Layout, Rect, Source, SourceKind};
+use crate::layout::{self, Layout, Rect, Scene, Source, SourceKind};
+use crate::look::Look;
 use crate::ComposeError;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -457,14 +458,19 @@ fn small_queue() -> Result<gst::Element, ComposeError> {
     Ok(q)
 }
 
-fn controlled(pad: &gst::Pad, property: &str, values: &[(i64, f64)]) -> Result<(), ComposeError> {
+/// `property` of a pad or element set to each value from its time (output ms) on.
+fn controlled(
+    object: &impl IsA<gst::Object>,
+    property: &str,
+    values: &[(i64, f64)],
+) -> Result<(), ComposeError> {
     let cs = gst_controller::InterpolationControlSource::new();
     cs.set_mode(gst_controller::InterpolationMode::None);
     for &(ms, v) in values {
         cs.set(gst::ClockTime::from_mseconds(ms.max(0) as u64), v);
     }
-    let binding = gst_controller::DirectControlBinding::new_absolute(pad, property, &cs);
-    pad.add_control_binding(&binding).map_err(gst_err)?;
+    let binding = gst_controller::DirectControlBinding::new_absolute(object, property, &cs);
+    object.add_control_binding(&binding).map_err(gst_err)?;
     Ok(())
 }
 
@@ -479,7 +485,44 @@ fn text_overlay(
     t.set_property_from_str("valignment", valign);
     t.set_property_from_str("halignment", halign);
     t.set_property("font-desc", font);
+    // The font's size is what it says, at every output size (auto-resize would scale it
+    // again, relative to a 640-wide picture).
+    t.set_property("auto-resize", false);
     t.set_property("shaded-background", true);
+    Ok(t)
+}
+
+/// The name of `source`, at its tile's bottom-left in every scene and hidden where it has
+/// no tile.
+fn label(
+    name: &str,
+    source: &str,
+    scenes: &[Scene],
+    look: &Look,
+    height: i32,
+) -> Result<gst::Element, ComposeError> {
+    let t = text_overlay(name, "bottom", "left", &look.font())?;
+    t.set_property("xpad", 0i32);
+    t.set_property("ypad", 0i32);
+    let (mut dx, mut dy, mut silent) = (Vec::new(), Vec::new(), Vec::new());
+    for scene in scenes {
+        match scene.tiles.iter().position(|t| t.source == source) {
+            Some(i) => {
+                let (x, bottom) = look.label_anchor(&scene.tiles, i);
+                dx.push((scene.from_ms, x as f64));
+                dy.push((scene.from_ms, (bottom - height) as f64));
+                silent.push((scene.from_ms, 0.0));
+            }
+            None => silent.push((scene.from_ms, 1.0)),
+        }
+    }
+    if dx.is_empty() {
+        t.set_property("silent", true);
+        return Ok(t);
+    }
+    controlled(&t, "deltax", &dx)?;
+    controlled(&t, "deltay", &dy)?;
+    controlled(&t, "silent", &silent)?;
     Ok(t)
 }
 
@@ -767,7 +810,8 @@ fn video_branch(
     rendered: &mut Rendered,
 ) -> Result<usize, ComposeError> {
     let duration_us = job.timeline.duration_us();
-    let canvas = Rect::new(0, 0, v.width, v.height);
+    let look = Look::for_height(v.height);
+    let canvas = look.layout_canvas(v.width, v.height, v.rec_badge);
     // Sources: every video track; participants with audio only get a name tile.
     let mut sources: Vec<Source> = videos
         .iter()
@@ -880,12 +924,6 @@ fn video_branch(
         {
             controlled(&pad, name, &props[k])?;
         }
-        let name = job
-            .participants
-            .iter()
-            .find(|p| source.id == p.id || source.id == format!("{}-audio", p.id))
-            .map(|p| p.name.clone())
-            .unwrap_or_default();
         let mut chain: Vec<gst::Element> = Vec::new();
         if source.kind == SourceKind::AudioOnly {
             let card = make("videotestsrc")?;
@@ -902,7 +940,6 @@ fn video_branch(
                     .build(),
             );
             chain.extend([card, caps]);
-            chain.push(text_overlay(&name, "center", "center", "Sans Bold 28")?);
         } else {
             let (i, info) = videos
                 .iter()
@@ -913,9 +950,6 @@ fn video_branch(
             chain.push(src.clone().upcast());
             chain.extend(decoder(info.codec)?);
             chain.push(make("videoconvert")?);
-            if v.labels {
-                chain.push(text_overlay(&name, "bottom", "left", "Sans 20")?);
-            }
             feeders.push(feed(src, info, job.timeline.clone()));
         }
         chain.push(small_queue()?);
@@ -943,7 +977,27 @@ fn video_branch(
     );
     let mut chain = vec![comp.clone(), out_caps];
     if v.rec_badge {
-        chain.push(text_overlay("● REC", "top", "left", "Sans Bold 22")?);
+        let badge = text_overlay("● REC", "top", "left", &look.font())?;
+        badge.set_property("xpad", look.margin);
+        badge.set_property("ypad", look.margin);
+        chain.push(badge);
+    }
+    // Names are drawn on the finished picture, at the output's scale: a name drawn on the
+    // source before scaling shrank with its tile (unreadable in a thumbnail).
+    for source in &sources {
+        // An audio-only card is nothing but its name; a camera's name is optional.
+        if !(v.labels || source.kind == SourceKind::AudioOnly) {
+            continue;
+        }
+        let name = job
+            .participants
+            .iter()
+            .find(|p| source.id == p.id || source.id == format!("{}-audio", p.id))
+            .map(|p| p.name.as_str())
+            .unwrap_or_default();
+        if !name.is_empty() {
+            chain.push(label(name, &source.id, &scenes, &look, v.height)?);
+        }
     }
     chain.push(make("videoconvert")?);
     match v.format {

@@ -422,7 +422,8 @@ fn presentation_switches_to_the_screen_share_when_it_starts() {
         (switched - expected).abs() <= 0.1,
         "switched at {switched:.3} s, screen started at {expected:.3} s"
     );
-    // Before: alice alone, full canvas. During: the camera in the right strip.
+    // Before: alice alone, full canvas. During: the camera in the right strip, centred
+    // beside the screen (one camera: a quarter of the height, in the middle).
     let before = frame_rgb(&file, expected - 0.5, 1280, 720);
     assert!(near(pixel(&before, 1280, 640, 360), RED, 60));
     let during = frame_rgb(&file, switched + 0.5, 1280, 720);
@@ -431,9 +432,13 @@ fn presentation_switches_to_the_screen_share_when_it_starts() {
         "the screen share still shows half a second in"
     );
     assert!(
-        near(pixel(&during, 1280, 1150, 80), RED, 60),
+        near(pixel(&during, 1280, 1150, 360), RED, 60),
         "camera strip {:?}",
-        pixel(&during, 1280, 1150, 80)
+        pixel(&during, 1280, 1150, 360)
+    );
+    assert!(
+        !near(pixel(&during, 1280, 1150, 80), RED, 60),
+        "the strip hangs from the top"
     );
 }
 
