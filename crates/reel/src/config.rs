@@ -341,9 +341,60 @@ fn set(table: &mut toml::Table, key: &str, value: String) -> Result<(), String> 
     Ok(())
 }
 
+/// The embedded defaults as a configuration file to edit: every setting shown with its
+/// default, commented out (the Debian package's /etc/reel/reel.toml).
+pub fn commented_defaults() -> String {
+    let mut out = String::from(
+        "# Reel's settings. Each one is shown with its default, commented out: uncomment and\n\
+         # change what you need. Every key can also be set as REEL_<KEY> (REEL_<TABLE>_<KEY>\n\
+         # for keys inside a [table]). The unit passes --data-dir /var/lib/reel.\n\n",
+    );
+    let body = DEFAULTS
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .skip_while(|l| l.trim().is_empty());
+    for line in body {
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') || t.starts_with('[') {
+            out.push_str(line);
+        } else {
+            out.push_str("# ");
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// packaging/reel.toml is the defaults, commented; `REEL_UPDATE_PACKAGING=1 cargo test
+    /// -p reel packaged` rewrites it after defaults.toml changed.
+    #[test]
+    fn the_packaged_config_is_the_commented_defaults_and_changes_nothing() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../packaging/reel.toml");
+        let want = commented_defaults();
+        if std::env::var_os("REEL_UPDATE_PACKAGING").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "packaging/reel.toml is not the commented defaults: \
+             REEL_UPDATE_PACKAGING=1 cargo test -p reel packaged"
+        );
+        // As a config file it sets nothing: the settings are the defaults.
+        let file = std::env::temp_dir().join(format!("reel-packaged-{}.toml", std::process::id()));
+        std::fs::write(&file, &want).unwrap();
+        let packaged = load(Some(&file), vec![]).unwrap();
+        std::fs::remove_file(&file).ok();
+        assert_eq!(
+            format!("{packaged:?}"),
+            format!("{:?}", load(None, vec![]).unwrap())
+        );
+    }
 
     #[test]
     fn transcription_engines_are_checked_and_the_key_stays_hidden() {
