@@ -370,8 +370,9 @@ pub fn commented_defaults() -> String {
 mod tests {
     use super::*;
 
-    /// packaging/reel.toml is the defaults, commented; `REEL_UPDATE_PACKAGING=1 cargo test
-    /// -p reel packaged` rewrites it after defaults.toml changed.
+    /// packaging/reel.toml is the defaults, commented (`reel config-example`);
+    /// `REEL_UPDATE_PACKAGING=1 cargo test -p reel packaged` rewrites it after defaults.toml
+    /// changed.
     #[test]
     fn the_packaged_config_is_the_commented_defaults_and_changes_nothing() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../packaging/reel.toml");

@@ -37,6 +37,9 @@ enum Command {
     /// Transcribe one recording (run by the server in a child process, as renders are).
     #[command(hide = true)]
     Transcribe { job: std::path::PathBuf },
+    /// Print every setting with its default, commented out: a configuration file to start
+    /// from (`reel config-example > reel.toml`; the Debian package's /etc/reel/reel.toml).
+    ConfigExample,
     /// Work with capture journals.
     Journal {
         #[command(subcommand)]
@@ -118,6 +121,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::ConfigExample => {
+            print!("{}", config::commented_defaults());
+            ExitCode::SUCCESS
+        }
         Command::Render { job } => render(&job),
         Command::Transcribe { job } => transcribe(&job),
         Command::Journal {
