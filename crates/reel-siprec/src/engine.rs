@@ -69,6 +69,9 @@ pub enum Event {
         /// The metadata after this update (the previous one if none was sent).
         metadata: Option<Metadata>,
     },
+    /// The SRC ACKed the 200 OK of a new call: it is real (not a half-open INVITE), and the
+    /// application may now make its rows and record it.
+    Confirmed { call_id: String },
     /// The call is over (BYE, CANCEL, no ACK); the application stops recording it.
     Ended { call_id: String, reason: String },
     /// A datagram that is not a SIP message this engine can answer (dropped).
@@ -212,7 +215,12 @@ impl Engine {
                 if let Some(call) = self.calls.get_mut(&r.ids.call_id) {
                     if let Some(tx) = call.invite.take_if(|tx| tx.response.is_some()) {
                         if tx.succeeded {
+                            let first = !call.established;
                             call.established = true;
+                            if first {
+                                let call_id = r.ids.call_id.clone();
+                                self.event(Event::Confirmed { call_id });
+                            }
                         } else if !call.established {
                             self.calls.remove(&r.ids.call_id);
                         }

@@ -4,9 +4,11 @@
 //! each party (from the recording metadata) a publication, each recorded m-line a track.
 //!
 //! ```text
-//! SIP (UDP/TCP) ⇄ Engine ──Offered──▶ decide (room, parties, RTP ports; joins the recorder)
-//!                    ▲                         │
-//!                    └──── accept / reject ◀───┘
+//! SIP (UDP/TCP) ⇄ Engine ──Offered──▶ decide (room, parties, RTP ports; nothing written)
+//!                    ▲ │                       │
+//!                    │ └──── accept / reject ◀─┘
+//!                    └────── Confirmed (ACK) ──▶ join the recorder (session, publications)
+//!                                                 └─▶ start the streams
 //! RTP port per stream ──▶ StreamReceiver (reorder, SSRC, CN) ──frames──▶ capture thread
 //! ```
 //!
@@ -77,10 +79,14 @@ struct Call {
     metadata_source: String,
 }
 
-/// What a decision task prepared for a new call.
+/// What a decision task prepared for a new call: everything its 200 OK needs, and nothing
+/// in the database yet (that waits for the ACK: a half-open INVITE leaves no trace).
 struct Prepared {
-    parties: Vec<Party>,
+    room: Room,
+    /// The parties to join once the call is confirmed: (metadata participant id, name).
+    parties: Vec<(Option<String>, String)>,
     /// Per m-line: the bound socket, what to record and which party sends it, or nothing.
+    /// Packets that come before the parties have joined wait in the socket's buffer.
     lines: Vec<Option<(UdpSocket, Format, usize)>>,
     metadata_source: String,
 }
@@ -90,6 +96,13 @@ enum Internal {
         call_id: String,
         offer: Offer,
         result: Result<Prepared, (u16, String)>,
+    },
+    /// A confirmed call's parties joined its session (or could not).
+    Joined {
+        call_id: String,
+        offer: Offer,
+        prepared: Prepared,
+        parties: Result<Vec<Party>, String>,
     },
     MediaStarted {
         call_id: String,
@@ -166,6 +179,7 @@ impl SiprecLoop {
             clock: Arc::new(WallClock::new()),
             calls: HashMap::new(),
             pending: HashMap::new(),
+            answered: HashMap::new(),
             tcp: Connections::default(),
             tx,
             noise: Noise::default(),
@@ -231,6 +245,19 @@ impl SiprecLoop {
         }
     }
 
+    fn decide(&self) -> Decide {
+        Decide {
+            db: self.db.clone(),
+            recorder: self.recorder.clone(),
+            settings: DecideSettings {
+                default_room: self.settings.default_room.clone(),
+                media_policy: self.settings.media_policy.clone(),
+                rtp_ports: (self.settings.rtp_port_min, self.settings.rtp_port_max),
+                bind: self.settings.bind,
+            },
+        }
+    }
+
     fn handle_event(&self, engine: &mut Engine, state: &mut State, event: Event) {
         match event {
             Event::Offered {
@@ -240,16 +267,7 @@ impl SiprecLoop {
                 metadata,
             } => {
                 state.pending.insert(call_id.clone(), false);
-                let decide = Decide {
-                    db: self.db.clone(),
-                    recorder: self.recorder.clone(),
-                    settings: DecideSettings {
-                        default_room: self.settings.default_room.clone(),
-                        media_policy: self.settings.media_policy.clone(),
-                        rtp_ports: (self.settings.rtp_port_min, self.settings.rtp_port_max),
-                        bind: self.settings.bind,
-                    },
-                };
+                let decide = self.decide();
                 let tx = state.tx.clone();
                 tokio::spawn(async move {
                     let result = decide.run(&call_id, user, &offer, metadata).await;
@@ -257,6 +275,23 @@ impl SiprecLoop {
                         call_id,
                         offer,
                         result,
+                    });
+                });
+            }
+            Event::Confirmed { call_id } => {
+                let Some((offer, prepared)) = state.answered.remove(&call_id) else {
+                    return;
+                };
+                state.pending.insert(call_id.clone(), false);
+                let decide = self.decide();
+                let tx = state.tx.clone();
+                tokio::spawn(async move {
+                    let parties = decide.join(&call_id, &prepared).await;
+                    let _ = tx.send(Internal::Joined {
+                        call_id,
+                        offer,
+                        prepared,
+                        parties,
                     });
                 });
             }
@@ -270,6 +305,8 @@ impl SiprecLoop {
                 if let Some(cancelled) = state.pending.get_mut(&call_id) {
                     *cancelled = true;
                 }
+                // Answered, never confirmed: nothing was written; its ports are let go.
+                state.answered.remove(&call_id);
                 self.end_call(state, &call_id, EndReason::Left);
             }
             Event::Malformed { from, reason } => state.noise.malformed(from, &reason),
@@ -285,15 +322,35 @@ impl SiprecLoop {
             } => {
                 let cancelled = state.pending.remove(&call_id).unwrap_or(true);
                 match result {
-                    Ok(prepared) if cancelled => {
-                        for p in prepared.parties {
-                            self.recorder.media_refused(p.ctx);
-                        }
+                    Ok(_) if cancelled => {}
+                    Ok(prepared) => {
+                        let answers = line_answers(&prepared);
+                        engine.accept(Instant::now(), &call_id, &offer, &answers);
+                        state.answered.insert(call_id, (offer, prepared));
                     }
-                    Ok(prepared) => self.start_call(engine, state, call_id, &offer, prepared),
                     Err((code, reason)) => {
                         tracing::info!(call = %call_id, code, %reason, "call refused");
                         engine.reject(Instant::now(), &call_id, code, &reason);
+                    }
+                }
+            }
+            Internal::Joined {
+                call_id,
+                offer,
+                prepared,
+                parties,
+            } => {
+                let cancelled = state.pending.remove(&call_id).unwrap_or(true);
+                match parties {
+                    Ok(parties) if cancelled => {
+                        for p in parties {
+                            self.recorder.media_refused(p.ctx);
+                        }
+                    }
+                    Ok(parties) => self.start_call(state, call_id, &offer, prepared, parties),
+                    Err(e) => {
+                        tracing::error!(call = %call_id, error = %e, "joining the call's session: hanging up");
+                        engine.hang_up(Instant::now(), &call_id);
                     }
                 }
             }
@@ -313,27 +370,17 @@ impl SiprecLoop {
         }
     }
 
+    /// A confirmed call whose parties joined: its streams start reading their sockets.
     fn start_call(
         &self,
-        engine: &mut Engine,
         state: &mut State,
         call_id: String,
         offer: &Offer,
         prepared: Prepared,
+        parties: Vec<Party>,
     ) {
-        let answers: Vec<LineAnswer> = prepared
-            .lines
-            .iter()
-            .map(|l| match l {
-                Some((socket, format, _)) => LineAnswer::Record {
-                    port: socket.local_addr().map(|a| a.port()).unwrap_or(0),
-                    format: format.clone(),
-                },
-                None => LineAnswer::Reject,
-            })
-            .collect();
-        engine.accept(Instant::now(), &call_id, offer, &answers);
-        let session = prepared.parties[0].ctx.session.clone();
+        let answers = line_answers(&prepared);
+        let session = parties[0].ctx.session.clone();
         let mut streams = Vec::new();
         for (i, line) in prepared.lines.into_iter().enumerate() {
             let Some((socket, format, party)) = line else {
@@ -366,7 +413,7 @@ impl SiprecLoop {
             let task = tokio::spawn(
                 StreamTask {
                     call_id: call_id.clone(),
-                    ctx: prepared.parties[party].ctx.clone(),
+                    ctx: parties[party].ctx.clone(),
                     mid: m.label.clone().unwrap_or_else(|| i.to_string()),
                     codec,
                     clock_rate: format.clock_rate,
@@ -388,12 +435,12 @@ impl SiprecLoop {
         }
         self.recorder
             .call_metadata(&session, 1, prepared.metadata_source.clone());
-        tracing::info!(call = %call_id, %session, parties = prepared.parties.len(), "recording call");
+        tracing::info!(call = %call_id, %session, parties = parties.len(), "recording call");
         state.calls.insert(
             call_id,
             Call {
                 session,
-                parties: prepared.parties,
+                parties,
                 streams,
                 held: false,
                 started: HashSet::new(),
@@ -546,6 +593,21 @@ impl Noise {
     }
 }
 
+/// The SDP answer's lines: the bound port and format of each recorded line.
+fn line_answers(prepared: &Prepared) -> Vec<LineAnswer> {
+    prepared
+        .lines
+        .iter()
+        .map(|l| match l {
+            Some((socket, format, _)) => LineAnswer::Record {
+                port: socket.local_addr().map(|a| a.port()).unwrap_or(0),
+                format: format.clone(),
+            },
+            None => LineAnswer::Reject,
+        })
+        .collect()
+}
+
 fn answers_port(a: &LineAnswer) -> u16 {
     match a {
         LineAnswer::Record { port, .. } => *port,
@@ -557,8 +619,10 @@ struct State {
     started: Instant,
     clock: Arc<WallClock>,
     calls: HashMap<String, Call>,
-    /// Offered calls being decided, and whether they were cancelled meanwhile.
+    /// Calls being decided or joined, and whether they were cancelled meanwhile.
     pending: HashMap<String, bool>,
+    /// Calls answered (200 OK) and waiting for their ACK, with what their start needs.
+    answered: HashMap<String, (Offer, Prepared)>,
     tcp: Connections,
     tx: UnboundedSender<Internal>,
     noise: Noise,
@@ -664,28 +728,11 @@ impl Decide {
                 }
             };
         }
-        let mut parties: Vec<Party> = Vec::new();
-        for (n, (id, name)) in keys.into_iter().enumerate() {
-            let name = party_name(name.as_deref(), n + 1);
-            match self
-                .recorder
-                .join_call(room.clone(), call_id, name.clone())
-                .await
-            {
-                Ok(ctx) => parties.push(Party {
-                    ctx,
-                    metadata_id: id,
-                    name,
-                }),
-                Err(e) => {
-                    for p in parties {
-                        self.recorder.media_refused(p.ctx);
-                    }
-                    tracing::error!(call = %call_id, error = %e, "joining the call's session");
-                    return Err((500, "Server Internal Error".into()));
-                }
-            }
-        }
+        let parties: Vec<(Option<String>, String)> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(n, (id, name))| (id, party_name(name.as_deref(), n + 1)))
+            .collect();
         let mut lines = Vec::new();
         for (i, format) in formats.iter_mut().enumerate() {
             let Some(format) = format.take() else {
@@ -695,19 +742,43 @@ impl Decide {
             match self.bind_rtp().await {
                 Ok(socket) => lines.push(Some((socket, format, line_party[i]))),
                 Err(e) => {
-                    for p in parties {
-                        self.recorder.media_refused(p.ctx);
-                    }
                     tracing::error!(call = %call_id, error = %e, "no RTP port free");
                     return Err((503, "Service Unavailable: no RTP port free".into()));
                 }
             }
         }
         Ok(Prepared {
+            room,
             parties,
             lines,
             metadata_source: metadata.map(|m| m.source).unwrap_or_default(),
         })
+    }
+
+    /// The confirmed call's parties join its session, in SDP order (the caller, whose
+    /// stream comes first, joins first). On a failure the ones already joined are undone.
+    async fn join(&self, call_id: &str, prepared: &Prepared) -> Result<Vec<Party>, String> {
+        let mut parties: Vec<Party> = Vec::new();
+        for (id, name) in &prepared.parties {
+            match self
+                .recorder
+                .join_call(prepared.room.clone(), call_id, name.clone())
+                .await
+            {
+                Ok(ctx) => parties.push(Party {
+                    ctx,
+                    metadata_id: id.clone(),
+                    name: name.clone(),
+                }),
+                Err(e) => {
+                    for p in parties {
+                        self.recorder.media_refused(p.ctx);
+                    }
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Ok(parties)
     }
 
     /// The room named by the Request-URI's user part (a room id), else the default room.

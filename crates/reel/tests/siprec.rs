@@ -1239,7 +1239,8 @@ fn sip_tcp_connections_are_capped_and_idle_ones_closed_but_a_call_keeps_its_own(
 
 /// 300 SIPREC INVITEs from one source that never ACKs (at most `max_unconfirmed_calls` of
 /// them held at once) leave a real call answered and recorded, get back less than twice the
-/// bytes they sent, and render nothing for the calls that never had media.
+/// bytes they sent, and leave no session, publication or event behind (a call's rows wait
+/// for its ACK).
 #[test]
 fn half_open_invites_leave_a_real_call_answered() {
     let _one = serial();
@@ -1308,11 +1309,19 @@ fn half_open_invites_leave_a_real_call_answered() {
         received < 2 * sent_bytes,
         "the flood's source got {received} bytes back for {sent_bytes}"
     );
-    let real: Vec<Value> = ended_calls(&server, &room, 1)
+    // The half-open calls left no trace: no session, no publication, no event.
+    let sessions = ended_calls(&server, &room, 1);
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    let real = sessions;
+    assert!(!real[0]["call_id"].as_str().unwrap().starts_with("halfopen"));
+    let all = server.get(&format!("/v1/sessions?room_id={room}"))["data"].clone();
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all:#}");
+    let real_id = real[0]["id"].as_str().unwrap();
+    let traces: Vec<_> = events(&server)
         .into_iter()
-        .filter(|s| !s["call_id"].as_str().unwrap().starts_with("halfopen"))
+        .filter(|(_, p)| p["session_id"].as_str().is_some_and(|s| s != real_id))
         .collect();
-    assert_eq!(real.len(), 1);
+    assert!(traces.is_empty(), "{traces:?}");
     let assets = server.wait_assets(real[0]["id"].as_str().unwrap(), 3, Duration::from_secs(60));
     assert_eq!(of_type(&assets, "audio").len(), 2);
     // The half-open calls had no media: no mix was even tried for them.

@@ -146,6 +146,14 @@ fn established(e: &mut Engine, now: Instant, call: &str) -> String {
         SRC.parse().unwrap(),
         &request("ACK", call, "z9hG4bK-a1", 1, &to_tag(&ok)),
     );
+    // The ACK confirms the call, once.
+    let (_, events) = drain(e);
+    assert_eq!(
+        events,
+        vec![Event::Confirmed {
+            call_id: call.into()
+        }]
+    );
     ok
 }
 
