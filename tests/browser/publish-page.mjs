@@ -3,20 +3,10 @@
 // preview's pixels, presses Stop.
 // Usage: node publish-page.mjs <reelBaseUrl> <whipUrl> <token> <seconds>
 // Prints one JSON line: {sessionId, publishedFor, preview: {mean, std, width, height}, status}.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, whipUrl, token, seconds] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--disable-quic",
-  ],
-  headless: true,
-});
+const browser = await launchChromium();
 try {
   const p = await browser.newPage();
   p.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));

@@ -1,7 +1,7 @@
 // Drives headless Chromium to publish through WHIP.
 // Usage: node publish.mjs <whipUrl> <token> <camera|screen> <seconds>
 // Prints one JSON line: {sessionId, location, deleteStatus, publishedFor}.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import http from "node:http";
 import { readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
@@ -15,18 +15,7 @@ const server = http.createServer((_, res) => { res.writeHead(200, { "Content-Typ
 await new Promise((r) => server.listen(0, "127.0.0.1", r));
 const url = `http://localhost:${server.address().port}/`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--disable-quic",
-  ],
-  // launch() gives every run a fresh, empty profile of its own.
-  headless: true,
-});
+const browser = await launchChromium();
 try {
   const p = await browser.newPage();
   p.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));

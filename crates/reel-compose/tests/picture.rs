@@ -33,6 +33,23 @@ fn turning_colour(dir: &Path, size: &str, seconds: u32) -> PathBuf {
     out
 }
 
+/// The journal header of a publication's VP8 track.
+fn vp8_header(publication: &str, participant: &str) -> JournalHeader {
+    JournalHeader {
+        track_id: format!("trk_{publication}"),
+        publication_id: publication.into(),
+        session_id: "ses_picture".into(),
+        room_id: "room_picture".into(),
+        participant: participant.into(),
+        kind: MediaKind::Video,
+        codec: Codec::Vp8,
+        clock_rate: 90_000,
+        mid: "0".into(),
+        rid: None,
+        created_unix_us: 0,
+    }
+}
+
 /// The colour at the centre of frame `n` (at 30 fps) of a source file.
 fn source_colour(ivf: &Path, n: u32, w: usize, h: usize) -> (u8, u8, u8) {
     pixel(
@@ -49,20 +66,11 @@ fn loss_freezes_the_last_good_frame_and_a_resolution_change_keeps_the_aspect() {
     let first = turning_colour(dir.path(), "320x240", 6); // 4:3, 0 s .. 6 s
     let second = turning_colour(dir.path(), "640x360", 3); // 16:9, 6 s .. 9 s
     let journal = dir.path().join("video.rjnl");
-    let header = JournalHeader {
-        track_id: "trk_v".into(),
-        publication_id: "pub_a".into(),
-        session_id: "ses_picture".into(),
-        room_id: "room_picture".into(),
-        participant: "alice".into(),
-        kind: MediaKind::Video,
-        codec: Codec::Vp8,
-        clock_rate: 90_000,
-        mid: "0".into(),
-        rid: None,
-        created_unix_us: 0,
-    };
-    let mut w = JournalWriter::create(std::fs::File::create(&journal).unwrap(), &header).unwrap();
+    let mut w = JournalWriter::create(
+        std::fs::File::create(&journal).unwrap(),
+        &vp8_header("pub_a", "alice"),
+    )
+    .unwrap();
     // Frames 75..=84 (2.5 s .. 2.8 s) are lost; 85 arrives flagged, in the middle of the
     // group of pictures that starts at the keyframe 60 and ends before the keyframe 90.
     let (lost, after_loss) = (75..=84u64, 85u64);
@@ -186,20 +194,11 @@ fn solid_journal(dir: &Path, id: &str, colour: &str, size: &str, seconds: u32) -
         .expect("ffmpeg is required (apt-get install ffmpeg)");
     assert!(status.success());
     let journal = dir.join(format!("{id}.rjnl"));
-    let header = JournalHeader {
-        track_id: format!("trk_{id}"),
-        publication_id: id.into(),
-        session_id: "ses_look".into(),
-        room_id: "room_look".into(),
-        participant: id.into(),
-        kind: MediaKind::Video,
-        codec: Codec::Vp8,
-        clock_rate: 90_000,
-        mid: "0".into(),
-        rid: None,
-        created_unix_us: 0,
-    };
-    let mut w = JournalWriter::create(std::fs::File::create(&journal).unwrap(), &header).unwrap();
+    let mut w = JournalWriter::create(
+        std::fs::File::create(&journal).unwrap(),
+        &vp8_header(id, id),
+    )
+    .unwrap();
     let file = reel_media::ivf::parse(&std::fs::read(&ivf).unwrap()).unwrap();
     for f in &file.frames {
         let us = f.pts as i64 * 1_000_000 * file.timebase_num as i64 / file.timebase_den as i64;

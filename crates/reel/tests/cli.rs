@@ -341,12 +341,7 @@ fn the_readme_request_examples_work_as_written() {
                 .unwrap()
                 .1
                 .clone();
-            let m = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
-            let mut opts = PublishOptions::new(&whip, &token);
-            opts.video = Some(m.video);
-            opts.audio = Some(m.audio);
-            opts.duration = Duration::from_secs(2);
-            let report = publish(&opts).unwrap();
+            let report = publish(&camera(&whip, &token, 2)).unwrap();
             let asset = server
                 .wait_assets(&report.session_id, 1, Duration::from_secs(20))
                 .remove(0);

@@ -226,13 +226,8 @@ fn a_one_token_offer_flood_writes_nothing_and_leaves_another_room_publishing() {
     // Another room's publisher, during the flood's aftermath, publishes and is recorded.
     let other = server.room(1);
     let (token, whip) = server.token(&other, "alice", "camera");
-    let m =
-        reel_testkit::media::pattern_and_tone(&common::media_dir(), 10, "320x240", "400k").unwrap();
-    let mut opts = reel_testkit::PublishOptions::new(&whip, &token);
-    opts.video = Some(m.video);
-    opts.audio = Some(m.audio);
-    opts.duration = Duration::from_secs(2);
-    let report = reel_testkit::publish(&opts).expect("the other room publishes");
+    let report =
+        reel_testkit::publish(&common::camera(&whip, &token, 2)).expect("the other room publishes");
     let assets = server.wait_assets(&report.session_id, 1, Duration::from_secs(20));
     assert_eq!(assets.len(), 1);
     // The two offers that never sent a STUN request went at the 2 s first-contact deadline:

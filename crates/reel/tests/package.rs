@@ -10,9 +10,8 @@
 
 mod common;
 
-use common::{media_dir, Server, ADMIN_KEY};
-use reel_testkit::media::pattern_and_tone;
-use reel_testkit::{publish, PublishOptions};
+use common::{camera, Server, ADMIN_KEY};
+use reel_testkit::publish;
 use std::io::BufRead;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -193,12 +192,7 @@ fn the_debian_package_installs_and_records_as_its_unit_runs_it() {
     };
     let room = server.room(1);
     let (token, whip) = server.token(&room, "packaged", "camera");
-    let m = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
-    let mut opts = PublishOptions::new(&whip, &token);
-    opts.video = Some(m.video);
-    opts.audio = Some(m.audio);
-    opts.duration = Duration::from_secs(2);
-    let report = publish(&opts).unwrap();
+    let report = publish(&camera(&whip, &token, 2)).unwrap();
     let asset = server
         .wait_assets(&report.session_id, 1, Duration::from_secs(30))
         .remove(0);

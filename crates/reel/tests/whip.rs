@@ -5,17 +5,8 @@ mod common;
 
 use common::*;
 use reel_testkit::media::pattern_and_tone;
-use reel_testkit::{http, publish, Leave, PublishOptions};
+use reel_testkit::{http, publish, Leave};
 use std::time::Duration;
-
-fn camera(whip: &str, token: &str, secs: u64) -> PublishOptions {
-    let m = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
-    let mut o = PublishOptions::new(whip, token);
-    o.video = Some(m.video);
-    o.audio = Some(m.audio);
-    o.duration = Duration::from_secs(secs);
-    o
-}
 
 #[test]
 fn camera_and_microphone_become_one_regular_asset() {

@@ -303,6 +303,16 @@ fn parse_listening(line: &str) -> Option<(String, String, String)> {
     Some((field("http=")?, field("media=")?, field("sip=")?))
 }
 
+/// A camera + microphone publisher (test pattern and tone, 320x240) for `secs`.
+pub fn camera(whip: &str, token: &str, secs: u64) -> reel_testkit::PublishOptions {
+    let m = reel_testkit::media::pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();
+    let mut o = reel_testkit::PublishOptions::new(whip, token);
+    o.video = Some(m.video);
+    o.audio = Some(m.audio);
+    o.duration = Duration::from_secs(secs);
+    o
+}
+
 pub fn media_dir() -> PathBuf {
     // Shared across tests of one run: encoding the inputs once saves CPU.
     let dir = std::env::temp_dir().join(format!("reel-test-media-{}", std::process::id()));
