@@ -2,11 +2,13 @@
 //! the room lifecycle state machine. No I/O lives here, so everything is testable with a
 //! manual clock.
 
+pub mod events;
 pub mod ids;
 pub mod lifecycle;
 pub mod media;
 pub mod options;
 pub mod recording;
 
+pub use events::EventKind;
 pub use ids::*;
 pub use media::*;

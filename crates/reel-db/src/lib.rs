@@ -3,12 +3,14 @@
 //! are BIGINT Unix milliseconds, flags are BIGINT 0/1, and placeholders are `$1, $2, …`
 //! (SQLite reads `$N` as a numbered parameter too).
 
+mod changes;
 mod migrations;
 mod recordings;
 mod repo;
 mod storage;
 mod webhooks;
 
+pub use changes::Change;
 pub use recordings::*;
 pub use repo::*;
 pub use webhooks::*;

@@ -238,6 +238,12 @@ CREATE TABLE call_metadata (
 )
 "#,
     ),
+    (
+        12,
+        // The attempt count when the delivery's current retry schedule began: 0, or the
+        // count at its last manual redelivery (which starts a schedule of its own).
+        "ALTER TABLE webhook_deliveries ADD COLUMN schedule_from BIGINT NOT NULL DEFAULT 0",
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

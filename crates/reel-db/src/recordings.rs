@@ -1,6 +1,6 @@
 //! Recordings: a capture window over a room's session, with its state and pauses.
 
-use crate::{now_ms, Db, DbError, Result};
+use crate::{Change, Db, DbError, Result};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -131,61 +131,14 @@ impl Db {
     pub async fn save_recording_with_events(
         &self,
         rec: &Recording,
-        events: &[(&str, serde_json::Value)],
+        events: &[(reel_core::EventKind, serde_json::Value)],
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let exists = sqlx::query("SELECT id FROM recordings WHERE id = $1")
-            .bind(&rec.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let pauses = serde_json::to_string(&rec.pauses).expect("pauses serialize");
-        if exists.is_some() {
-            sqlx::query(
-                "UPDATE recordings SET session_id = $1, state = $2, failure = $3, pauses = $4, started_at = $5, stopped_at = $6, updated_at = $7 WHERE id = $8",
-            )
-            .bind(&rec.session_id)
-            .bind(&rec.state)
-            .bind(&rec.failure)
-            .bind(pauses)
-            .bind(rec.started_at)
-            .bind(rec.stopped_at)
-            .bind(now_ms())
-            .bind(&rec.id)
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO recordings (id, application_id, room_id, session_id, mode, state, failure, pauses, created_at, started_at, stopped_at, updated_at, options, credentials_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(&rec.id)
-            .bind(&rec.application_id)
-            .bind(&rec.room_id)
-            .bind(&rec.session_id)
-            .bind(&rec.mode)
-            .bind(&rec.state)
-            .bind(&rec.failure)
-            .bind(pauses)
-            .bind(rec.created_at)
-            .bind(rec.started_at)
-            .bind(rec.stopped_at)
-            .bind(now_ms())
-            .bind(rec.options.to_string())
-            .bind(&rec.credentials_sealed)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (event_type, payload) in events {
-            crate::repo::insert_event_on(
-                &mut tx,
-                reel_core::EventId::generate().as_str(),
-                &rec.application_id,
-                event_type,
-                payload,
-                rec.notifies(),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut changes = vec![Change::SaveRecording(rec.clone())];
+        changes.extend(
+            events
+                .iter()
+                .map(|(kind, payload)| Change::recording_event(rec, *kind, payload.clone())),
+        );
+        self.commit(&changes).await
     }
 }

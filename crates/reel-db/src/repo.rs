@@ -1,7 +1,7 @@
 //! Repositories: one function per question the service asks. API-facing reads take the
 //! application id, so a key of one application can never see another's rows.
 
-use crate::{Db, DbError, Result};
+use crate::{Change, Db, DbError, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
@@ -563,33 +563,18 @@ impl Db {
     // ---- sessions ----
 
     pub async fn insert_session(&self, s: &Session) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, application_id, room_id, state, started_at, call_id) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&s.id)
-        .bind(&s.application_id)
-        .bind(&s.room_id)
-        .bind(&s.state)
-        .bind(s.started_at)
-        .bind(&s.call_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.commit_one(Change::InsertSession(s.clone())).await
     }
 
     /// Keeps one version of a recorded call's RFC 7865 metadata (never served by the API:
     /// it holds the parties' addresses).
     pub async fn insert_call_metadata(&self, session: &str, version: i64, xml: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO call_metadata (session_id, version, received_at, xml) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(session)
-        .bind(version)
-        .bind(crate::now_ms())
-        .bind(xml)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.commit_one(Change::CallMetadata {
+            session: session.into(),
+            version,
+            xml: xml.into(),
+        })
+        .await
     }
 
     /// Every metadata version of a call, oldest first.
@@ -606,22 +591,20 @@ impl Db {
 
     /// A participant's display name changed (SIPREC metadata update).
     pub async fn rename_publication(&self, id: &str, participant: &str) -> Result<()> {
-        sqlx::query("UPDATE publications SET participant = $1 WHERE id = $2")
-            .bind(participant)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.commit_one(Change::RenamePublication {
+            id: id.into(),
+            participant: participant.into(),
+        })
+        .await
     }
 
     pub async fn end_session(&self, id: &str, reason: &str, at: i64) -> Result<()> {
-        sqlx::query("UPDATE sessions SET state = 'ended', ended_at = $1, end_reason = $2 WHERE id = $3 AND state = 'live'")
-            .bind(at)
-            .bind(reason)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.commit_one(Change::EndSession {
+            id: id.into(),
+            reason: reason.into(),
+            at,
+        })
+        .await
     }
 
     pub async fn get_session(&self, app: &str, id: &str) -> Result<Session> {
@@ -672,29 +655,16 @@ impl Db {
     // ---- publications and tracks ----
 
     pub async fn insert_publication(&self, p: &Publication) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO publications (id, session_id, room_id, participant, kind, state, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&p.id)
-        .bind(&p.session_id)
-        .bind(&p.room_id)
-        .bind(&p.participant)
-        .bind(&p.kind)
-        .bind(&p.state)
-        .bind(p.started_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.commit_one(Change::InsertPublication(p.clone())).await
     }
 
     pub async fn end_publication(&self, id: &str, reason: &str, at: i64) -> Result<()> {
-        sqlx::query("UPDATE publications SET state = 'ended', ended_at = $1, end_reason = $2 WHERE id = $3 AND state = 'live'")
-            .bind(at)
-            .bind(reason)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.commit_one(Change::EndPublication {
+            id: id.into(),
+            reason: reason.into(),
+            at,
+        })
+        .await
     }
 
     pub async fn set_publication_outcome(
@@ -703,13 +673,12 @@ impl Db {
         state: &str,
         failure: Option<&str>,
     ) -> Result<()> {
-        sqlx::query("UPDATE publications SET state = $1, failure = $2 WHERE id = $3")
-            .bind(state)
-            .bind(failure)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.commit_one(Change::PublicationOutcome {
+            id: id.into(),
+            state: state.into(),
+            failure: failure.map(Into::into),
+        })
+        .await
     }
 
     pub async fn publications_in_state(&self, state: &str) -> Result<Vec<Publication>> {
@@ -742,22 +711,7 @@ impl Db {
     }
 
     pub async fn insert_track(&self, t: &Track) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tracks (id, publication_id, session_id, mid, rid, media_kind, codec, clock_rate, journal_path, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&t.id)
-        .bind(&t.publication_id)
-        .bind(&t.session_id)
-        .bind(&t.mid)
-        .bind(&t.rid)
-        .bind(&t.media_kind)
-        .bind(&t.codec)
-        .bind(t.clock_rate)
-        .bind(&t.journal_path)
-        .bind(t.started_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.commit_one(Change::InsertTrack(t.clone())).await
     }
 
     pub async fn list_tracks(&self, publication_id: &str) -> Result<Vec<Track>> {
@@ -783,29 +737,7 @@ impl Db {
     // ---- assets and events ----
 
     pub async fn insert_asset(&self, a: &Asset) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO assets (id, application_id, room_id, session_id, publication_id, recording_id, participant, asset_type, format, path, start_at, end_at, duration_ms, size_bytes, sha256, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(&a.id)
-        .bind(&a.application_id)
-        .bind(&a.room_id)
-        .bind(&a.session_id)
-        .bind(&a.publication_id)
-        .bind(&a.recording_id)
-        .bind(&a.participant)
-        .bind(&a.asset_type)
-        .bind(&a.format)
-        .bind(&a.path)
-        .bind(a.start_at)
-        .bind(a.end_at)
-        .bind(a.duration_ms)
-        .bind(a.size_bytes)
-        .bind(&a.sha256)
-        .bind(a.details.to_string())
-        .bind(a.created_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.commit_one(Change::InsertAsset(a.clone())).await
     }
 
     pub async fn get_asset(&self, app: &str, id: &str) -> Result<Asset> {
@@ -869,14 +801,18 @@ impl Db {
     /// Records an event in the outbox; with `notify` false it is kept but not delivered.
     pub async fn insert_event(
         &self,
-        id: &str,
         app: &str,
-        event_type: &str,
+        event_type: reel_core::EventKind,
         payload: &serde_json::Value,
         notify: bool,
     ) -> Result<()> {
-        let mut conn = self.pool().acquire().await?;
-        insert_event_on(&mut conn, id, app, event_type, payload, notify).await
+        self.commit_one(Change::Event {
+            application: app.into(),
+            kind: event_type,
+            payload: payload.clone(),
+            notify,
+        })
+        .await
     }
 
     /// The outbox of one application, oldest first: (id, type, payload, created_at).
@@ -908,14 +844,14 @@ pub(crate) async fn insert_event_on(
     conn: &mut sqlx::AnyConnection,
     id: &str,
     app: &str,
-    event_type: &str,
+    event_type: reel_core::EventKind,
     payload: &serde_json::Value,
     notify: bool,
 ) -> Result<()> {
     sqlx::query("INSERT INTO events (id, application_id, event_type, payload, created_at, notify) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id)
         .bind(app)
-        .bind(event_type)
+        .bind(event_type.as_str())
         .bind(payload.to_string())
         .bind(now_ms())
         .bind(i64::from(notify))
@@ -1157,9 +1093,8 @@ mod tests {
             Err(DbError::NotFound)
         ));
         db.insert_event(
-            "evt_1",
             "app_a",
-            "stream.recording.success",
+            reel_core::EventKind::StreamSuccess,
             &serde_json::json!({"a": 1}),
             true,
         )

@@ -225,7 +225,7 @@ impl Db {
                 &mut tx,
                 reel_core::EventId::generate().as_str(),
                 &d.application_id,
-                "recording.deleted",
+                reel_core::EventKind::RecordingDeleted,
                 payload,
                 notify,
             )

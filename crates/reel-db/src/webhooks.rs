@@ -34,6 +34,9 @@ impl WebhookEndpoint {
 pub struct DueDelivery {
     pub id: String,
     pub attempts: i64,
+    /// Attempts made before the current retry schedule began (a manual redelivery starts
+    /// one of its own, at its first step).
+    pub schedule_from: i64,
     pub event_id: String,
     pub event_type: String,
     pub payload: serde_json::Value,
@@ -237,7 +240,7 @@ impl Db {
 
     pub async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DueDelivery>> {
         let rows = sqlx::query(
-            "SELECT d.id AS delivery_id, d.attempts, e.id AS event_id, e.event_type, e.payload, e.created_at AS event_created_at, d.endpoint_id \
+            "SELECT d.id AS delivery_id, d.attempts, d.schedule_from, e.id AS event_id, e.event_type, e.payload, e.created_at AS event_created_at, d.endpoint_id \
              FROM webhook_deliveries d JOIN events e ON e.id = d.event_id \
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at, d.id LIMIT $2",
         )
@@ -257,6 +260,7 @@ impl Db {
             out.push(DueDelivery {
                 id: r.try_get("delivery_id")?,
                 attempts: r.try_get("attempts")?,
+                schedule_from: r.try_get("schedule_from")?,
                 event_id: r.try_get("event_id")?,
                 event_type: r.try_get("event_type")?,
                 payload: serde_json::from_str(&payload)
@@ -349,7 +353,8 @@ impl Db {
         Ok(out)
     }
 
-    /// Manual redelivery: the delivery is due again now, whatever its state.
+    /// Manual redelivery: the delivery is due again now, whatever its state, and if that
+    /// attempt fails it is retried on a fresh schedule (5 s, 5 min, …), not the old one's.
     pub async fn redeliver(
         &self,
         app: &str,
@@ -358,7 +363,7 @@ impl Db {
         now: i64,
     ) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 WHERE id = $2 AND endpoint_id = $3 AND application_id = $4",
+            "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1, schedule_from = attempts WHERE id = $2 AND endpoint_id = $3 AND application_id = $4",
         )
         .bind(now)
         .bind(delivery_id)
@@ -409,7 +414,10 @@ mod tests {
                         credentials_set: false,
                         legal_hold: false,
                     };
-                    let event = ("recording.statusUpdate", serde_json::json!({"i": i}));
+                    let event = (
+                        reel_core::EventKind::StatusUpdate,
+                        serde_json::json!({"i": i}),
+                    );
                     db.save_recording_with_events(&rec, std::slice::from_ref(&event))
                         .await
                         .unwrap();

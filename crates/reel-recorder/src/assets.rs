@@ -2,8 +2,8 @@
 //! playable file, checksummed, and recorded with the event that tells the application.
 
 use crate::{RecorderError, Result};
-use reel_core::{AssetId, AssetType, EventId, PublicationKind};
-use reel_db::{now_ms, Asset, Db, Publication};
+use reel_core::{AssetId, AssetType, EventKind, PublicationKind};
+use reel_db::{now_ms, Asset, Change, Db, Publication};
 use reel_media::journal::JournalReader;
 use reel_media::remux::{self, Window};
 use sha2::{Digest, Sha256};
@@ -167,20 +167,26 @@ pub async fn process_publication(
                 created_at: now_ms(),
                 ..Asset::on_local_disk()
             };
-            db.insert_asset(&asset).await?;
-            db.set_publication_outcome(publication_id, "processed", None)
-                .await?;
             let mut payload = base;
             payload["asset_id"] = asset.id.clone().into();
             payload["asset_type"] = asset.asset_type.clone().into();
             payload["duration_ms"] = asset.duration_ms.into();
-            db.insert_event(
-                EventId::generate().as_str(),
-                &session.application_id,
-                "stream.recording.success",
-                &payload,
-                notify,
-            )
+            // The asset, the job's marker and the event in one transaction: a crash leaves
+            // either all three or none, and then recovery runs the job again.
+            db.commit(&[
+                Change::InsertAsset(asset.clone()),
+                Change::PublicationOutcome {
+                    id: publication_id.into(),
+                    state: "processed".into(),
+                    failure: None,
+                },
+                Change::Event {
+                    application: session.application_id.clone(),
+                    kind: EventKind::StreamSuccess,
+                    payload,
+                    notify,
+                },
+            ])
             .await?;
             tracing::info!(publication = publication_id, asset = %asset.id, kind = %asset.asset_type, "stream asset ready");
             Ok(Some(asset))
@@ -188,17 +194,21 @@ pub async fn process_publication(
         Err(e) => {
             let reason = e.to_string();
             tracing::warn!(publication = publication_id, %reason, "stream asset failed");
-            db.set_publication_outcome(publication_id, "failed", Some(&reason))
-                .await?;
             let mut payload = base;
-            payload["reason"] = reason.into();
-            db.insert_event(
-                EventId::generate().as_str(),
-                &session.application_id,
-                "stream.recording.failure",
-                &payload,
-                notify,
-            )
+            payload["reason"] = reason.clone().into();
+            db.commit(&[
+                Change::PublicationOutcome {
+                    id: publication_id.into(),
+                    state: "failed".into(),
+                    failure: Some(reason),
+                },
+                Change::Event {
+                    application: session.application_id.clone(),
+                    kind: EventKind::StreamFailure,
+                    payload,
+                    notify,
+                },
+            ])
             .await?;
             Ok(None)
         }

@@ -8,8 +8,8 @@ use crate::{RecorderError, Result};
 use reel_compose::layout::{Layout, SourceKind};
 use reel_compose::options::{AudioOptions, CompositeOptions};
 use reel_compose::render::{Job, Participant, Rendered, Timeline};
-use reel_core::{AssetId, AssetType, EventId};
-use reel_db::{now_ms, Asset, Db, Recording};
+use reel_core::{AssetId, AssetType, EventKind};
+use reel_db::{now_ms, Asset, Change, Db, Recording};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -282,7 +282,6 @@ pub async fn process_recording(
         "room_id": rec.room_id,
         "asset_type": asset_type.as_str(),
     });
-    let (kind_ok, kind_fail) = ("composite.recording.success", "composite.recording.failure");
     match run_render(ctx, &job).await {
         Ok(rendered) => {
             let size = std::fs::metadata(&job.path)?.len();
@@ -312,17 +311,14 @@ pub async fn process_recording(
                 created_at: now_ms(),
                 ..Asset::on_local_disk()
             };
-            db.insert_asset(&asset).await?;
             let mut payload = base;
             payload["asset_id"] = asset.id.clone().into();
             payload["duration_ms"] = asset.duration_ms.into();
-            db.insert_event(
-                EventId::generate().as_str(),
-                &rec.application_id,
-                kind_ok,
-                &payload,
-                rec.notifies(),
-            )
+            // The asset and its event in one transaction: a crash leaves both or neither.
+            db.commit(&[
+                Change::InsertAsset(asset.clone()),
+                Change::recording_event(&rec, EventKind::CompositeSuccess, payload),
+            ])
             .await?;
             tracing::info!(recording = %rec.id, asset = %asset.id, "composite ready");
             Ok(Some(asset))
@@ -331,13 +327,11 @@ pub async fn process_recording(
             tracing::warn!(recording = %rec.id, %reason, "composite failed");
             let mut payload = base;
             payload["reason"] = reason.into();
-            db.insert_event(
-                EventId::generate().as_str(),
-                &rec.application_id,
-                kind_fail,
-                &payload,
-                rec.notifies(),
-            )
+            db.commit_one(Change::recording_event(
+                &rec,
+                EventKind::CompositeFailure,
+                payload,
+            ))
             .await?;
             Ok(None)
         }

@@ -119,7 +119,7 @@ enum Msg {
     /// `recording.audio.started` and the like, with the call's id.
     CallEvent {
         session: SessionId,
-        event: &'static str,
+        event: reel_core::EventKind,
         extra: serde_json::Value,
     },
     CallMetadata {
@@ -336,7 +336,12 @@ impl Recorder {
 
     /// An event about a recorded call (`recording.audio.started` …), sent with the call's
     /// recording, if one is capturing, and `extra` (which carries `callid`).
-    pub fn call_event(&self, session: &SessionId, event: &'static str, extra: serde_json::Value) {
+    pub fn call_event(
+        &self,
+        session: &SessionId,
+        event: reel_core::EventKind,
+        extra: serde_json::Value,
+    ) {
         let _ = self.tx.send(Msg::CallEvent {
             session: session.clone(),
             event,
@@ -756,7 +761,7 @@ impl Brain {
                 return Err(e.into());
             }
             tracing::info!(session = %joined.session, room = %room_id, "session started");
-            if let Err(e) = self.session_started(&room, &joined.session).await {
+            if let Err(e) = self.session_started(&room, &joined.session, &venue).await {
                 tracing::error!(error = %e, "starting the session's recording");
             }
         }

@@ -18,7 +18,7 @@ use crate::{
 };
 use reel_core::lifecycle::Venue;
 use reel_core::recording::{Command, RecordingState};
-use reel_core::{EventId, RecordingId, RoomId, SessionId};
+use reel_core::{EventKind, RecordingId, RoomId, SessionId};
 use reel_db::{now_ms, Pause, Recording, Room};
 use reel_media::remux::Window;
 use serde_json::{json, Value};
@@ -83,7 +83,7 @@ impl Brain {
         self.transition(
             rec,
             RecordingState::Failed,
-            Some("recording.failed"),
+            Some(EventKind::RecordingFailed),
             json!({"reason": why}),
         )
         .await
@@ -94,11 +94,11 @@ impl Brain {
         &mut self,
         rec: &mut Recording,
         state: RecordingState,
-        event: Option<&str>,
+        event: Option<EventKind>,
         extra: Value,
     ) -> Result<()> {
         rec.state = state.as_str().to_string();
-        let mut events = vec![("recording.statusUpdate", payload(rec, extra.clone()))];
+        let mut events = vec![(EventKind::StatusUpdate, payload(rec, extra.clone()))];
         if let Some(e) = event {
             events.push((e, payload(rec, extra)));
         }
@@ -161,10 +161,21 @@ impl Brain {
     }
 
     /// A session just started: attach the waiting recording, start one by policy, or keep
-    /// capture off.
-    pub(crate) async fn session_started(&mut self, room: &Room, session: &SessionId) -> Result<()> {
+    /// capture off. A recording requested while the room was idle waits for the room's
+    /// meeting: a SIP call forked into the same room is a session of its own and never
+    /// takes it.
+    pub(crate) async fn session_started(
+        &mut self,
+        room: &Room,
+        session: &SessionId,
+        venue: &Venue,
+    ) -> Result<()> {
         let room_id = RoomId::from_trusted(room.id.clone());
-        let mut rec = match self.starting.remove(&room_id) {
+        let waiting = match venue.call {
+            None => self.starting.remove(&room_id),
+            Some(_) => None,
+        };
+        let mut rec = match waiting {
             Some(mut waiting) => {
                 waiting.session_id = Some(session.to_string());
                 waiting.started_at = Some(now_ms());
@@ -189,7 +200,7 @@ impl Brain {
         self.transition(
             &mut rec,
             RecordingState::Recording,
-            Some("recording.started"),
+            Some(EventKind::RecordingStarted),
             json!({}),
         )
         .await?;
@@ -234,7 +245,7 @@ impl Brain {
                 self.transition(
                     &mut rec,
                     RecordingState::Recording,
-                    Some("recording.started"),
+                    Some(EventKind::RecordingStarted),
                     json!({}),
                 )
                 .await?;
@@ -298,7 +309,7 @@ impl Brain {
                     paused_at: now_ms(),
                     resumed_at: None,
                 });
-                self.transition(&mut rec, next, Some("recording.paused"), json!({}))
+                self.transition(&mut rec, next, Some(EventKind::RecordingPaused), json!({}))
                     .await?;
                 self.active
                     .insert(SessionId::from_trusted(session), rec.clone());
@@ -310,7 +321,7 @@ impl Brain {
                 if let Some(last) = rec.pauses.last_mut() {
                     last.resumed_at = Some(now_ms());
                 }
-                self.transition(&mut rec, next, Some("recording.resumed"), json!({}))
+                self.transition(&mut rec, next, Some(EventKind::RecordingResumed), json!({}))
                     .await?;
                 self.active
                     .insert(SessionId::from_trusted(session), rec.clone());
@@ -359,7 +370,7 @@ impl Brain {
         self.transition(
             &mut rec,
             RecordingState::Stopping,
-            Some("recording_finished"),
+            Some(EventKind::RecordingFinished),
             json!({"reason": why}),
         )
         .await?;
@@ -440,7 +451,7 @@ impl Brain {
         self.transition(
             &mut rec,
             RecordingState::Processing,
-            Some("recording.started"),
+            Some(EventKind::RecordingStarted),
             json!({"rerender": true}),
         )
         .await?;
@@ -507,7 +518,7 @@ impl Brain {
     pub(crate) async fn call_event(
         &mut self,
         session: &SessionId,
-        event: &str,
+        event: EventKind,
         extra: Value,
     ) -> Result<()> {
         let row = self.db.session_by_id(session.as_str()).await?;
@@ -519,13 +530,7 @@ impl Brain {
             base.extend(more);
         }
         self.db
-            .insert_event(
-                EventId::generate().as_str(),
-                &row.application_id,
-                event,
-                &payload,
-                notify,
-            )
+            .insert_event(&row.application_id, event, &payload, notify)
             .await?;
         Ok(())
     }
@@ -585,7 +590,7 @@ impl Brain {
             self.transition(
                 &mut rec,
                 RecordingState::Available,
-                Some("recording_available"),
+                Some(EventKind::RecordingAvailable),
                 json!({"asset_ids": ids}),
             )
             .await?;
@@ -651,7 +656,7 @@ impl Brain {
                 self.transition(
                     &mut rec,
                     RecordingState::Available,
-                    Some("recording_available"),
+                    Some(EventKind::RecordingAvailable),
                     json!({"asset_ids": ids, "destinations": destinations}),
                 )
                 .await?;
@@ -667,7 +672,7 @@ impl Brain {
                 self.transition(
                     &mut rec,
                     RecordingState::Failed,
-                    Some("recording.failed"),
+                    Some(EventKind::RecordingFailed),
                     json!({"reason": message, "code": code, "asset_id": asset_id, "local_copy_kept": true}),
                 )
                 .await
@@ -701,13 +706,13 @@ pub async fn finish_interrupted(
         let was_capturing = matches!(rec.state.as_str(), "recording" | "paused");
         rec.stopped_at.get_or_insert(ended_at);
         rec.state = "processing".into();
-        let events: Vec<(&str, Value)> = if was_capturing {
+        let events: Vec<(EventKind, Value)> = if was_capturing {
             vec![
                 (
-                    "recording_finished",
+                    EventKind::RecordingFinished,
                     payload(&rec, json!({"reason": "interrupted"})),
                 ),
-                ("recording.statusUpdate", payload(&rec, json!({}))),
+                (EventKind::StatusUpdate, payload(&rec, json!({}))),
             ]
         } else {
             vec![]
@@ -731,7 +736,7 @@ pub async fn finish_interrupted(
             // The brain uploads it (Msg::ResumeUploads).
             rec.state = "uploading".into();
             let p = payload(&rec, json!({}));
-            db.save_recording_with_events(&rec, &[("recording.statusUpdate", p)])
+            db.save_recording_with_events(&rec, &[(EventKind::StatusUpdate, p)])
                 .await?;
             continue;
         }
@@ -741,8 +746,8 @@ pub async fn finish_interrupted(
         db.save_recording_with_events(
             &rec,
             &[
-                ("recording.statusUpdate", p.clone()),
-                ("recording_available", p),
+                (EventKind::StatusUpdate, p.clone()),
+                (EventKind::RecordingAvailable, p),
             ],
         )
         .await?;

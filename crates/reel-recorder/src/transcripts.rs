@@ -11,8 +11,8 @@ use crate::{uploads, Result};
 use reel_blob::{Destination, NameParts};
 use reel_compose::render::{AudioFormat, Channels, Job, Output};
 use reel_core::options::TranscriptionOptions;
-use reel_core::{AssetId, EventId};
-use reel_db::{now_ms, Asset, Db, Recording};
+use reel_core::{AssetId, EventKind};
+use reel_db::{now_ms, Asset, Change, Db, Recording};
 use reel_transcribe::transcript::Transcript;
 use reel_transcribe::{EngineConfig, TranscribeError};
 use serde::{Deserialize, Serialize};
@@ -98,7 +98,7 @@ pub fn exit_code(e: &TranscribeError) -> u8 {
     }
 }
 
-async fn event(db: &Db, rec: &Recording, kind: &str, extra: Value) -> Result<()> {
+async fn event(db: &Db, rec: &Recording, kind: EventKind, extra: Value) -> Result<()> {
     let mut payload = json!({
         "recording_id": rec.id,
         "session_id": rec.session_id,
@@ -107,14 +107,8 @@ async fn event(db: &Db, rec: &Recording, kind: &str, extra: Value) -> Result<()>
     if let (Value::Object(base), Value::Object(more)) = (&mut payload, extra) {
         base.extend(more);
     }
-    db.insert_event(
-        EventId::generate().as_str(),
-        &rec.application_id,
-        kind,
-        &payload,
-        rec.notifies(),
-    )
-    .await?;
+    db.commit_one(Change::recording_event(rec, kind, payload))
+        .await?;
     Ok(())
 }
 
@@ -175,7 +169,7 @@ pub async fn process(
             return event(
                 db,
                 &rec,
-                "transcription.failed",
+                EventKind::TranscriptionFailed,
                 json!({ "reason": reason }),
             )
             .await;
@@ -247,7 +241,7 @@ pub async fn process(
                 return event(
                     db,
                     &rec,
-                    "transcription.failed",
+                    EventKind::TranscriptionFailed,
                     json!({"reason": message, "code": code, "asset_id": asset_id, "local_copy_kept": true}),
                 )
                 .await;
@@ -255,5 +249,5 @@ pub async fn process(
         }
     }
     tracing::info!(recording = %rec.id, lines = transcribed.lines, "transcript ready");
-    event(db, &rec, "transcription_available", extra).await
+    event(db, &rec, EventKind::TranscriptionAvailable, extra).await
 }

@@ -130,7 +130,6 @@ pub struct Engine {
     /// Non-INVITE responses kept for retransmissions: (branch, method) → (response, until).
     answered: HashMap<(String, String), (Vec<u8>, Instant)>,
     out: std::collections::VecDeque<Output>,
-    next_tag: u64,
     byes: Vec<Bye>,
     /// Datagrams dropped because their source is not in `allowed_sources`.
     refused_sources: u64,
@@ -143,7 +142,6 @@ impl Engine {
             calls: HashMap::new(),
             answered: HashMap::new(),
             out: Default::default(),
-            next_tag: 1,
             byes: Vec::new(),
             refused_sources: 0,
         }
@@ -278,12 +276,10 @@ impl Engine {
         self.send(to, resp);
     }
 
+    /// A tag or branch suffix: random (RFC 3261 §19.3 wants them globally unique, and a
+    /// counter would repeat itself after every restart, matching an old dialog's tags).
     fn tag(&mut self) -> String {
-        self.next_tag += 1;
-        format!(
-            "reel{:x}",
-            self.next_tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16
-        )
+        format!("reel{:016x}", rand::random::<u64>())
     }
 
     fn event(&mut self, e: Event) {
@@ -391,7 +387,7 @@ impl Engine {
             });
         } else {
             let to_tag = self.tag();
-            let session_id = self.next_tag;
+            let session_id = rand::random::<u32>() as u64;
             let origin = Some((tx.request.clone(), from));
             self.calls.insert(
                 call_id.clone(),

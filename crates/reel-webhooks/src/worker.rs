@@ -149,7 +149,7 @@ pub async fn tick(db: &Db, clock: &dyn Clock, cfg: &WorkerConfig) -> reel_db::Re
                 };
                 match schedule::next_attempt_at(
                     at,
-                    attempt as u32,
+                    (attempt - d.schedule_from) as u32,
                     rand::random::<f64>() * 2.0 - 1.0,
                 ) {
                     Some(next) => (status, Some(error), "pending", next),

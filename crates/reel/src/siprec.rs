@@ -20,7 +20,7 @@
 use crate::config::SiprecSettings;
 use crate::media::{open_track, OpenedTrack, WallClock};
 use crate::sip_tcp::{self, Connections, SendOutcome, TcpLimits};
-use reel_core::{Codec, EndReason, MediaKind, SessionId, TrackId};
+use reel_core::{Codec, EndReason, EventKind, MediaKind, SessionId, TrackId};
 use reel_db::{Db, Room};
 use reel_media::journal::{flags, Record};
 use reel_media::rtp::{self, StreamConfig, StreamReceiver};
@@ -360,8 +360,8 @@ impl SiprecLoop {
                 };
                 if call.started.insert(kind) {
                     let event = match kind {
-                        MediaKind::Audio => "recording.audio.started",
-                        MediaKind::Video => "recording.video.started",
+                        MediaKind::Audio => EventKind::CallAudioStarted,
+                        MediaKind::Video => EventKind::CallVideoStarted,
                     };
                     self.recorder
                         .call_event(&call.session, event, json!({ "callid": call_id }));
@@ -540,8 +540,8 @@ impl SiprecLoop {
             }
             for kind in call.started {
                 let event = match kind {
-                    MediaKind::Audio => "recording.audio.stopped",
-                    MediaKind::Video => "recording.video.stopped",
+                    MediaKind::Audio => EventKind::CallAudioStopped,
+                    MediaKind::Video => EventKind::CallVideoStopped,
                 };
                 recorder.call_event(
                     &call.session,

@@ -466,6 +466,42 @@ fn a_hold_pauses_the_recording_and_a_metadata_update_renames_the_caller() {
     assert!(types.iter().any(|t| t == "recording.resumed"), "{types:?}");
 }
 
+/// A recording requested while the room is idle waits for the room's meeting: a SIP call
+/// forked into the same room meanwhile is recorded on its own and does not take it.
+#[test]
+fn a_recording_waiting_for_the_meeting_is_not_taken_by_a_call_in_the_room() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(5);
+    let pending = server.post("/v1/recordings", json!({"room_id": room, "mode": "stream"}));
+    assert_eq!(pending["state"], "starting", "{pending:#}");
+    let pending_id = pending["id"].as_str().unwrap();
+    let (session, assets) = tone_call(&server, dir.path(), &room, "call.xml", 3, 3500);
+    for asset in &assets {
+        assert_ne!(
+            asset["recording_id"], pending_id,
+            "the call took the meeting's recording"
+        );
+    }
+    let still = server.get(&format!("/v1/recordings/{pending_id}"));
+    assert_eq!(still["state"], "starting", "{still:#}");
+    assert!(still["session_id"].is_null(), "{still:#}");
+    // The call's own recording covers it.
+    let call_recordings = server.get(&format!(
+        "/v1/recordings?session_id={}",
+        session["id"].as_str().unwrap()
+    ));
+    assert!(
+        call_recordings["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != pending_id),
+        "{call_recordings:#}"
+    );
+}
+
 #[test]
 fn twenty_simultaneous_calls_are_all_recorded_without_a_missing_packet() {
     let _one = serial();

@@ -279,6 +279,14 @@ fn private_targets_and_bad_endpoints_are_refused() {
     let body = json!({"url": "https://93.184.216.34/hook", "enabled": false});
     let ok = http::json("POST", &url, Some(ADMIN_KEY), &body).unwrap();
     assert_eq!(ok.status, 201, "{}", ok.text());
+    // Every event type Reel emits can be subscribed to: the allowed list is the emitters'.
+    for kind in reel_core::EventKind::ALL {
+        let body = json!({"url": "https://93.184.216.34/hook", "enabled": false,
+                          "event_types": [kind.as_str()]});
+        let r = http::json("POST", &url, Some(ADMIN_KEY), &body).unwrap();
+        assert_eq!(r.status, 201, "{kind}: {}", r.text());
+        assert_eq!(r.json()["event_types"], json!([kind.as_str()]));
+    }
 }
 
 #[test]

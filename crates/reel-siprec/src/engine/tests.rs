@@ -550,3 +550,37 @@ fn sources_outside_the_allow_list_get_no_answer() {
     );
     assert!(matches!(e.poll_output(), Some(Output::Send { .. })));
 }
+
+fn branch_of(msg: &str) -> String {
+    msg.lines()
+        .find(|l| l.starts_with("Via:"))
+        .and_then(|l| l.split("branch=").nth(1))
+        .and_then(|b| b.split(';').next())
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Tags and branches are globally unique (RFC 3261 §19.3): an engine started afresh (a
+/// restarted process) never repeats the tags or BYE branches of the one before it.
+#[test]
+fn tags_and_branches_differ_across_restarts() {
+    let t0 = Instant::now();
+    let mut seen_tags = std::collections::HashSet::new();
+    let mut seen_branches = std::collections::HashSet::new();
+    for _restart in 0..3 {
+        let mut e = engine(4);
+        let ok = established(&mut e, t0, "same-call@x");
+        let tag = to_tag(&ok);
+        assert!(tag.len() >= 16, "{tag}: too short to be unique");
+        assert!(seen_tags.insert(tag.clone()), "tag {tag} repeated");
+        e.hang_up(t0, "same-call@x");
+        let (sent, _) = drain(&mut e);
+        let branch = branch_of(&sent[0]);
+        assert!(branch.starts_with("z9hG4bK"), "{branch}");
+        assert!(
+            seen_branches.insert(branch.clone()),
+            "branch {branch} repeated"
+        );
+    }
+}
