@@ -23,6 +23,33 @@ pub enum RecordingState {
     Failed,
 }
 
+/// Why a recording (or one of its outputs) failed, as a stable code for programs; the
+/// recording's `failure` says the same in words. Upload failures carry the destination's
+/// own code (`destination_forbidden`, …) instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    /// Stopped before any participant joined.
+    NothingRecorded,
+    /// Participants joined, but no media reached Reel (none sent, or none before they left).
+    NoMedia,
+    /// Media was captured but the output could not be made from it (remux or render).
+    OutputFailed,
+    /// A fault of Reel's own (its database, its disk).
+    InternalError,
+}
+
+impl FailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NothingRecorded => "nothing_recorded",
+            Self::NoMedia => "no_media",
+            Self::OutputFailed => "output_failed",
+            Self::InternalError => "internal_error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// The room's session started (or was already live).

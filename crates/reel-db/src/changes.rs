@@ -225,7 +225,7 @@ async fn save_recording(conn: &mut sqlx::AnyConnection, rec: &Recording) -> Resu
     let pauses = serde_json::to_string(&rec.pauses).expect("pauses serialize");
     if exists.is_some() {
         sqlx::query(
-            "UPDATE recordings SET session_id = $1, state = $2, failure = $3, pauses = $4, started_at = $5, stopped_at = $6, updated_at = $7 WHERE id = $8",
+            "UPDATE recordings SET session_id = $1, state = $2, failure = $3, pauses = $4, started_at = $5, stopped_at = $6, updated_at = $7, failure_code = $9 WHERE id = $8",
         )
         .bind(&rec.session_id)
         .bind(&rec.state)
@@ -235,11 +235,12 @@ async fn save_recording(conn: &mut sqlx::AnyConnection, rec: &Recording) -> Resu
         .bind(rec.stopped_at)
         .bind(now_ms())
         .bind(&rec.id)
+        .bind(&rec.failure_code)
         .execute(conn)
         .await?;
     } else {
         sqlx::query(
-            "INSERT INTO recordings (id, application_id, room_id, session_id, mode, state, failure, pauses, created_at, started_at, stopped_at, updated_at, options, credentials_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "INSERT INTO recordings (id, application_id, room_id, session_id, mode, state, failure, pauses, created_at, started_at, stopped_at, updated_at, options, credentials_sealed, failure_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&rec.id)
         .bind(&rec.application_id)
@@ -255,6 +256,7 @@ async fn save_recording(conn: &mut sqlx::AnyConnection, rec: &Recording) -> Resu
         .bind(now_ms())
         .bind(rec.options.to_string())
         .bind(&rec.credentials_sealed)
+        .bind(&rec.failure_code)
         .execute(conn)
         .await?;
     }

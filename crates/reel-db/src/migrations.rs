@@ -244,6 +244,11 @@ CREATE TABLE call_metadata (
         // count at its last manual redelivery (which starts a schedule of its own).
         "ALTER TABLE webhook_deliveries ADD COLUMN schedule_from BIGINT NOT NULL DEFAULT 0",
     ),
+    (
+        13,
+        // A failed recording's stable code beside `failure`, its reason in words.
+        "ALTER TABLE recordings ADD COLUMN failure_code TEXT",
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

@@ -20,7 +20,11 @@ pub struct Recording {
     pub mode: String,
     /// starting → recording ⇄ paused → stopping → processing → [uploading →] available | failed
     pub state: String,
+    /// Why it failed, in words.
     pub failure: Option<String>,
+    /// Why it failed, as a stable code: `nothing_recorded`, `no_media`, `output_failed`,
+    /// `internal_error`, or the destination's code (`destination_forbidden`, …).
+    pub failure_code: Option<String>,
     pub pauses: Vec<Pause>,
     pub created_at: i64,
     pub started_at: Option<i64>,
@@ -60,6 +64,7 @@ pub(crate) fn recording(r: &AnyRow) -> Result<Recording> {
         mode: r.try_get("mode")?,
         state: r.try_get("state")?,
         failure: r.try_get("failure")?,
+        failure_code: r.try_get("failure_code")?,
         pauses: serde_json::from_str(&pauses).map_err(|e| DbError::Corrupt(e.to_string()))?,
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,

@@ -404,6 +404,7 @@ mod tests {
                         mode: "stream".into(),
                         state: "starting".into(),
                         failure: None,
+                        failure_code: None,
                         pauses: Vec::<Pause>::new(),
                         created_at: 0,
                         started_at: None,

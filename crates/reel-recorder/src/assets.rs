@@ -1,7 +1,8 @@
 //! Stream assets: a finished publication's journals remuxed (never transcoded) into one
 //! playable file, checksummed, and recorded with the event that tells the application.
 
-use crate::{RecorderError, Result};
+use crate::{Outcome, RecorderError, Result};
+use reel_core::recording::FailureCode;
 use reel_core::{AssetId, AssetType, EventKind, PublicationKind};
 use reel_db::{now_ms, Asset, Change, Db, Publication};
 use reel_media::journal::JournalReader;
@@ -97,7 +98,7 @@ pub async fn process_publication(
     publication_id: &str,
     recording_id: &str,
     window: Window,
-) -> Result<Option<Asset>> {
+) -> Result<Outcome> {
     let publication = db.get_publication(publication_id).await?;
     let session = db.session_by_id(&publication.session_id).await?;
     if let Some(existing) = db
@@ -108,7 +109,7 @@ pub async fn process_publication(
     {
         db.set_publication_outcome(publication_id, "processed", None)
             .await?;
-        return Ok(Some(existing));
+        return Ok(Outcome::Made(Box::new(existing)));
     }
     let tracks = db.list_tracks(publication_id).await?;
     // A track whose journal never got its first bytes (the publisher or the server was
@@ -120,9 +121,10 @@ pub async fn process_publication(
         .collect();
     let asset_id = AssetId::generate();
     let made = if journals.is_empty() {
-        Err(RecorderError::Media(reel_media::MediaError::Remux(
-            "no media was captured".into(),
-        )))
+        Err((
+            FailureCode::NoMedia,
+            "no media was captured: the participant sent none before leaving".to_string(),
+        ))
     } else {
         let dir = data_dir.to_path_buf();
         let p = publication.clone();
@@ -130,6 +132,7 @@ pub async fn process_publication(
         tokio::task::spawn_blocking(move || make(&dir, &p, &journals, &id, window))
             .await
             .map_err(|e| RecorderError::Internal(e.to_string()))?
+            .map_err(|e| (FailureCode::OutputFailed, e.to_string()))
     };
     let base = serde_json::json!({
         "session_id": publication.session_id,
@@ -189,18 +192,18 @@ pub async fn process_publication(
             ])
             .await?;
             tracing::info!(publication = publication_id, asset = %asset.id, kind = %asset.asset_type, "stream asset ready");
-            Ok(Some(asset))
+            Ok(Outcome::Made(Box::new(asset)))
         }
-        Err(e) => {
-            let reason = e.to_string();
+        Err((code, reason)) => {
             tracing::warn!(publication = publication_id, %reason, "stream asset failed");
             let mut payload = base;
             payload["reason"] = reason.clone().into();
+            payload["code"] = code.as_str().into();
             db.commit(&[
                 Change::PublicationOutcome {
                     id: publication_id.into(),
                     state: "failed".into(),
-                    failure: Some(reason),
+                    failure: Some(reason.clone()),
                 },
                 Change::Event {
                     application: session.application_id.clone(),
@@ -210,7 +213,7 @@ pub async fn process_publication(
                 },
             ])
             .await?;
-            Ok(None)
+            Ok(Outcome::Failed { code, reason })
         }
     }
 }

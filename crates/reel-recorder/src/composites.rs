@@ -4,10 +4,11 @@
 //! (`reel render JOB.json`), so a crash inside GStreamer fails that job, is retried, and
 //! never touches ingest. Its asset gets the same checks and events as a stream asset.
 
-use crate::{RecorderError, Result};
+use crate::{Outcome, RecorderError, Result};
 use reel_compose::layout::{Layout, SourceKind};
 use reel_compose::options::{AudioOptions, CompositeOptions};
 use reel_compose::render::{Job, Participant, Rendered, Timeline};
+use reel_core::recording::FailureCode;
 use reel_core::{AssetId, AssetType, EventKind};
 use reel_db::{now_ms, Asset, Change, Db, Recording};
 use std::path::{Path, PathBuf};
@@ -253,13 +254,14 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// Makes the recording's composite (or audio mix) asset. Ok(None): it failed (event sent).
+/// Makes the recording's composite (or audio mix) asset, or says why it could not (its
+/// failure event sent).
 pub async fn process_recording(
     db: &Db,
     data_dir: &Path,
     ctx: &RenderContext,
     recording_id: &str,
-) -> Result<Option<Asset>> {
+) -> Result<Outcome> {
     let rec = db.recording_by_id(recording_id).await?;
     if let Some(existing) = db
         .assets_of_recording(recording_id)
@@ -267,7 +269,7 @@ pub async fn process_recording(
         .into_iter()
         .next()
     {
-        return Ok(Some(existing));
+        return Ok(Outcome::Made(Box::new(existing)));
     }
     let asset_id = AssetId::generate();
     let (job, format) = job_for(db, data_dir, &rec, asset_id.as_str()).await?;
@@ -321,19 +323,23 @@ pub async fn process_recording(
             ])
             .await?;
             tracing::info!(recording = %rec.id, asset = %asset.id, "composite ready");
-            Ok(Some(asset))
+            Ok(Outcome::Made(Box::new(asset)))
         }
         Err(reason) => {
             tracing::warn!(recording = %rec.id, %reason, "composite failed");
             let mut payload = base;
-            payload["reason"] = reason.into();
+            payload["reason"] = reason.clone().into();
+            payload["code"] = FailureCode::OutputFailed.as_str().into();
             db.commit_one(Change::recording_event(
                 &rec,
                 EventKind::CompositeFailure,
                 payload,
             ))
             .await?;
-            Ok(None)
+            Ok(Outcome::Failed {
+                code: FailureCode::OutputFailed,
+                reason,
+            })
         }
     }
 }

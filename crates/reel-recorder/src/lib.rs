@@ -59,6 +59,17 @@ pub enum RecorderError {
 
 pub type Result<T, E = RecorderError> = std::result::Result<T, E>;
 
+/// What an output job (a stream asset, a composite, a mix) made: its asset, or why it
+/// could not, with a stable code. Either way its event is already in the outbox.
+#[derive(Debug)]
+pub enum Outcome {
+    Made(Box<reel_db::Asset>),
+    Failed {
+        code: reel_core::recording::FailureCode,
+        reason: String,
+    },
+}
+
 /// Everything the media loop needs to know about a publication it is asked to accept.
 #[derive(Debug, Clone)]
 pub struct PublicationContext {
@@ -150,7 +161,8 @@ enum Msg {
     },
     JobDone {
         recording: String,
-        ok: bool,
+        /// None when the job made its output; else (code, reason).
+        failure: Option<(String, String)>,
     },
     UploadsDone {
         recording: String,
@@ -479,8 +491,8 @@ struct Brain {
     starting: std::collections::HashMap<RoomId, Recording>,
     /// Stopped recordings whose outputs are being made.
     finishing: std::collections::HashMap<String, Recording>,
-    /// Per recording: output jobs in flight, and how many failed.
-    pending: std::collections::HashMap<String, (usize, usize)>,
+    /// Per recording: output jobs in flight, and the failures of those done.
+    pending: std::collections::HashMap<String, recordings::Pending>,
     /// (recording, publication) pairs already given a job.
     scheduled: std::collections::HashSet<(String, String)>,
     uploads: uploads::UploadContext,
@@ -697,7 +709,7 @@ impl Brain {
             } => {
                 let _ = reply.send(self.control(&app, &id, command).await);
             }
-            Msg::JobDone { recording, ok } => self.job_done(&recording, ok).await?,
+            Msg::JobDone { recording, failure } => self.job_done(&recording, failure).await?,
             Msg::UploadsDone { recording, outcome } => {
                 self.uploads_done(&recording, outcome).await?
             }

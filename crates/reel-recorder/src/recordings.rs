@@ -14,9 +14,11 @@
 
 use crate::capture::CaptureCommand;
 use crate::{
-    assets, composites, transcripts, uploads, Brain, MediaCommand, Msg, RecorderError, Result,
+    assets, composites, transcripts, uploads, Brain, MediaCommand, Msg, Outcome, RecorderError,
+    Result,
 };
 use reel_core::lifecycle::Venue;
+use reel_core::recording::FailureCode;
 use reel_core::recording::{Command, RecordingState};
 use reel_core::{EventKind, RecordingId, RoomId, SessionId};
 use reel_db::{now_ms, Pause, Recording, Room};
@@ -62,6 +64,23 @@ impl Default for RecordingOptions {
     }
 }
 
+/// A stopped recording's output jobs: how many are still running, and why those that made
+/// nothing failed (code, reason).
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    in_flight: usize,
+    failures: Vec<(String, String)>,
+}
+
+/// What a job's result means for its recording: None when it made its output.
+fn job_failure(result: Result<Outcome>) -> Option<(String, String)> {
+    match result {
+        Ok(Outcome::Made(_)) => None,
+        Ok(Outcome::Failed { code, reason }) => Some((code.as_str().into(), reason)),
+        Err(e) => Some((FailureCode::InternalError.as_str().into(), e.to_string())),
+    }
+}
+
 fn payload(rec: &Recording, extra: Value) -> Value {
     let mut v = json!({
         "recording_id": rec.id,
@@ -77,14 +96,16 @@ fn payload(rec: &Recording, extra: Value) -> Value {
 }
 
 impl Brain {
-    /// Ends a recording as `failed`, with the reason in the recording and in its event.
-    async fn fail(&mut self, rec: &mut Recording, why: &str) -> Result<()> {
+    /// Ends a recording as `failed`, with the code and reason in the recording and in its
+    /// event.
+    async fn fail(&mut self, rec: &mut Recording, code: &str, why: &str) -> Result<()> {
         rec.failure = Some(why.to_string());
+        rec.failure_code = Some(code.to_string());
         self.transition(
             rec,
             RecordingState::Failed,
             Some(EventKind::RecordingFailed),
-            json!({"reason": why}),
+            json!({"reason": why, "code": code}),
         )
         .await
     }
@@ -148,6 +169,7 @@ impl Brain {
             mode: mode.to_string(),
             state: state.as_str().to_string(),
             failure: None,
+            failure_code: None,
             pauses: Vec::new(),
             created_at: now,
             started_at: session.map(|_| now),
@@ -335,6 +357,7 @@ impl Brain {
                     ));
                 }
                 rec.failure = None;
+                rec.failure_code = None;
                 self.transition(&mut rec, next, None, json!({"retry": true}))
                     .await?;
                 self.spawn_uploads(&rec.id);
@@ -352,6 +375,7 @@ impl Brain {
                 .remove(&RoomId::from_trusted(rec.room_id.clone()));
             self.fail(
                 &mut rec,
+                FailureCode::NothingRecorded.as_str(),
                 "stopped before any participant joined: nothing was recorded",
             )
             .await?;
@@ -402,17 +426,20 @@ impl Brain {
         {
             return;
         }
-        self.pending.entry(recording.to_string()).or_default().0 += 1;
+        self.pending
+            .entry(recording.to_string())
+            .or_default()
+            .in_flight += 1;
         let (db, dir, tx) = (self.db.clone(), self.data_dir.clone(), self.tx.clone());
         let (recording, publication) = (recording.to_string(), publication.to_string());
         self.jobs.spawn(async move {
             let result =
                 assets::process_publication(&db, &dir, &publication, &recording, window).await;
-            let ok = matches!(result, Ok(Some(_)));
-            if let Err(e) = result {
+            if let Err(e) = &result {
                 tracing::error!(%publication, error = %e, "asset job");
             }
-            let _ = tx.send(Msg::JobDone { recording, ok });
+            let failure = job_failure(result);
+            let _ = tx.send(Msg::JobDone { recording, failure });
         });
     }
 
@@ -537,7 +564,10 @@ impl Brain {
 
     /// One composite (or audio mix) job for a `composite` / `audio` recording.
     pub(crate) fn schedule_composite(&mut self, recording: &str) {
-        self.pending.entry(recording.to_string()).or_default().0 += 1;
+        self.pending
+            .entry(recording.to_string())
+            .or_default()
+            .in_flight += 1;
         let (db, dir, tx, ctx) = (
             self.db.clone(),
             self.data_dir.clone(),
@@ -547,18 +577,22 @@ impl Brain {
         let recording = recording.to_string();
         self.jobs.spawn(async move {
             let result = composites::process_recording(&db, &dir, &ctx, &recording).await;
-            let ok = matches!(result, Ok(Some(_)));
-            if let Err(e) = result {
+            if let Err(e) = &result {
                 tracing::error!(%recording, error = %e, "composite job");
             }
-            let _ = tx.send(Msg::JobDone { recording, ok });
+            let failure = job_failure(result);
+            let _ = tx.send(Msg::JobDone { recording, failure });
         });
     }
 
-    pub(crate) async fn job_done(&mut self, recording: &str, ok: bool) -> Result<()> {
+    pub(crate) async fn job_done(
+        &mut self,
+        recording: &str,
+        failure: Option<(String, String)>,
+    ) -> Result<()> {
         if let Some(p) = self.pending.get_mut(recording) {
-            p.0 = p.0.saturating_sub(1);
-            p.1 += usize::from(!ok);
+            p.in_flight = p.in_flight.saturating_sub(1);
+            p.failures.extend(failure);
         }
         self.maybe_finish(recording).await
     }
@@ -566,21 +600,31 @@ impl Brain {
     /// A stopped recording whose outputs are all done becomes available (or failed when
     /// none of them could be made).
     async fn maybe_finish(&mut self, recording: &str) -> Result<()> {
-        let (in_flight, failed) = self.pending.get(recording).copied().unwrap_or((0, 0));
-        if in_flight > 0 {
+        if self.pending.get(recording).is_some_and(|p| p.in_flight > 0) {
             return Ok(());
         }
         let Some(mut rec) = self.finishing.remove(recording) else {
             return Ok(());
         };
-        self.pending.remove(recording);
+        let failures = self.pending.remove(recording).unwrap_or_default().failures;
         self.scheduled.retain(|(r, _)| r != recording);
         let assets = self
             .db
             .list_assets(&rec.application_id, None, None, Some(&rec.id))
             .await?;
-        if assets.is_empty() && failed > 0 {
-            self.fail(&mut rec, "no output could be made").await?;
+        if assets.is_empty() && !failures.is_empty() {
+            // The code of the first failure that is not "no media" (that one only if every
+            // output had nothing to work from), and every distinct reason.
+            let code = failures
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .find(|c| *c != FailureCode::NoMedia.as_str())
+                .unwrap_or(FailureCode::NoMedia.as_str())
+                .to_string();
+            let mut reasons: Vec<&str> = failures.iter().map(|(_, r)| r.as_str()).collect();
+            reasons.dedup();
+            let why = format!("no output could be made: {}", reasons.join("; "));
+            self.fail(&mut rec, &code, &why).await?;
         } else if uploads::prepare(&self.db, &rec, &assets).await? {
             self.transition(&mut rec, RecordingState::Uploading, None, json!({}))
                 .await?;
@@ -669,6 +713,7 @@ impl Brain {
                 message,
             } => {
                 rec.failure = Some(message.clone());
+                rec.failure_code = Some(code.clone());
                 self.transition(
                     &mut rec,
                     RecordingState::Failed,

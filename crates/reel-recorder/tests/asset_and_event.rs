@@ -137,7 +137,9 @@ async fn no_asset_without_its_event_and_recovery_makes_both() {
             .await
             .unwrap();
     let publication = db.get_publication("pub_1").await.unwrap();
-    let asset = asset.unwrap_or_else(|| panic!("no asset: {:?}", publication.failure));
+    let reel_recorder::Outcome::Made(asset) = asset else {
+        panic!("no asset: {:?}", publication.failure)
+    };
     assert_eq!(db.all_assets().await.unwrap().len(), 1);
     assert_eq!(outbox(&db, EventKind::StreamSuccess).await, 1);
     assert_eq!(

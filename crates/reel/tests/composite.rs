@@ -503,6 +503,9 @@ fn a_crashing_renderer_fails_its_job_alone() {
         .unwrap();
     let r = wait_recording(&server, &rec, Duration::from_secs(120));
     assert_eq!(r["state"], "failed");
+    // The recording says why, with a code.
+    assert_eq!(r["failure_code"], "output_failed", "{r:#}");
+    assert!(r["failure"].as_str().unwrap().contains("signal 6"), "{r:#}");
     let events = events(&server);
     let failure = events
         .iter()

@@ -240,6 +240,7 @@ fn recordings_on_command_and_the_state_machine() {
         .as_str()
         .unwrap()
         .contains("nothing was recorded"));
+    assert_eq!(stopped.json()["failure_code"], "nothing_recorded");
     let listed = server.get(&format!("/v1/recordings?room_id={room}&state=failed"));
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
 }
@@ -382,4 +383,42 @@ fn a_rooms_default_options_apply_to_its_recordings() {
     assert_eq!(rec["credentials_set"], true);
     assert!(!recs.to_string().contains(SECRET));
     assert!(!server.log_text().contains(SECRET));
+}
+
+/// A participant who joins but never sends media (an offer answered, no ICE ever): the
+/// recording fails saying so, with a stable code, in the recording and in its event.
+#[test]
+fn a_recording_with_no_media_fails_with_a_code_and_a_reason() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("REEL_WHIP_FIRST_CONTACT_TIMEOUT_SECS", "1")]);
+    let room = server.room(0);
+    let (token, whip) = server.token(&room, "ghost", "camera");
+    let offer = reel_testkit::audio_offer();
+    let answered = http::request(
+        "POST",
+        &whip,
+        Some(&token),
+        Some(("application/sdp", offer.as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(answered.status, 201, "{}", answered.text());
+    let session = server.get(&format!("/v1/sessions?room_id={room}"))["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.wait_session_ended(&session, Duration::from_secs(20));
+    let listed = server.get(&format!("/v1/recordings?session_id={session}"));
+    let id = listed["data"][0]["id"].as_str().unwrap().to_string();
+    let r = wait_recording(&server, &id, "failed");
+    assert_eq!(r["failure_code"], "no_media", "{r:#}");
+    let failure = r["failure"].as_str().unwrap();
+    assert!(failure.contains("no media was captured"), "{failure}");
+    let event = events(&server)
+        .into_iter()
+        .find(|(t, p)| t == "recording.failed" && p["recording_id"] == id.as_str())
+        .map(|(_, p)| p)
+        .expect("recording.failed");
+    assert_eq!(event["code"], "no_media", "{event:#}");
+    assert_eq!(event["reason"], failure);
 }

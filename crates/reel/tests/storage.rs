@@ -303,6 +303,10 @@ fn azure_wrong_key_fails_clearly_then_retry_upload_succeeds() {
         fail_event["code"], "destination_forbidden",
         "{fail_event:#}"
     );
+    assert_eq!(
+        failed["failure_code"], "destination_forbidden",
+        "{failed:#}"
+    );
     assert!(!events
         .iter()
         .any(|(t, p)| t == "recording_available" && p["recording_id"] == rec_id.as_str()));
