@@ -4,16 +4,22 @@
 
 use reel_core::{EndReason, PublicationId, TrackId};
 use reel_media::journal::{JournalHeader, JournalWriter, Record};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// A crash loses at most this much of what reached the capture thread.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Commands waiting for the capture thread, at most. About 250 ms of media for 400
+/// publishers: a disk that stalls longer costs frames (dropped, and the next one of the track
+/// marked a discontinuity), never unbounded memory or a stalled media loop.
+pub const QUEUE_CAPACITY: usize = 8192;
 
 pub enum CaptureCommand {
     Open {
@@ -76,14 +82,68 @@ struct OpenJournal {
 
 #[derive(Clone)]
 pub struct CaptureHandle {
-    tx: mpsc::Sender<CaptureCommand>,
+    tx: mpsc::SyncSender<CaptureCommand>,
+    lost: Arc<Lost>,
+}
+
+/// Tracks that lost records to a full queue: their next frame is marked a discontinuity.
+#[derive(Default)]
+struct Lost {
+    any: AtomicBool,
+    tracks: Mutex<HashSet<TrackId>>,
+    records: AtomicU64,
 }
 
 impl CaptureHandle {
+    /// Media (`Append`) never waits: when the queue is full the record is dropped, counted,
+    /// and the track's next frame carries the discontinuity flag, so the remux resumes at a
+    /// keyframe. Control commands (open, finish, pause) are never dropped: they wait for a
+    /// free place, which the capture thread makes within one write.
     pub fn send(&self, cmd: CaptureCommand) {
         // The thread only exits on Shutdown; a send after that is dropped on purpose.
-        let _ = self.tx.send(cmd);
+        match cmd {
+            CaptureCommand::Append { track, mut record } => {
+                if self.lost.any.load(Ordering::Relaxed) {
+                    if let Record::Frame { flags: f, .. } = &mut record {
+                        let mut tracks = self.lost.tracks.lock().expect("lost tracks");
+                        if tracks.remove(&track) {
+                            *f |= reel_media::journal::flags::DISCONTINUITY;
+                        }
+                        self.lost.any.store(!tracks.is_empty(), Ordering::Relaxed);
+                    }
+                }
+                match self.tx.try_send(CaptureCommand::Append { track, record }) {
+                    Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => {}
+                    Err(mpsc::TrySendError::Full(CaptureCommand::Append { track, .. })) => {
+                        let n = self.lost.records.fetch_add(1, Ordering::Relaxed) + 1;
+                        let mut tracks = self.lost.tracks.lock().expect("lost tracks");
+                        if tracks.insert(track.clone()) {
+                            tracing::warn!(%track, dropped_in_all = n, "capture queue full: media dropped");
+                        }
+                        self.lost.any.store(true, Ordering::Relaxed);
+                    }
+                    Err(mpsc::TrySendError::Full(_)) => unreachable!("only Append is tried"),
+                }
+            }
+            other => {
+                let _ = self.tx.send(other);
+            }
+        }
     }
+
+    /// Records dropped so far because the queue was full.
+    pub fn dropped_records(&self) -> u64 {
+        self.lost.records.load(Ordering::Relaxed)
+    }
+}
+
+fn queue(capacity: usize) -> (CaptureHandle, mpsc::Receiver<CaptureCommand>) {
+    let (tx, rx) = mpsc::sync_channel(capacity);
+    let handle = CaptureHandle {
+        tx,
+        lost: Default::default(),
+    };
+    (handle, rx)
 }
 
 fn unix_us_now() -> i64 {
@@ -96,12 +156,12 @@ fn unix_us_now() -> i64 {
 pub fn spawn(
     notices: UnboundedSender<CaptureNotice>,
 ) -> (CaptureHandle, std::thread::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel();
+    let (handle, rx) = queue(QUEUE_CAPACITY);
     let thread = std::thread::Builder::new()
         .name("reel-capture".into())
         .spawn(move || run(rx, notices))
         .expect("spawn capture thread");
-    (CaptureHandle { tx }, thread)
+    (handle, thread)
 }
 
 fn run(rx: mpsc::Receiver<CaptureCommand>, notices: UnboundedSender<CaptureNotice>) {
@@ -282,4 +342,78 @@ fn sync(j: &mut OpenJournal) {
         tracing::warn!("journal sync failed");
     }
     j.dirty = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(i: u64) -> Record {
+        Record::Frame {
+            rtp_time: i,
+            arrival_unix_us: i as i64,
+            flags: 0,
+            data: vec![1, 2, 3],
+        }
+    }
+
+    /// A capture thread that stalls (a disk that does not answer) never blocks the media
+    /// loop nor grows the queue: what does not fit is dropped and counted, and the track's
+    /// next frame is marked a discontinuity. Control commands still get through.
+    #[test]
+    fn a_stalled_capture_thread_costs_frames_not_memory_or_the_media_loop() {
+        let (handle, rx) = queue(4);
+        let track = TrackId::generate();
+        let other = TrackId::generate();
+        let started = Instant::now();
+        for i in 0..1000 {
+            handle.send(CaptureCommand::Append {
+                track: track.clone(),
+                record: frame(i),
+            });
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "the sender waited"
+        );
+        assert_eq!(handle.dropped_records(), 996);
+        let queued: Vec<_> = rx.try_iter().collect();
+        assert_eq!(queued.len(), 4);
+        // The queue drained: another track is untouched, this one's next frame is a gap.
+        handle.send(CaptureCommand::Append {
+            track: other.clone(),
+            record: frame(1),
+        });
+        handle.send(CaptureCommand::Append {
+            track: track.clone(),
+            record: frame(1000),
+        });
+        handle.send(CaptureCommand::Append {
+            track: track.clone(),
+            record: frame(1001),
+        });
+        let flags_of = |c: CaptureCommand| match c {
+            CaptureCommand::Append {
+                record: Record::Frame { flags, .. },
+                ..
+            } => flags,
+            _ => panic!("not a frame"),
+        };
+        let got: Vec<u8> = rx.try_iter().map(flags_of).collect();
+        let gap = reel_media::journal::flags::DISCONTINUITY;
+        assert_eq!(got, vec![0, gap, 0]);
+        // A control command waits for a place instead of being dropped.
+        for i in 0..4 {
+            handle.send(CaptureCommand::Append {
+                track: other.clone(),
+                record: frame(i),
+            });
+        }
+        let drain = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            rx.try_iter().count() + rx.recv_timeout(Duration::from_secs(1)).map_or(0, |_| 1)
+        });
+        handle.send(CaptureCommand::Shutdown);
+        assert_eq!(drain.join().unwrap(), 5);
+    }
 }

@@ -683,7 +683,7 @@ impl Brain {
                         to_unix_us: None,
                     };
                     let id = rec.id.clone();
-                    self.schedule(&id, publication.as_str(), window);
+                    self.schedule(&id, publication.as_str(), window, None);
                 }
             }
             Msg::Capture(CaptureNotice::JournalFailed {
@@ -719,7 +719,7 @@ impl Brain {
                 options,
                 reply,
             } => {
-                let _ = reply.send(self.render_session(&session, &mode, options).await);
+                let _ = reply.send(self.render_session(&session, &mode, options, None).await);
             }
             Msg::ResumeUploads(ids) => {
                 for id in ids {

@@ -72,6 +72,17 @@ pub(crate) struct Pending {
     failures: Vec<(String, String)>,
 }
 
+/// Turns true when a session's journals are flushed: output jobs started at a stop wait for
+/// it before reading them (the brain does not).
+pub(crate) type Flushed = tokio::sync::watch::Receiver<bool>;
+
+async fn after(flushed: Option<Flushed>) {
+    if let Some(mut flushed) = flushed {
+        // Err: the capture thread is gone, and nothing more will reach the journals.
+        let _ = flushed.wait_for(|done| *done).await;
+    }
+}
+
 /// What a job's result means for its recording: None when it made its output.
 fn job_failure(result: Result<Outcome>) -> Option<(String, String)> {
     match result {
@@ -128,7 +139,11 @@ impl Brain {
         Ok(())
     }
 
-    fn set_capture(&self, session: &str, on: bool) -> tokio::sync::oneshot::Receiver<()> {
+    /// Capture on or off for the session's tracks, in the capture thread's queue order:
+    /// frames queued before this are kept, those after it follow the new setting. Returns
+    /// at once (the brain never waits on a disk); the receiver turns true once the session's
+    /// journals are flushed and synced.
+    fn set_capture(&self, session: &str, on: bool) -> Flushed {
         let (done, rx) = tokio::sync::oneshot::channel();
         self.capture.send(CaptureCommand::SetCapture {
             session: session.to_string(),
@@ -136,7 +151,12 @@ impl Brain {
             at_unix_us: now_ms() * 1000,
             flushed: Some(done),
         });
-        rx
+        let (tx, flushed) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = rx.await;
+            let _ = tx.send(true);
+        });
+        flushed
     }
 
     fn request_keyframes(&self, session: &str) {
@@ -262,7 +282,7 @@ impl Brain {
                     RecordingState::Recording,
                     options,
                 );
-                let _ = self.set_capture(session.as_str(), true).await;
+                drop(self.set_capture(session.as_str(), true));
                 self.request_keyframes(session.as_str());
                 self.transition(
                     &mut rec,
@@ -326,7 +346,7 @@ impl Brain {
         match command {
             Command::Pause => {
                 let session = rec.session_id.clone().expect("recording has a session");
-                let _ = self.set_capture(&session, false).await;
+                drop(self.set_capture(&session, false));
                 rec.pauses.push(Pause {
                     paused_at: now_ms(),
                     resumed_at: None,
@@ -338,7 +358,7 @@ impl Brain {
             }
             Command::Resume => {
                 let session = rec.session_id.clone().expect("recording has a session");
-                let _ = self.set_capture(&session, true).await;
+                drop(self.set_capture(&session, true));
                 self.request_keyframes(&session);
                 if let Some(last) = rec.pauses.last_mut() {
                     last.resumed_at = Some(now_ms());
@@ -388,8 +408,8 @@ impl Brain {
         };
         self.active
             .remove(&SessionId::from_trusted(session.clone()));
-        // Capture off, and the journals flushed, before any output reads them.
-        let _ = self.set_capture(&session, false).await;
+        // Capture off now; the outputs read the journals once they are flushed.
+        let flushed = self.set_capture(&session, false);
         rec.stopped_at = Some(now_ms());
         self.transition(
             &mut rec,
@@ -407,11 +427,11 @@ impl Brain {
         if rec.mode == "stream" {
             for p in self.db.list_publications(&session).await? {
                 if p.started_at <= rec.stopped_at.unwrap_or(i64::MAX) {
-                    self.schedule(&rec.id, &p.id, window);
+                    self.schedule(&rec.id, &p.id, window, Some(flushed.clone()));
                 }
             }
         } else {
-            self.schedule_composite(&rec.id);
+            self.schedule_composite(&rec.id, Some(flushed));
         }
         self.finishing.insert(rec.id.clone(), rec.clone());
         self.maybe_finish(&rec.id).await?;
@@ -419,7 +439,13 @@ impl Brain {
     }
 
     /// One output job per (recording, publication).
-    pub(crate) fn schedule(&mut self, recording: &str, publication: &str, window: Window) {
+    pub(crate) fn schedule(
+        &mut self,
+        recording: &str,
+        publication: &str,
+        window: Window,
+        flushed: Option<Flushed>,
+    ) {
         if !self
             .scheduled
             .insert((recording.to_string(), publication.to_string()))
@@ -433,6 +459,7 @@ impl Brain {
         let (db, dir, tx) = (self.db.clone(), self.data_dir.clone(), self.tx.clone());
         let (recording, publication) = (recording.to_string(), publication.to_string());
         self.jobs.spawn(async move {
+            after(flushed).await;
             let result =
                 assets::process_publication(&db, &dir, &publication, &recording, window).await;
             if let Err(e) = &result {
@@ -450,6 +477,7 @@ impl Brain {
         session: &reel_db::Session,
         mode: &str,
         options: RecordingOptions,
+        flushed: Option<Flushed>,
     ) -> Result<Recording> {
         let Some(ended) = session.ended_at else {
             return Err(RecorderError::InvalidState(
@@ -483,13 +511,15 @@ impl Brain {
         )
         .await?;
         self.finishing.insert(rec.id.clone(), rec.clone());
-        self.schedule_composite(&rec.id);
+        self.schedule_composite(&rec.id, flushed);
         Ok(rec)
     }
 
     /// The room policy's automatic outputs of a session that was recorded: a composite
     /// (`auto_composite`) and audio mixes (`audio_mix_formats`).
     pub(crate) async fn policy_outputs(&mut self, session_id: &str) -> Result<()> {
+        // The session's journals may still be closing: the renders wait for their flush.
+        let flushed = self.set_capture(session_id, false);
         let session = self.db.session_by_id(session_id).await?;
         // Nothing was captured (a call that never sent RTP, a publisher gone before its first
         // packet): there is nothing to render, and a render that can only fail is not run.
@@ -536,7 +566,8 @@ impl Brain {
                 json,
                 sealed_credentials: defaults.sealed_credentials.clone(),
             };
-            self.render_session(&session, mode, options).await?;
+            self.render_session(&session, mode, options, Some(flushed.clone()))
+                .await?;
         }
         Ok(())
     }
@@ -563,7 +594,7 @@ impl Brain {
     }
 
     /// One composite (or audio mix) job for a `composite` / `audio` recording.
-    pub(crate) fn schedule_composite(&mut self, recording: &str) {
+    pub(crate) fn schedule_composite(&mut self, recording: &str, flushed: Option<Flushed>) {
         self.pending
             .entry(recording.to_string())
             .or_default()
@@ -576,6 +607,7 @@ impl Brain {
         );
         let recording = recording.to_string();
         self.jobs.spawn(async move {
+            after(flushed).await;
             let result = composites::process_recording(&db, &dir, &ctx, &recording).await;
             if let Err(e) = &result {
                 tracing::error!(%recording, error = %e, "composite job");

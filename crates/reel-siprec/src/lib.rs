@@ -24,6 +24,7 @@ pub mod engine;
 pub mod message;
 pub mod metadata;
 pub mod multipart;
+pub mod plan;
 pub mod sdp;
 pub mod sources;
 

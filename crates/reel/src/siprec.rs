@@ -28,7 +28,8 @@ use reel_recorder::capture::CaptureCommand;
 use reel_recorder::{MediaCommand, PublicationContext, Recorder};
 use reel_siprec::engine::{Config as EngineConfig, Engine, Event, Output};
 use reel_siprec::metadata::Metadata;
-use reel_siprec::sdp::{Format, LineAnswer, MediaType, Offer};
+use reel_siprec::plan::{self, MediaPolicy, PlannedParty};
+use reel_siprec::sdp::{Format, LineAnswer, Offer};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -53,9 +54,7 @@ pub struct SiprecLoop {
 /// A party of a call: a publication of the session.
 struct Party {
     ctx: PublicationContext,
-    /// The metadata's participant id, when the metadata named the sender.
-    metadata_id: Option<String>,
-    name: String,
+    planned: PlannedParty,
 }
 
 /// A recorded m-line's receiving task.
@@ -83,8 +82,8 @@ struct Call {
 /// in the database yet (that waits for the ACK: a half-open INVITE leaves no trace).
 struct Prepared {
     room: Room,
-    /// The parties to join once the call is confirmed: (metadata participant id, name).
-    parties: Vec<(Option<String>, String)>,
+    /// The parties to join once the call is confirmed.
+    parties: Vec<PlannedParty>,
     /// Per m-line: the bound socket, what to record and which party sends it, or nothing.
     /// Packets that come before the parties have joined wait in the socket's buffer.
     lines: Vec<Option<(UdpSocket, Format, usize)>>,
@@ -108,21 +107,6 @@ enum Internal {
         call_id: String,
         kind: MediaKind,
     },
-}
-
-/// A display name fit for the API and the files: the metadata's name unless it is a phone
-/// number (numbers are personal data and stay out of API reads), else "participant N".
-fn party_name(name: Option<&str>, n: usize) -> String {
-    match name.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s)
-            if !s
-                .chars()
-                .all(|c| c.is_ascii_digit() || " +-().".contains(c)) =>
-        {
-            s.chars().filter(|c| !c.is_control()).take(80).collect()
-        }
-        _ => format!("participant {n}"),
-    }
 }
 
 fn codec_of(format: &Format) -> Option<Codec> {
@@ -251,7 +235,8 @@ impl SiprecLoop {
             recorder: self.recorder.clone(),
             settings: DecideSettings {
                 default_room: self.settings.default_room.clone(),
-                media_policy: self.settings.media_policy.clone(),
+                // Checked when the configuration was read.
+                media_policy: self.settings.media_policy.parse().unwrap_or_default(),
                 rtp_ports: (self.settings.rtp_port_min, self.settings.rtp_port_max),
                 bind: self.settings.bind,
             },
@@ -464,30 +449,13 @@ impl SiprecLoop {
             engine.reject(Instant::now(), call_id, 491, "Request Pending");
             return;
         };
-        let answers: Vec<LineAnswer> = offer
-            .media
+        let recorded: Vec<Option<(u16, &Format)>> = call
+            .streams
             .iter()
-            .enumerate()
-            .map(
-                |(i, m)| match call.streams.get(i).and_then(Option::as_ref) {
-                    Some(s) if m.port != 0 && m.recordable() == Some(&s.format) => {
-                        LineAnswer::Record {
-                            port: s.port,
-                            format: s.format.clone(),
-                        }
-                    }
-                    _ => LineAnswer::Reject,
-                },
-            )
+            .map(|s| s.as_ref().map(|s| (s.port, &s.format)))
             .collect();
+        let (answers, held) = plan::reanswer(offer, &recorded);
         engine.accept(Instant::now(), call_id, offer, &answers);
-        let recorded: Vec<_> = offer
-            .media
-            .iter()
-            .zip(&answers)
-            .filter(|(_, a)| matches!(a, LineAnswer::Record { .. }))
-            .collect();
-        let held = !recorded.is_empty() && recorded.iter().all(|(m, _)| !m.direction.sends());
         if held != call.held {
             tracing::info!(call = %call_id, held, "hold");
             call.held = held;
@@ -503,20 +471,12 @@ impl SiprecLoop {
             call.metadata_version,
             metadata.source.clone(),
         );
-        for (n, party) in call.parties.iter_mut().enumerate() {
-            let Some(p) = party
-                .metadata_id
-                .as_ref()
-                .and_then(|id| metadata.participants.iter().find(|p| &p.id == id))
-            else {
-                continue;
-            };
-            let name = party_name(p.name.as_deref(), n + 1);
-            if name != party.name {
-                tracing::info!(call = %call_id, publication = %party.ctx.publication, "participant renamed");
-                party.name = name.clone();
-                self.recorder.rename(&party.ctx.publication, name);
-            }
+        let planned: Vec<PlannedParty> = call.parties.iter().map(|p| p.planned.clone()).collect();
+        for (n, name) in plan::renames(&planned, &metadata) {
+            let party = &mut call.parties[n];
+            tracing::info!(call = %call_id, publication = %party.ctx.publication, "participant renamed");
+            party.planned.name = name.clone();
+            self.recorder.rename(&party.ctx.publication, name);
         }
     }
 
@@ -653,7 +613,7 @@ impl State {
 
 struct DecideSettings {
     default_room: String,
-    media_policy: String,
+    media_policy: MediaPolicy,
     rtp_ports: (u16, u16),
     bind: IpAddr,
 }
@@ -679,68 +639,18 @@ impl Decide {
             .policy
             .get("sip_media")
             .and_then(|v| v.as_str())
-            .unwrap_or(&self.settings.media_policy)
-            .to_string();
-        let video = policy == "audio_video";
-        let mut formats: Vec<Option<Format>> = offer
-            .media
-            .iter()
-            .map(|m| {
-                let wanted = m.port != 0
-                    && match m.media {
-                        MediaType::Audio => true,
-                        MediaType::Video => video,
-                        MediaType::Other => false,
-                    };
-                m.recordable().filter(|_| wanted).cloned()
-            })
-            .collect();
-        if formats.iter().all(Option::is_none) {
-            return Err((
-                488,
-                "Not Acceptable Here: no recordable media (PCMU, PCMA, G722, OPUS over RTP/AVP)"
-                    .into(),
-            ));
-        }
-        // Parties in the order of their first recorded stream: the metadata's sender of the
-        // line, or a party of its own for a line the metadata does not attribute.
-        let mut keys: Vec<(Option<String>, Option<String>)> = Vec::new();
-        let mut line_party = vec![0; offer.media.len()];
-        for (i, m) in offer.media.iter().enumerate() {
-            if formats[i].is_none() {
-                continue;
-            }
-            let sender = m
-                .label
-                .as_deref()
-                .and_then(|l| metadata.as_ref()?.sender_of_label(l));
-            let known =
-                sender.and_then(|p| keys.iter().position(|(id, _)| id.as_ref() == Some(&p.id)));
-            line_party[i] = match known {
-                Some(n) => n,
-                None => {
-                    keys.push(
-                        sender
-                            .map(|p| (Some(p.id.clone()), p.name.clone()))
-                            .unwrap_or((None, None)),
-                    );
-                    keys.len() - 1
-                }
-            };
-        }
-        let parties: Vec<(Option<String>, String)> = keys
-            .into_iter()
-            .enumerate()
-            .map(|(n, (id, name))| (id, party_name(name.as_deref(), n + 1)))
-            .collect();
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(self.settings.media_policy);
+        let planned =
+            plan::plan_call(offer, metadata.as_ref(), policy).map_err(|r| (r.status, r.reason))?;
         let mut lines = Vec::new();
-        for (i, format) in formats.iter_mut().enumerate() {
-            let Some(format) = format.take() else {
+        for line in planned.lines {
+            let Some(line) = line else {
                 lines.push(None);
                 continue;
             };
             match self.bind_rtp().await {
-                Ok(socket) => lines.push(Some((socket, format, line_party[i]))),
+                Ok(socket) => lines.push(Some((socket, line.format, line.party))),
                 Err(e) => {
                     tracing::error!(call = %call_id, error = %e, "no RTP port free");
                     return Err((503, "Service Unavailable: no RTP port free".into()));
@@ -749,7 +659,7 @@ impl Decide {
         }
         Ok(Prepared {
             room,
-            parties,
+            parties: planned.parties,
             lines,
             metadata_source: metadata.map(|m| m.source).unwrap_or_default(),
         })
@@ -759,16 +669,15 @@ impl Decide {
     /// stream comes first, joins first). On a failure the ones already joined are undone.
     async fn join(&self, call_id: &str, prepared: &Prepared) -> Result<Vec<Party>, String> {
         let mut parties: Vec<Party> = Vec::new();
-        for (id, name) in &prepared.parties {
+        for planned in &prepared.parties {
             match self
                 .recorder
-                .join_call(prepared.room.clone(), call_id, name.clone())
+                .join_call(prepared.room.clone(), call_id, planned.name.clone())
                 .await
             {
                 Ok(ctx) => parties.push(Party {
                     ctx,
-                    metadata_id: id.clone(),
-                    name: name.clone(),
+                    planned: planned.clone(),
                 }),
                 Err(e) => {
                     for p in parties {
@@ -783,13 +692,8 @@ impl Decide {
 
     /// The room named by the Request-URI's user part (a room id), else the default room.
     async fn room(&self, user: Option<&str>) -> Result<Room, (u16, String)> {
-        if let Some(user) = user.filter(|u| u.starts_with("room_")) {
-            if let Ok(room) = self.db.get_room(None, user).await {
-                return Ok(room);
-            }
-        }
-        if !self.settings.default_room.is_empty() {
-            if let Ok(room) = self.db.get_room(None, &self.settings.default_room).await {
+        for id in plan::room_candidates(user, &self.settings.default_room) {
+            if let Ok(room) = self.db.get_room(None, id).await {
                 return Ok(room);
             }
         }
@@ -1039,13 +943,5 @@ mod tests {
         let mut open = SourceLatch::new(Some("0.0.0.0".parse().unwrap()), 0, &[]);
         assert_eq!(open.admit(elsewhere, &rtp(0, 1)), Admit::Media);
         assert_eq!(open.admit(src, &rtp(0, 2)), Admit::Drop);
-    }
-
-    #[test]
-    fn phone_numbers_never_become_names() {
-        assert_eq!(party_name(Some("Alice"), 1), "Alice");
-        assert_eq!(party_name(Some("+1 (555) 010-0199"), 2), "participant 2");
-        assert_eq!(party_name(Some("  "), 3), "participant 3");
-        assert_eq!(party_name(None, 1), "participant 1");
     }
 }
