@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use reel_core::options::{seal, RecordingOptions};
-use reel_core::recording::{Command, RecordingState};
+use reel_core::recording::{Command, RecordingMode, RecordingState};
 use reel_db::Recording;
 use serde::Deserialize;
 
@@ -30,17 +30,14 @@ fn check_mode_and_options(
     s: &AppState,
     mode: &str,
     options: Option<&RecordingOptions>,
-) -> Result<(), ApiError> {
-    match mode {
-        "stream" | "composite" | "audio" => {}
-        other => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                format!("mode: {other:?} is not one of stream, composite, audio"),
-            ))
-        }
-    }
+) -> Result<RecordingMode, ApiError> {
+    let mode: RecordingMode = mode.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("mode: {mode:?} is not one of stream, composite, audio"),
+        )
+    })?;
     if let Some(options) = options {
         options.validate(mode).map_err(|e| {
             ApiError::new(
@@ -52,7 +49,7 @@ fn check_mode_and_options(
         crate::storage::check_destination(s, options, "recordingOptions")?;
         check_output_options(options)?;
     }
-    Ok(())
+    Ok(mode)
 }
 
 /// Options as the recorder keeps them: public JSON, credentials sealed.
@@ -105,8 +102,8 @@ pub(crate) async fn start(
     Auth(key): Auth,
     Json(body): Json<Start>,
 ) -> Result<Response, ApiError> {
-    let mode = body.mode.unwrap_or_else(|| "stream".into());
-    check_mode_and_options(&s, &mode, body.recording_options.as_ref())?;
+    let mode = body.mode.as_deref().unwrap_or("stream");
+    let mode = check_mode_and_options(&s, mode, body.recording_options.as_ref())?;
     let given = body.recording_options;
     let room =
         s.db.get_room(Some(&key.application_id), &body.room_id)
@@ -241,7 +238,7 @@ pub(crate) async fn rerender(
     Path(id): Path<String>,
     Json(body): Json<Rerender>,
 ) -> Result<(StatusCode, axum::Json<Recording>), ApiError> {
-    let mode = body.mode.unwrap_or_else(|| "composite".into());
+    let mode = body.mode.as_deref().unwrap_or("composite");
     if mode == "stream" {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -249,7 +246,7 @@ pub(crate) async fn rerender(
             "mode: composite or audio (stream assets exist already)",
         ));
     }
-    check_mode_and_options(&s, &mode, body.recording_options.as_ref())?;
+    let mode = check_mode_and_options(&s, mode, body.recording_options.as_ref())?;
     let session =
         s.db.get_session(&key.application_id, &id)
             .await
@@ -284,7 +281,7 @@ pub(crate) async fn change_layout(
         s.db.get_recording(&key.application_id, &id)
             .await
             .map_err(|_| ApiError::not_found("recording"))?;
-    if rec.mode != "composite" || !rec.is_active() {
+    if rec.mode != RecordingMode::Composite || !rec.is_active() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "invalid_state",

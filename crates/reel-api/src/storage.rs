@@ -47,17 +47,19 @@ pub(crate) fn validate_and_seal(
     options: RecordingOptions,
     field: &str,
 ) -> Result<(serde_json::Value, Option<String>), ApiError> {
-    options.validate("stream").map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            format!(
-                "{field}.{}: {}",
-                e.field.trim_start_matches("recordingOptions."),
-                e.message
-            ),
-        )
-    })?;
+    options
+        .validate(reel_core::recording::RecordingMode::Stream)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!(
+                    "{field}.{}: {}",
+                    e.field.trim_start_matches("recordingOptions."),
+                    e.message
+                ),
+            )
+        })?;
     check_destination(s, &options, field)?;
     let sealed = options
         .credentials
@@ -117,13 +119,15 @@ pub(crate) async fn retry_upload(
             credentials: Some(creds.clone()),
             ..Default::default()
         };
-        probe.validate("stream").map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                e.message.replace("recordingOptions.", ""),
-            )
-        })?;
+        probe
+            .validate(reel_core::recording::RecordingMode::Stream)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    e.message.replace("recordingOptions.", ""),
+                )
+            })?;
         s.db.set_recording_credentials(&rec.id, &seal::seal(&s.config.secrets_key, &creds))
             .await?;
     }

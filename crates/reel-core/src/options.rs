@@ -2,6 +2,7 @@
 //! the write-only `credentials` for it, `format`, `notificationEvents`, and
 //! `transcriptionOptions`. Validated field by field so a client learns exactly what is wrong.
 
+use crate::recording::RecordingMode;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -114,7 +115,7 @@ pub fn parse_destination(url: &str) -> Result<Destination, String> {
 
 impl RecordingOptions {
     /// Checks every field against the recording `mode`.
-    pub fn validate(&self, mode: &str) -> Result<Option<Destination>, FieldError> {
+    pub fn validate(&self, mode: RecordingMode) -> Result<Option<Destination>, FieldError> {
         let destination = match &self.destination_url {
             Some(url) => Some(
                 parse_destination(url).map_err(|m| err("recordingOptions.destinationUrl", m))?,
@@ -170,20 +171,20 @@ impl RecordingOptions {
         if let Some(format) = &self.format {
             const F: &str = "recordingOptions.format";
             match mode {
-                "audio" if ["mp3", "wav", "ogg", "m4a"].contains(&format.as_str()) => {}
-                "audio" => return Err(err(F, "one of mp3, wav, ogg, m4a")),
-                "composite" if ["mp4", "webm"].contains(&format.as_str()) => {}
-                "composite" => return Err(err(F, "one of mp4, webm")),
-                _ => return Err(err(F, "stream recordings keep each codec's own container; format applies to composite and audio")),
+                RecordingMode::Audio if ["mp3", "wav", "ogg", "m4a"].contains(&format.as_str()) => {}
+                RecordingMode::Audio => return Err(err(F, "one of mp3, wav, ogg, m4a")),
+                RecordingMode::Composite if ["mp4", "webm"].contains(&format.as_str()) => {}
+                RecordingMode::Composite => return Err(err(F, "one of mp4, webm")),
+                RecordingMode::Stream => return Err(err(F, "stream recordings keep each codec's own container; format applies to composite and audio")),
             }
         }
-        if self.composite_options.is_some() && mode != "composite" {
+        if self.composite_options.is_some() && mode != RecordingMode::Composite {
             return Err(err(
                 "recordingOptions.compositeOptions",
                 "goes with mode composite",
             ));
         }
-        if self.audio_options.is_some() && mode != "audio" {
+        if self.audio_options.is_some() && mode != RecordingMode::Audio {
             return Err(err("recordingOptions.audioOptions", "goes with mode audio"));
         }
         if let Some(t) = &self.transcription_options {
@@ -295,7 +296,7 @@ impl RoomPolicy {
                 ..Default::default()
             };
             probe
-                .validate("stream")
+                .validate(RecordingMode::Stream)
                 .map_err(|e| err("policy.transcription.locale", e.message))?;
         }
         Ok(())
@@ -349,7 +350,10 @@ mod tests {
         let ok = opts(
             serde_json::json!({"destinationUrl": "s3://my-bucket/calls/", "credentials": "AKIA:secret:eu-west-1"}),
         );
-        assert_eq!(ok.validate("stream"), Ok(Some(Destination::S3)));
+        assert_eq!(
+            ok.validate(RecordingMode::Stream),
+            Ok(Some(Destination::S3))
+        );
         assert!(
             !serde_json::to_string(&ok.public())
                 .unwrap()
@@ -399,7 +403,9 @@ mod tests {
             ),
         ];
         for (json, field) in cases {
-            let e = opts(json.clone()).validate("stream").unwrap_err();
+            let e = opts(json.clone())
+                .validate(RecordingMode::Stream)
+                .unwrap_err();
             assert_eq!(e.field, field, "{json}");
             // A secret written where it does not belong is never echoed back.
             assert!(!e.message.contains("s3cr3t"), "{}", e.message);
@@ -407,17 +413,17 @@ mod tests {
         assert!(opts(
             serde_json::json!({"destinationUrl": "gs://b-1/x", "credentials": "GOOG:secret"})
         )
-        .validate("stream")
+        .validate(RecordingMode::Stream)
         .is_ok());
         assert!(opts(
             serde_json::json!({"destinationUrl": "azure://acct1/recs/x", "credentials": "c2VjcmV0"})
         )
-        .validate("stream")
+        .validate(RecordingMode::Stream)
         .is_ok());
         assert!(opts(
             serde_json::json!({"transcriptionOptions": {"enabled": true, "locale": "en-US"}})
         )
-        .validate("stream")
+        .validate(RecordingMode::Stream)
         .is_ok());
         assert!(
             serde_json::from_value::<RecordingOptions>(serde_json::json!({"colour": 1})).is_err()

@@ -5,6 +5,53 @@
 //! transition (resume a stopped recording) is refused without side effects.
 
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What a recording makes: one file per participant stream, one composited movie, or one
+/// audio mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingMode {
+    Stream,
+    Composite,
+    Audio,
+}
+
+impl RecordingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stream => "stream",
+            Self::Composite => "composite",
+            Self::Audio => "audio",
+        }
+    }
+
+    /// One output rendered from every participant (a composite or a mix), not one per stream.
+    pub fn is_rendered(self) -> bool {
+        self != Self::Stream
+    }
+}
+
+impl FromStr for RecordingMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stream" => Ok(Self::Stream),
+            "composite" => Ok(Self::Composite),
+            "audio" => Ok(Self::Audio),
+            other => Err(format!(
+                "unknown recording mode {other:?} (stream, composite, audio)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RecordingMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,6 +146,11 @@ impl RecordingState {
         })
     }
 
+    /// Capturing: frames reach the journals (`recording`) or are dropped (`paused`).
+    pub fn is_capturing(self) -> bool {
+        matches!(self, Self::Recording | Self::Paused)
+    }
+
     /// Capturing or waiting to: at most one such recording per room.
     pub fn is_active(self) -> bool {
         matches!(self, Self::Starting | Self::Recording | Self::Paused)
@@ -124,6 +176,19 @@ impl RecordingState {
             (S::Failed, C::RetryUpload) => S::Uploading,
             _ => return None,
         })
+    }
+}
+
+impl FromStr for RecordingState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| format!("unknown recording state {s:?}"))
+    }
+}
+
+impl fmt::Display for RecordingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

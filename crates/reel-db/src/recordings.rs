@@ -1,6 +1,7 @@
 //! Recordings: a capture window over a room's session, with its state and pauses.
 
 use crate::{Change, Db, DbError, Result};
+use reel_core::recording::{RecordingMode, RecordingState};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -17,9 +18,12 @@ pub struct Recording {
     pub application_id: String,
     pub room_id: String,
     pub session_id: Option<String>,
-    pub mode: String,
+    /// `stream`, `composite` or `audio`.
+    #[schema(value_type = String)]
+    pub mode: RecordingMode,
     /// starting → recording ⇄ paused → stopping → processing → [uploading →] available | failed
-    pub state: String,
+    #[schema(value_type = String)]
+    pub state: RecordingState,
     /// Why it failed, in words.
     pub failure: Option<String>,
     /// Why it failed, as a stable code: `nothing_recorded`, `no_media`, `output_failed`,
@@ -50,7 +54,7 @@ impl Recording {
     }
 
     pub fn is_active(&self) -> bool {
-        matches!(self.state.as_str(), "starting" | "recording" | "paused")
+        self.state.is_active()
     }
 }
 
@@ -61,8 +65,14 @@ pub(crate) fn recording(r: &AnyRow) -> Result<Recording> {
         application_id: r.try_get("application_id")?,
         room_id: r.try_get("room_id")?,
         session_id: r.try_get("session_id")?,
-        mode: r.try_get("mode")?,
-        state: r.try_get("state")?,
+        mode: r
+            .try_get::<String, _>("mode")?
+            .parse()
+            .map_err(DbError::Corrupt)?,
+        state: r
+            .try_get::<String, _>("state")?
+            .parse()
+            .map_err(DbError::Corrupt)?,
         failure: r.try_get("failure")?,
         failure_code: r.try_get("failure_code")?,
         pauses: serde_json::from_str(&pauses).map_err(|e| DbError::Corrupt(e.to_string()))?,

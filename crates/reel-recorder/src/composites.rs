@@ -8,7 +8,7 @@ use crate::{Outcome, RecorderError, Result};
 use reel_compose::layout::{Layout, SourceKind};
 use reel_compose::options::{AudioOptions, CompositeOptions};
 use reel_compose::render::{Job, Participant, Rendered, Timeline};
-use reel_core::recording::FailureCode;
+use reel_core::recording::{FailureCode, RecordingMode};
 use reel_core::{AssetId, AssetType, EventKind};
 use reel_db::{now_ms, Asset, Change, Db, Recording};
 use std::path::{Path, PathBuf};
@@ -106,9 +106,13 @@ pub async fn job_for(
     let (participants, timeline) = inputs(db, rec).await?;
     let format = rec.options["format"]
         .as_str()
-        .unwrap_or(if rec.mode == "audio" { "mp3" } else { "mp4" })
+        .unwrap_or(if rec.mode == RecordingMode::Audio {
+            "mp3"
+        } else {
+            "mp4"
+        })
         .to_string();
-    let output = if rec.mode == "audio" {
+    let output = if rec.mode == RecordingMode::Audio {
         let opts: AudioOptions =
             serde_json::from_value(rec.options["audioOptions"].clone()).unwrap_or_default();
         let first = participants
@@ -273,7 +277,7 @@ pub async fn process_recording(
     }
     let asset_id = AssetId::generate();
     let (job, format) = job_for(db, data_dir, &rec, asset_id.as_str()).await?;
-    let asset_type = if rec.mode == "audio" {
+    let asset_type = if rec.mode == RecordingMode::Audio {
         AssetType::AudioMix
     } else {
         AssetType::Composite

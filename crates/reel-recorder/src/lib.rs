@@ -26,6 +26,7 @@ pub mod uploads;
 
 use capture::{CaptureCommand, CaptureHandle, CaptureNotice};
 use reel_core::lifecycle::{Action, Lifecycle, Limits, Venue};
+use reel_core::recording::RecordingMode;
 use reel_core::{EndReason, PublicationId, PublicationKind, RoomId, SessionId};
 use reel_db::{now_ms, Db, Publication, Recording, Room, Session, Track};
 use reel_whip::WhipError;
@@ -149,7 +150,7 @@ enum Msg {
     Capture(CaptureNotice),
     StartRecording {
         room: Room,
-        mode: String,
+        mode: RecordingMode,
         options: recordings::RecordingOptions,
         reply: oneshot::Sender<Result<Recording>>,
     },
@@ -173,7 +174,7 @@ enum Msg {
     /// A composite or audio mix of an ended session, from its journals.
     Render {
         session: reel_db::Session,
-        mode: String,
+        mode: RecordingMode,
         options: recordings::RecordingOptions,
         reply: oneshot::Sender<Result<Recording>>,
     },
@@ -410,7 +411,7 @@ impl Recorder {
     pub async fn start_recording(
         &self,
         room: Room,
-        mode: String,
+        mode: RecordingMode,
         options: recordings::RecordingOptions,
     ) -> Result<Recording> {
         let (reply, rx) = oneshot::channel();
@@ -430,7 +431,7 @@ impl Recorder {
     pub async fn render_session(
         &self,
         session: reel_db::Session,
-        mode: String,
+        mode: RecordingMode,
         options: recordings::RecordingOptions,
     ) -> Result<Recording> {
         let (reply, rx) = oneshot::channel();
@@ -676,7 +677,11 @@ impl Brain {
                 tracing::info!(%publication, reason = reason.as_str(), "publication ended");
                 // Its output for the recording that is capturing now; a stopped recording
                 // already made (or is making) its own.
-                if let Some(rec) = self.active.get(&ctx.session).filter(|r| r.mode == "stream") {
+                if let Some(rec) = self
+                    .active
+                    .get(&ctx.session)
+                    .filter(|r| r.mode == RecordingMode::Stream)
+                {
                     let from = rec.started_at.map(|t| t * 1000);
                     let window = reel_media::remux::Window {
                         from_unix_us: from,
@@ -719,7 +724,7 @@ impl Brain {
                 options,
                 reply,
             } => {
-                let _ = reply.send(self.render_session(&session, &mode, options, None).await);
+                let _ = reply.send(self.render_session(&session, mode, options, None).await);
             }
             Msg::ResumeUploads(ids) => {
                 for id in ids {

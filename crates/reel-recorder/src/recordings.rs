@@ -19,7 +19,7 @@ use crate::{
 };
 use reel_core::lifecycle::Venue;
 use reel_core::recording::FailureCode;
-use reel_core::recording::{Command, RecordingState};
+use reel_core::recording::{Command, RecordingMode, RecordingState};
 use reel_core::{EventKind, RecordingId, RoomId, SessionId};
 use reel_db::{now_ms, Pause, Recording, Room};
 use reel_media::remux::Window;
@@ -129,7 +129,7 @@ impl Brain {
         event: Option<EventKind>,
         extra: Value,
     ) -> Result<()> {
-        rec.state = state.as_str().to_string();
+        rec.state = state;
         let mut events = vec![(EventKind::StatusUpdate, payload(rec, extra.clone()))];
         if let Some(e) = event {
             events.push((e, payload(rec, extra)));
@@ -175,7 +175,7 @@ impl Brain {
 
     fn new_recording(
         room: &Room,
-        mode: &str,
+        mode: RecordingMode,
         session: Option<&SessionId>,
         state: RecordingState,
         options: RecordingOptions,
@@ -186,8 +186,8 @@ impl Brain {
             application_id: room.application_id.clone(),
             room_id: room.id.clone(),
             session_id: session.map(|s| s.to_string()),
-            mode: mode.to_string(),
-            state: state.as_str().to_string(),
+            mode,
+            state,
             failure: None,
             failure_code: None,
             pauses: Vec::new(),
@@ -227,7 +227,7 @@ impl Brain {
                 let defaults = RecordingOptions::defaults_for(&self.db, room).await?;
                 Self::new_recording(
                     room,
-                    "stream",
+                    RecordingMode::Stream,
                     Some(session),
                     RecordingState::Recording,
                     defaults,
@@ -254,7 +254,7 @@ impl Brain {
     pub(crate) async fn start_recording(
         &mut self,
         room: Room,
-        mode: String,
+        mode: RecordingMode,
         options: RecordingOptions,
     ) -> Result<Recording> {
         let room_id = RoomId::from_trusted(room.id.clone());
@@ -277,7 +277,7 @@ impl Brain {
             Some(session) => {
                 let mut rec = Self::new_recording(
                     &room,
-                    &mode,
+                    mode,
                     Some(&session),
                     RecordingState::Recording,
                     options,
@@ -296,7 +296,7 @@ impl Brain {
             }
             None => {
                 let mut rec =
-                    Self::new_recording(&room, &mode, None, RecordingState::Starting, options);
+                    Self::new_recording(&room, mode, None, RecordingState::Starting, options);
                 self.transition(&mut rec, RecordingState::Starting, None, json!({}))
                     .await?;
                 self.starting.insert(room_id, rec.clone());
@@ -323,9 +323,7 @@ impl Brain {
             .get_recording(app, id)
             .await
             .map_err(|_| RecorderError::NotFound)?;
-        let state = RecordingState::parse(&rec.state)
-            .ok_or_else(|| RecorderError::Internal(format!("state {}", rec.state)))?;
-        let Some(next) = state.apply(command) else {
+        let Some(next) = rec.state.apply(command) else {
             return Err(RecorderError::InvalidState(
                 format!("cannot {command:?} a recording that is {}", rec.state).to_lowercase(),
             ));
@@ -389,8 +387,7 @@ impl Brain {
 
     /// Ends capture for the recording and makes its outputs.
     pub(crate) async fn stop(&mut self, mut rec: Recording, why: &str) -> Result<Recording> {
-        let state = RecordingState::parse(&rec.state).unwrap_or(RecordingState::Failed);
-        if state == RecordingState::Starting {
+        if rec.state == RecordingState::Starting {
             self.starting
                 .remove(&RoomId::from_trusted(rec.room_id.clone()));
             self.fail(
@@ -424,7 +421,7 @@ impl Brain {
             from_unix_us: rec.started_at.map(|t| t * 1000),
             to_unix_us: rec.stopped_at.map(|t| t * 1000),
         };
-        if rec.mode == "stream" {
+        if rec.mode == RecordingMode::Stream {
             for p in self.db.list_publications(&session).await? {
                 if p.started_at <= rec.stopped_at.unwrap_or(i64::MAX) {
                     self.schedule(&rec.id, &p.id, window, Some(flushed.clone()));
@@ -475,7 +472,7 @@ impl Brain {
     pub(crate) async fn render_session(
         &mut self,
         session: &reel_db::Session,
-        mode: &str,
+        mode: RecordingMode,
         options: RecordingOptions,
         flushed: Option<Flushed>,
     ) -> Result<Recording> {
@@ -531,16 +528,16 @@ impl Brain {
             return Ok(());
         }
         let policy = uploads::room_policy(&self.db, &session.room_id).await;
-        let mut wanted: Vec<(&str, Option<&str>)> = Vec::new();
+        let mut wanted: Vec<(RecordingMode, Option<&str>)> = Vec::new();
         if policy.auto_composite {
-            wanted.push(("composite", None));
+            wanted.push((RecordingMode::Composite, None));
         }
         for f in &policy.audio_mix_formats {
-            wanted.push(("audio", Some(f.as_str())));
+            wanted.push((RecordingMode::Audio, Some(f.as_str())));
         }
         // A recorded call always gets its call recording: mp3 unless the room says.
         if session.call_id.is_some() && policy.audio_mix_formats.is_empty() {
-            wanted.push(("audio", Some("mp3")));
+            wanted.push((RecordingMode::Audio, Some("mp3")));
         }
         if wanted.is_empty() {
             return Ok(());
@@ -719,7 +716,7 @@ impl Brain {
         outcome: uploads::UploadOutcome,
     ) -> Result<()> {
         let mut rec = self.db.recording_by_id(recording).await?;
-        if rec.state != "uploading" {
+        if rec.state != RecordingState::Uploading {
             return Ok(());
         }
         match outcome {
@@ -767,7 +764,7 @@ pub async fn finish_interrupted(
 ) -> Result<Vec<Recording>> {
     let mut starting = Vec::new();
     for mut rec in db.unfinished_recordings().await? {
-        if rec.state == "starting" {
+        if rec.state == RecordingState::Starting {
             starting.push(rec);
             continue;
         }
@@ -780,9 +777,9 @@ pub async fn finish_interrupted(
             .ok()
             .and_then(|s| s.ended_at)
             .unwrap_or_else(now_ms);
-        let was_capturing = matches!(rec.state.as_str(), "recording" | "paused");
+        let was_capturing = rec.state.is_capturing();
         rec.stopped_at.get_or_insert(ended_at);
-        rec.state = "processing".into();
+        rec.state = RecordingState::Processing;
         let events: Vec<(EventKind, Value)> = if was_capturing {
             vec![
                 (
@@ -799,7 +796,7 @@ pub async fn finish_interrupted(
             from_unix_us: rec.started_at.map(|t| t * 1000),
             to_unix_us: None,
         };
-        if rec.mode == "stream" {
+        if rec.mode == RecordingMode::Stream {
             for p in db.list_publications(&session).await? {
                 assets::process_publication(db, data_dir, &p.id, &rec.id, window).await?;
             }
@@ -811,14 +808,14 @@ pub async fn finish_interrupted(
             .await?;
         if !assets.is_empty() && uploads::prepare(db, &rec, &assets).await? {
             // The brain uploads it (Msg::ResumeUploads).
-            rec.state = "uploading".into();
+            rec.state = RecordingState::Uploading;
             let p = payload(&rec, json!({}));
             db.save_recording_with_events(&rec, &[(EventKind::StatusUpdate, p)])
                 .await?;
             continue;
         }
         let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
-        rec.state = "available".into();
+        rec.state = RecordingState::Available;
         let p = payload(&rec, json!({"asset_ids": ids}));
         db.save_recording_with_events(
             &rec,

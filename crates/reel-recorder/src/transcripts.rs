@@ -49,7 +49,7 @@ pub async fn wanted(db: &Db, rec: &Recording) -> Option<String> {
     let own = &rec.options["transcriptionOptions"];
     let options: TranscriptionOptions = if own.is_object() {
         serde_json::from_value(own.clone()).ok()?
-    } else if !matches!(rec.mode.as_str(), "composite" | "audio") {
+    } else if !rec.mode.is_rendered() {
         uploads::room_policy(db, &rec.room_id).await.transcription?
     } else {
         return None;
