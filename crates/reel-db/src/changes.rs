@@ -203,7 +203,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
             payload,
             notify,
         } => {
-            crate::repo::insert_event_on(
+            crate::assets::insert_event_on(
                 conn,
                 reel_core::EventId::generate().as_str(),
                 application,

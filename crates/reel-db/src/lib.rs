@@ -3,16 +3,23 @@
 //! are BIGINT Unix milliseconds, flags are BIGINT 0/1, and placeholders are `$1, $2, …`
 //! (SQLite reads `$N` as a numbered parameter too).
 
+mod apps;
+mod assets;
 mod changes;
 mod migrations;
 mod recordings;
 mod repo;
-mod storage;
+mod rooms;
+mod sessions;
 mod webhooks;
 
+pub use apps::*;
+pub use assets::*;
 pub use changes::Change;
 pub use recordings::*;
 pub use repo::*;
+pub use rooms::*;
+pub use sessions::*;
 pub use webhooks::*;
 
 use sqlx::any::AnyPoolOptions;

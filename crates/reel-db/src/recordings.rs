@@ -1,6 +1,6 @@
 //! Recordings: a capture window over a room's session, with its state and pauses.
 
-use crate::{Change, Db, DbError, Result};
+use crate::{now_ms, Change, Db, DbError, Result};
 use reel_core::recording::{RecordingMode, RecordingState};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -155,5 +155,49 @@ impl Db {
                 .map(|(kind, payload)| Change::recording_event(rec, *kind, payload.clone())),
         );
         self.commit(&changes).await
+    }
+
+    pub async fn recordings_in_state(&self, state: &str) -> Result<Vec<Recording>> {
+        sqlx::query("SELECT * FROM recordings WHERE state = $1 ORDER BY created_at")
+            .bind(state)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(crate::recordings::recording)
+            .collect()
+    }
+
+    /// Replaces a recording's `recordingOptions` (layout changes of a live composite).
+    pub async fn set_recording_options(&self, id: &str, options: &serde_json::Value) -> Result<()> {
+        sqlx::query("UPDATE recordings SET options = $1 WHERE id = $2")
+            .bind(options.to_string())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a recording's sealed credentials (a retried upload with fixed ones).
+    pub async fn set_recording_credentials(&self, id: &str, sealed: &str) -> Result<()> {
+        sqlx::query("UPDATE recordings SET credentials_sealed = $1 WHERE id = $2")
+            .bind(sealed)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_legal_hold(&self, app: &str, id: &str, hold: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE recordings SET legal_hold = $1, updated_at = $2 WHERE id = $3 AND application_id = $4")
+            .bind(i64::from(hold))
+            .bind(now_ms())
+            .bind(id)
+            .bind(app)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound);
+        }
+        Ok(())
     }
 }

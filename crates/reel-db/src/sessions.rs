@@ -1,0 +1,267 @@
+//! Sessions (a room's meeting or one recorded call), their publications and tracks.
+
+use crate::{Change, Db, DbError, Result};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Session {
+    pub id: String,
+    pub application_id: String,
+    pub room_id: String,
+    pub state: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+    /// The SIP Call-ID of a recorded call (SIPREC); none for a meeting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Publication {
+    pub id: String,
+    pub session_id: String,
+    pub room_id: String,
+    pub participant: String,
+    pub kind: String,
+    /// `live` → `ended` → `processed` | `failed`.
+    pub state: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Track {
+    pub id: String,
+    pub publication_id: String,
+    pub session_id: String,
+    pub mid: String,
+    pub rid: Option<String>,
+    pub media_kind: String,
+    pub codec: String,
+    pub clock_rate: i64,
+    #[serde(skip)]
+    pub journal_path: String,
+    pub started_at: i64,
+}
+
+fn session(r: &AnyRow) -> Result<Session> {
+    Ok(Session {
+        id: r.try_get("id")?,
+        application_id: r.try_get("application_id")?,
+        room_id: r.try_get("room_id")?,
+        state: r.try_get("state")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        end_reason: r.try_get("end_reason")?,
+        call_id: r.try_get("call_id")?,
+    })
+}
+
+fn publication(r: &AnyRow) -> Result<Publication> {
+    Ok(Publication {
+        id: r.try_get("id")?,
+        session_id: r.try_get("session_id")?,
+        room_id: r.try_get("room_id")?,
+        participant: r.try_get("participant")?,
+        kind: r.try_get("kind")?,
+        state: r.try_get("state")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        end_reason: r.try_get("end_reason")?,
+        failure: r.try_get("failure")?,
+    })
+}
+
+fn track(r: &AnyRow) -> Result<Track> {
+    Ok(Track {
+        id: r.try_get("id")?,
+        publication_id: r.try_get("publication_id")?,
+        session_id: r.try_get("session_id")?,
+        mid: r.try_get("mid")?,
+        rid: r.try_get("rid")?,
+        media_kind: r.try_get("media_kind")?,
+        codec: r.try_get("codec")?,
+        clock_rate: r.try_get("clock_rate")?,
+        journal_path: r.try_get("journal_path")?,
+        started_at: r.try_get("started_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_session(&self, s: &Session) -> Result<()> {
+        self.commit_one(Change::InsertSession(s.clone())).await
+    }
+
+    /// Keeps one version of a recorded call's RFC 7865 metadata (never served by the API:
+    /// it holds the parties' addresses).
+    pub async fn insert_call_metadata(&self, session: &str, version: i64, xml: &str) -> Result<()> {
+        self.commit_one(Change::CallMetadata {
+            session: session.into(),
+            version,
+            xml: xml.into(),
+        })
+        .await
+    }
+
+    /// Every metadata version of a call, oldest first.
+    pub async fn call_metadata(&self, session: &str) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT xml FROM call_metadata WHERE session_id = $1 ORDER BY version")
+                .bind(session)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| r.try_get("xml").map_err(Into::into))
+            .collect()
+    }
+
+    /// A participant's display name changed (SIPREC metadata update).
+    pub async fn rename_publication(&self, id: &str, participant: &str) -> Result<()> {
+        self.commit_one(Change::RenamePublication {
+            id: id.into(),
+            participant: participant.into(),
+        })
+        .await
+    }
+
+    pub async fn end_session(&self, id: &str, reason: &str, at: i64) -> Result<()> {
+        self.commit_one(Change::EndSession {
+            id: id.into(),
+            reason: reason.into(),
+            at,
+        })
+        .await
+    }
+
+    pub async fn get_session(&self, app: &str, id: &str) -> Result<Session> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1 AND application_id = $2")
+            .bind(id)
+            .bind(app)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        session(&row)
+    }
+
+    /// A session by id in any application (internal use, never from an API key).
+    pub async fn session_by_id(&self, id: &str) -> Result<Session> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        session(&row)
+    }
+
+    pub async fn list_sessions(&self, app: &str, room_id: Option<&str>) -> Result<Vec<Session>> {
+        let rows = match room_id {
+            Some(room) => sqlx::query("SELECT * FROM sessions WHERE application_id = $1 AND room_id = $2 ORDER BY started_at, id")
+                .bind(app)
+                .bind(room)
+                .fetch_all(self.pool())
+                .await?,
+            None => sqlx::query("SELECT * FROM sessions WHERE application_id = $1 ORDER BY started_at, id")
+                .bind(app)
+                .fetch_all(self.pool())
+                .await?,
+        };
+        rows.iter().map(session).collect()
+    }
+
+    /// Sessions still marked live: at start-up these were interrupted by a crash.
+    pub async fn live_sessions(&self) -> Result<Vec<Session>> {
+        sqlx::query("SELECT * FROM sessions WHERE state = 'live'")
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(session)
+            .collect()
+    }
+
+    // ---- publications and tracks ----
+
+    pub async fn insert_publication(&self, p: &Publication) -> Result<()> {
+        self.commit_one(Change::InsertPublication(p.clone())).await
+    }
+
+    pub async fn end_publication(&self, id: &str, reason: &str, at: i64) -> Result<()> {
+        self.commit_one(Change::EndPublication {
+            id: id.into(),
+            reason: reason.into(),
+            at,
+        })
+        .await
+    }
+
+    pub async fn set_publication_outcome(
+        &self,
+        id: &str,
+        state: &str,
+        failure: Option<&str>,
+    ) -> Result<()> {
+        self.commit_one(Change::PublicationOutcome {
+            id: id.into(),
+            state: state.into(),
+            failure: failure.map(Into::into),
+        })
+        .await
+    }
+
+    pub async fn publications_in_state(&self, state: &str) -> Result<Vec<Publication>> {
+        sqlx::query("SELECT * FROM publications WHERE state = $1 ORDER BY started_at, id")
+            .bind(state)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(publication)
+            .collect()
+    }
+
+    pub async fn get_publication(&self, id: &str) -> Result<Publication> {
+        let row = sqlx::query("SELECT * FROM publications WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound)?;
+        publication(&row)
+    }
+
+    pub async fn list_publications(&self, session_id: &str) -> Result<Vec<Publication>> {
+        sqlx::query("SELECT * FROM publications WHERE session_id = $1 ORDER BY started_at, id")
+            .bind(session_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(publication)
+            .collect()
+    }
+
+    pub async fn insert_track(&self, t: &Track) -> Result<()> {
+        self.commit_one(Change::InsertTrack(t.clone())).await
+    }
+
+    pub async fn list_tracks(&self, publication_id: &str) -> Result<Vec<Track>> {
+        sqlx::query("SELECT * FROM tracks WHERE publication_id = $1 ORDER BY started_at, id")
+            .bind(publication_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(track)
+            .collect()
+    }
+
+    pub async fn list_session_tracks(&self, session_id: &str) -> Result<Vec<Track>> {
+        sqlx::query("SELECT * FROM tracks WHERE session_id = $1 ORDER BY started_at, id")
+            .bind(session_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(track)
+            .collect()
+    }
+}
