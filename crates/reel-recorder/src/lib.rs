@@ -18,6 +18,8 @@
 pub mod assets;
 pub mod capture;
 pub mod composites;
+pub mod engine;
+mod jobs;
 pub mod recordings;
 pub mod recovery;
 pub mod retention;
@@ -25,12 +27,16 @@ pub mod transcripts;
 pub mod uploads;
 
 use capture::{CaptureCommand, CaptureHandle, CaptureNotice};
-use reel_core::lifecycle::{Action, Lifecycle, Limits, Venue};
+use engine::{
+    Engine, Input, JobResult, JobSpec, MediaOrder, Now, Output, Reply, ReplyTo, RoomFacts,
+};
+use reel_core::lifecycle::Venue;
 use reel_core::recording::RecordingMode;
-use reel_core::{EndReason, PublicationId, PublicationKind, RoomId, SessionId};
-use reel_db::{now_ms, Db, Publication, Recording, Room, Session, Track};
+use reel_core::{EndReason, EventKind, PublicationId, PublicationKind, RoomId, SessionId};
+use reel_db::{now_ms, Db, Recording, Room, Track};
 use reel_whip::WhipError;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -86,7 +92,7 @@ pub struct PublicationContext {
 }
 
 impl PublicationContext {
-    fn venue(&self) -> Venue {
+    pub(crate) fn venue(&self) -> Venue {
         Venue {
             room: self.room.clone(),
             call: self.call.clone(),
@@ -131,7 +137,9 @@ enum Msg {
     /// `recording.audio.started` and the like, with the call's id.
     CallEvent {
         session: SessionId,
-        event: reel_core::EventKind,
+        application: String,
+        room: RoomId,
+        event: EventKind,
         extra: serde_json::Value,
     },
     CallMetadata {
@@ -162,15 +170,12 @@ enum Msg {
     },
     JobDone {
         recording: String,
-        /// None when the job made its output; else (code, reason).
-        failure: Option<(String, String)>,
+        result: JobResult,
     },
     UploadsDone {
         recording: String,
         outcome: uploads::UploadOutcome,
     },
-    /// Start-up: recordings a restart left `uploading`.
-    ResumeUploads(Vec<String>),
     /// A composite or audio mix of an ended session, from its journals.
     Render {
         session: reel_db::Session,
@@ -178,7 +183,12 @@ enum Msg {
         options: recordings::RecordingOptions,
         reply: oneshot::Sender<Result<Recording>>,
     },
-    AdoptStarting(Recording),
+    /// Start-up: recordings waiting for their room, left `uploading`, or left unfinished.
+    Resume {
+        starting: Vec<Recording>,
+        uploading: Vec<Recording>,
+        unfinished: Vec<engine::Unfinished>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -189,7 +199,6 @@ pub struct Recorder {
     tx: mpsc::UnboundedSender<Msg>,
     media: mpsc::UnboundedSender<MediaCommand>,
     capture: CaptureHandle,
-    render: composites::RenderContext,
 }
 
 pub struct RecorderParts {
@@ -224,22 +233,24 @@ impl Recorder {
             }
         });
         let brain = Brain {
-            db,
-            data_dir,
-            lifecycle: Lifecycle::new(),
+            engine: Engine::new(data_dir.clone()),
+            db: db.clone(),
             media: media_tx.clone(),
             calls: calls_tx,
-            jobs: JoinSet::new(),
-            contexts: Default::default(),
-            tx: tx.clone(),
             capture: capture.clone(),
-            active: Default::default(),
-            starting: Default::default(),
-            finishing: Default::default(),
-            pending: Default::default(),
-            scheduled: Default::default(),
-            uploads,
-            render: render.clone(),
+            jobs: JoinSet::new(),
+            job_context: jobs::JobContext {
+                db,
+                data_dir,
+                render,
+                uploads,
+                report: tx.clone(),
+            },
+            waiting: HashMap::new(),
+            next_reply: 0,
+            flushes: HashMap::new(),
+            shutdown: None,
+            drained: false,
         };
         tokio::spawn(brain.run(rx));
         RecorderParts {
@@ -247,7 +258,6 @@ impl Recorder {
                 tx,
                 media: media_tx,
                 capture,
-                render,
             },
             media_commands: media_rx,
             call_commands: calls_rx,
@@ -347,16 +357,21 @@ impl Recorder {
         });
     }
 
-    /// An event about a recorded call (`recording.audio.started` …), sent with the call's
-    /// recording, if one is capturing, and `extra` (which carries `callid`).
+    /// An event about a recorded call (`recording.audio.started` …) of `application`'s
+    /// room, sent with the call's recording, if one is capturing, and `extra` (which carries
+    /// `callid`).
     pub fn call_event(
         &self,
         session: &SessionId,
-        event: reel_core::EventKind,
+        application: &str,
+        room: &RoomId,
+        event: EventKind,
         extra: serde_json::Value,
     ) {
         let _ = self.tx.send(Msg::CallEvent {
             session: session.clone(),
+            application: application.to_string(),
+            room: room.clone(),
             event,
             extra,
         });
@@ -392,18 +407,45 @@ impl Recorder {
         let _ = self.tx.send(Msg::TrackOpened(track));
     }
 
-    /// After recovery: finish recordings the last run left unfinished, and take back the
-    /// ones still waiting for their room.
-    pub async fn resume_pending(&self, db: &Db, data_dir: &Path) -> Result<usize> {
-        let starting = recordings::finish_interrupted(db, data_dir, &self.render).await?;
-        let n = starting.len();
-        for rec in starting {
-            let _ = self.tx.send(Msg::AdoptStarting(rec));
+    /// After recovery: hands the brain the recordings the last run left unfinished (their
+    /// outputs are made as at any stop), those still waiting for their room and those still
+    /// uploading. Returns how many were unfinished.
+    pub async fn resume_pending(&self, db: &Db) -> Result<usize> {
+        let mut starting = Vec::new();
+        let mut unfinished = Vec::new();
+        for mut rec in db.unfinished_recordings().await? {
+            if rec.state == reel_core::recording::RecordingState::Starting {
+                starting.push(rec);
+                continue;
+            }
+            let Some(session) = rec.session_id.clone() else {
+                continue;
+            };
+            let ended_at = db
+                .session_by_id(&session)
+                .await
+                .ok()
+                .and_then(|s| s.ended_at)
+                .unwrap_or_else(now_ms);
+            rec.stopped_at.get_or_insert(ended_at);
+            let publications = db
+                .list_publications(&session)
+                .await?
+                .into_iter()
+                .map(|p| (PublicationId::from_trusted(p.id), p.started_at))
+                .collect();
+            unfinished.push(engine::Unfinished {
+                recording: rec,
+                publications,
+            });
         }
         let uploading = db.recordings_in_state("uploading").await?;
-        let _ = self.tx.send(Msg::ResumeUploads(
-            uploading.into_iter().map(|r| r.id).collect(),
-        ));
+        let n = unfinished.len();
+        let _ = self.tx.send(Msg::Resume {
+            starting,
+            uploading,
+            unfinished,
+        });
         Ok(n)
     }
 
@@ -475,122 +517,71 @@ impl Recorder {
     }
 }
 
+/// Who waits for an engine's reply.
+enum Waiting {
+    Joined(oneshot::Sender<Result<PublicationContext>>),
+    Recording(oneshot::Sender<Result<Recording>>),
+}
+
+/// The engine's driver: turns messages into inputs (reading from the database what an input
+/// needs), and executes the engine's outputs in order.
 struct Brain {
+    engine: Engine,
     db: Db,
-    data_dir: PathBuf,
-    lifecycle: Lifecycle,
     media: mpsc::UnboundedSender<MediaCommand>,
     calls: mpsc::UnboundedSender<MediaCommand>,
-    jobs: JoinSet<()>,
-    contexts: std::collections::HashMap<PublicationId, PublicationContext>,
-    /// The brain's own queue, for jobs to report back on.
-    tx: mpsc::UnboundedSender<Msg>,
     capture: CaptureHandle,
-    /// The capturing (recording or paused) recording of each live session.
-    active: std::collections::HashMap<SessionId, Recording>,
-    /// Recordings requested for rooms with no session yet.
-    starting: std::collections::HashMap<RoomId, Recording>,
-    /// Stopped recordings whose outputs are being made.
-    finishing: std::collections::HashMap<String, Recording>,
-    /// Per recording: output jobs in flight, and the failures of those done.
-    pending: std::collections::HashMap<String, recordings::Pending>,
-    /// (recording, publication) pairs already given a job.
-    scheduled: std::collections::HashSet<(String, String)>,
-    uploads: uploads::UploadContext,
-    render: composites::RenderContext,
+    jobs: JoinSet<()>,
+    job_context: jobs::JobContext,
+    waiting: HashMap<ReplyTo, Waiting>,
+    next_reply: ReplyTo,
+    /// The latest capture switch of each session: turns true once its journals are synced.
+    flushes: HashMap<SessionId, jobs::Flushed>,
+    shutdown: Option<oneshot::Sender<()>>,
+    drained: bool,
+}
+
+fn now() -> Now {
+    Now {
+        at: Instant::now(),
+        unix_ms: now_ms(),
+    }
 }
 
 impl Brain {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
-        let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
-            let wake = self
-                .lifecycle
-                .poll_timeout()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let wake = self.execute().await;
+            if self.drained {
+                while self.jobs.join_next().await.is_some() {}
+                self.engine.handle(now(), Input::EndAll);
+                self.execute().await;
+                if let Some(reply) = self.shutdown.take() {
+                    let _ = reply.send(());
+                }
+                return;
+            }
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { return };
-                    if let Msg::Shutdown { reply } = msg {
-                        self.begin_shutdown();
-                        shutdown = Some(reply);
-                    } else if let Err(e) = self.handle(msg).await {
-                        tracing::error!(error = %e, "recorder");
-                    }
+                    self.input(msg).await;
                 }
-                _ = tokio::time::sleep_until(wake.into()) => {
-                    for action in self.lifecycle.handle_timeout(Instant::now()) {
-                        if let Err(e) = self.act(action).await {
-                            tracing::error!(error = %e, "recorder");
-                        }
-                    }
-                }
+                _ = tokio::time::sleep_until(wake.into()) => self.engine.handle_timeout(now()),
                 Some(_) = self.jobs.join_next(), if !self.jobs.is_empty() => {}
             }
-            if shutdown.is_some() && self.contexts.is_empty() {
-                while self.jobs.join_next().await.is_some() {}
-                for (_, session) in self.lifecycle.drain() {
-                    let _ = self
-                        .db
-                        .end_session(session.as_str(), EndReason::Shutdown.as_str(), now_ms())
-                        .await;
-                }
-                let _ = shutdown.take().expect("checked").send(());
-                return;
-            }
         }
     }
 
-    /// The loop that owns a publication's media.
-    fn media_of(&self, publication: &PublicationId) -> &mpsc::UnboundedSender<MediaCommand> {
-        match self.contexts.get(publication) {
-            Some(ctx) if ctx.call.is_some() => &self.calls,
-            _ => &self.media,
-        }
+    fn wait(&mut self, waiting: Waiting) -> ReplyTo {
+        self.next_reply += 1;
+        self.waiting.insert(self.next_reply, waiting);
+        self.next_reply
     }
 
-    fn begin_shutdown(&mut self) {
-        for publication in self.contexts.keys() {
-            let _ = self.media_of(publication).send(MediaCommand::Close {
-                publication: publication.clone(),
-                reason: EndReason::Shutdown,
-            });
-        }
-    }
-
-    async fn act(&mut self, action: Action) -> Result<()> {
-        match action {
-            Action::EndPublication {
-                publication,
-                reason,
-            } => {
-                let _ = self.media_of(&publication).send(MediaCommand::Close {
-                    publication,
-                    reason,
-                });
-            }
-            Action::EndSession {
-                session, reason, ..
-            } => {
-                let recorded = self.active.remove(&session);
-                let recorded_any = recorded.is_some();
-                if let Some(rec) = recorded {
-                    self.stop(rec, "session ended").await?;
-                }
-                self.db
-                    .end_session(session.as_str(), reason.as_str(), now_ms())
-                    .await?;
-                tracing::info!(%session, reason = reason.as_str(), "session ended");
-                if recorded_any {
-                    self.policy_outputs(session.as_str()).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn handle(&mut self, msg: Msg) -> Result<()> {
-        match msg {
+    /// One message, as the engine's input; what the input needs from the database is read
+    /// here, so the engine never waits on it.
+    async fn input(&mut self, msg: Msg) {
+        let input = match msg {
             Msg::Join {
                 publication,
                 room,
@@ -598,220 +589,253 @@ impl Brain {
                 kind,
                 call,
                 reply,
-            } => {
-                let result = self.join(publication, room, participant, kind, call).await;
-                let _ = reply.send(result);
-            }
-            Msg::CallHeld { session, held } => {
-                let Some(rec) = self.active.get(&session) else {
-                    return Ok(());
-                };
-                let (app, id) = (rec.application_id.clone(), rec.id.clone());
-                let command = if held {
-                    reel_core::recording::Command::Pause
-                } else {
-                    reel_core::recording::Command::Resume
-                };
-                // Already paused (or resumed) through the API: nothing to do.
-                if let Err(e) = self.control(&app, &id, command).await {
-                    tracing::debug!(%session, error = %e, "hold");
+            } => match recordings::RecordingOptions::defaults_for(&self.db, &room).await {
+                Ok(defaults) => Input::Join {
+                    publication,
+                    room: RoomFacts { room, defaults },
+                    participant,
+                    kind,
+                    call,
+                    reply: self.wait(Waiting::Joined(reply)),
+                },
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    return;
                 }
-            }
+            },
+            Msg::CallHeld { session, held } => Input::CallHeld { session, held },
             Msg::CallEvent {
                 session,
+                application,
+                room,
                 event,
                 extra,
-            } => self.call_event(&session, event, extra).await?,
+            } => Input::CallEvent {
+                session,
+                application,
+                room,
+                kind: event,
+                extra,
+            },
             Msg::CallMetadata {
                 session,
                 version,
                 xml,
-            } => {
-                self.db
-                    .insert_call_metadata(session.as_str(), version, &xml)
-                    .await?
-            }
+            } => Input::CallMetadata {
+                session,
+                version,
+                xml,
+            },
             Msg::Rename {
                 publication,
                 participant,
-            } => {
-                if let Some(ctx) = self.contexts.get_mut(&publication) {
-                    ctx.participant = participant.clone();
-                }
-                self.db
-                    .rename_publication(publication.as_str(), &participant)
-                    .await?
-            }
-            Msg::JoinFailed { ctx } => {
-                self.contexts.remove(&ctx.publication);
-                self.lifecycle
-                    .leave(Instant::now(), &ctx.venue(), &ctx.publication);
-                self.db
-                    .end_publication(
-                        ctx.publication.as_str(),
-                        EndReason::Disconnected.as_str(),
-                        now_ms(),
-                    )
-                    .await?;
-                self.db
-                    .set_publication_outcome(
-                        ctx.publication.as_str(),
-                        "failed",
-                        Some("offer rejected"),
-                    )
-                    .await?;
-            }
-            Msg::TrackOpened(track) => self.db.insert_track(&track).await?,
+            } => Input::Rename {
+                publication,
+                participant,
+            },
+            Msg::JoinFailed { ctx } => Input::JoinFailed {
+                publication: ctx.publication,
+            },
+            Msg::TrackOpened(track) => Input::TrackOpened(track),
             Msg::Capture(CaptureNotice::PublicationClosed {
                 publication,
                 reason,
-            }) => {
-                let Some(ctx) = self.contexts.remove(&publication) else {
-                    return Ok(());
-                };
-                self.lifecycle
-                    .leave(Instant::now(), &ctx.venue(), &publication);
-                self.db
-                    .end_publication(publication.as_str(), reason.as_str(), now_ms())
-                    .await?;
-                tracing::info!(%publication, reason = reason.as_str(), "publication ended");
-                // Its output for the recording that is capturing now; a stopped recording
-                // already made (or is making) its own.
-                if let Some(rec) = self
-                    .active
-                    .get(&ctx.session)
-                    .filter(|r| r.mode == RecordingMode::Stream)
-                {
-                    let from = rec.started_at.map(|t| t * 1000);
-                    let window = reel_media::remux::Window {
-                        from_unix_us: from,
-                        to_unix_us: None,
-                    };
-                    let id = rec.id.clone();
-                    self.schedule(&id, publication.as_str(), window, None);
-                }
-            }
+            }) => Input::PublicationClosed {
+                publication,
+                reason,
+            },
             Msg::Capture(CaptureNotice::JournalFailed {
                 publication,
                 track,
                 error,
             }) => {
                 tracing::error!(%publication, %track, %error, "journal write failed; track stops recording");
+                return;
             }
             Msg::StartRecording {
                 room,
                 mode,
                 options,
                 reply,
-            } => {
-                let _ = reply.send(self.start_recording(room, mode, options).await);
-            }
+            } => Input::StartRecording {
+                room: RoomFacts {
+                    room,
+                    defaults: options.clone(),
+                },
+                mode,
+                options,
+                reply: self.wait(Waiting::Recording(reply)),
+            },
             Msg::Control {
                 app,
                 id,
                 command,
                 reply,
             } => {
-                let _ = reply.send(self.control(&app, &id, command).await);
+                let Ok(stored) = self.db.get_recording(&app, &id).await else {
+                    let _ = reply.send(Err(RecorderError::NotFound));
+                    return;
+                };
+                let failed_uploads = command == reel_core::recording::Command::RetryUpload
+                    && match self.db.assets_of_recording(&id).await {
+                        Ok(assets) => assets.iter().any(|a| a.upload_state == "failed"),
+                        Err(e) => {
+                            let _ = reply.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                Input::Control {
+                    stored: Box::new(stored),
+                    command,
+                    failed_uploads,
+                    reply: self.wait(Waiting::Recording(reply)),
+                }
             }
-            Msg::JobDone { recording, failure } => self.job_done(&recording, failure).await?,
-            Msg::UploadsDone { recording, outcome } => {
-                self.uploads_done(&recording, outcome).await?
-            }
+            Msg::JobDone { recording, result } => Input::JobDone { recording, result },
+            Msg::UploadsDone { recording, outcome } => Input::UploadsDone { recording, outcome },
             Msg::Render {
                 session,
                 mode,
                 options,
                 reply,
             } => {
-                let _ = reply.send(self.render_session(&session, mode, options, None).await);
-            }
-            Msg::ResumeUploads(ids) => {
-                for id in ids {
-                    self.spawn_uploads(&id);
+                // Nothing was captured while the session's recordings were paused (a hold,
+                // or the API): the whole-session output leaves those intervals out.
+                let pauses = match self
+                    .db
+                    .list_recordings(&session.application_id, None, Some(&session.id), None)
+                    .await
+                {
+                    Ok(recs) => recs.into_iter().flat_map(|r| r.pauses).collect(),
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                        return;
+                    }
+                };
+                Input::Render {
+                    session,
+                    mode,
+                    options,
+                    pauses,
+                    reply: self.wait(Waiting::Recording(reply)),
                 }
             }
-            Msg::AdoptStarting(rec) => self.adopt_starting(rec),
-            Msg::Shutdown { .. } => unreachable!("handled in run"),
-        }
-        Ok(())
+            Msg::Resume {
+                starting,
+                uploading,
+                unfinished,
+            } => Input::Resume {
+                starting,
+                uploading,
+                unfinished,
+            },
+            Msg::Shutdown { reply } => {
+                self.shutdown = Some(reply);
+                Input::Shutdown
+            }
+        };
+        self.engine.handle(now(), input);
     }
 
-    async fn join(
-        &mut self,
-        publication: PublicationId,
-        room: Room,
-        participant: String,
-        kind: PublicationKind,
-        call: Option<String>,
-    ) -> Result<PublicationContext> {
-        let room_id = RoomId::from_trusted(room.id.clone());
-        let venue = Venue {
-            room: room_id.clone(),
-            call: call.clone(),
-        };
-        let limits = Limits {
-            // A call's parties leave together when it ends; nobody rejoins a SIP call.
-            empty_timeout: match call {
-                Some(_) => Duration::ZERO,
-                None => Duration::from_millis(room.empty_timeout_ms.max(0) as u64),
-            },
-            max_duration: Duration::from_millis(room.max_duration_ms.max(0) as u64),
-        };
-        let joined = self
-            .lifecycle
-            .join(Instant::now(), &venue, publication.clone(), limits);
-        let now = now_ms();
-        if joined.started {
-            let session = Session {
-                id: joined.session.to_string(),
-                application_id: room.application_id.clone(),
-                room_id: room.id.clone(),
-                state: "live".into(),
-                started_at: now,
-                ended_at: None,
-                end_reason: None,
-                call_id: call.clone(),
-            };
-            if let Err(e) = self.db.insert_session(&session).await {
-                self.lifecycle.leave(Instant::now(), &venue, &publication);
-                return Err(e.into());
-            }
-            tracing::info!(session = %joined.session, room = %room_id, "session started");
-            if let Err(e) = self.session_started(&room, &joined.session, &venue).await {
-                tracing::error!(error = %e, "starting the session's recording");
+    /// Executes the engine's outputs in order until it has none; returns when to wake it.
+    /// A write that fails turns the replies that follow it into errors (and undoes a join):
+    /// nothing is answered as done that the database does not hold.
+    async fn execute(&mut self) -> Instant {
+        let mut refused: Option<String> = None;
+        loop {
+            match self.engine.poll_output() {
+                Output::Timeout(at) => return at,
+                Output::Persist(changes) => {
+                    if let Err(e) = self.db.commit(&changes).await {
+                        tracing::error!(error = %e, "recorder: the database refused a change");
+                        refused = Some(e.to_string());
+                    }
+                }
+                Output::SetCapture {
+                    session,
+                    on,
+                    at_unix_us,
+                } => {
+                    let (done, flushed) = oneshot::channel();
+                    self.capture.send(CaptureCommand::SetCapture {
+                        session: session.to_string(),
+                        on,
+                        at_unix_us,
+                        flushed: Some(done),
+                    });
+                    let (tx, rx) = tokio::sync::watch::channel(false);
+                    tokio::spawn(async move {
+                        let _ = flushed.await;
+                        let _ = tx.send(true);
+                    });
+                    self.flushes.insert(session, rx);
+                }
+                Output::Media {
+                    publication,
+                    call,
+                    order,
+                } => {
+                    let command = match order {
+                        MediaOrder::Close(reason) => MediaCommand::Close {
+                            publication,
+                            reason,
+                        },
+                        MediaOrder::RequestKeyframes => {
+                            MediaCommand::RequestKeyframes { publication }
+                        }
+                    };
+                    let _ = if call { &self.calls } else { &self.media }.send(command);
+                }
+                Output::Job(spec) => {
+                    let flushed = match &spec {
+                        JobSpec::StreamAsset {
+                            after_flush_of: Some(s),
+                            ..
+                        }
+                        | JobSpec::Render {
+                            after_flush_of: Some(s),
+                            ..
+                        } => self.flushes.get(s).cloned(),
+                        _ => None,
+                    };
+                    self.jobs
+                        .spawn(jobs::run(self.job_context.clone(), spec, flushed));
+                }
+                Output::Reply { to, result } => {
+                    let result = match (&refused, result) {
+                        (Some(e), Ok(reply)) => {
+                            if let Reply::Joined(ctx) = &reply {
+                                self.engine.handle(
+                                    now(),
+                                    Input::JoinFailed {
+                                        publication: ctx.publication.clone(),
+                                    },
+                                );
+                            }
+                            Err(RecorderError::Internal(format!(
+                                "the database refused the change: {e}"
+                            )))
+                        }
+                        (_, result) => result,
+                    };
+                    match (self.waiting.remove(&to), result) {
+                        (Some(Waiting::Joined(tx)), Ok(Reply::Joined(ctx))) => {
+                            let _ = tx.send(Ok(ctx));
+                        }
+                        (Some(Waiting::Recording(tx)), Ok(Reply::Recording(rec))) => {
+                            let _ = tx.send(Ok(*rec));
+                        }
+                        (Some(Waiting::Joined(tx)), Err(e)) => {
+                            let _ = tx.send(Err(e));
+                        }
+                        (Some(Waiting::Recording(tx)), Err(e)) => {
+                            let _ = tx.send(Err(e));
+                        }
+                        _ => tracing::error!("recorder: a reply nobody waits for"),
+                    }
+                }
+                Output::Drained => self.drained = true,
             }
         }
-        let row = Publication {
-            id: publication.to_string(),
-            session_id: joined.session.to_string(),
-            room_id: room.id.clone(),
-            participant: participant.clone(),
-            kind: kind.as_str().into(),
-            state: "live".into(),
-            started_at: now,
-            ended_at: None,
-            end_reason: None,
-            failure: None,
-        };
-        if let Err(e) = self.db.insert_publication(&row).await {
-            self.lifecycle.leave(Instant::now(), &venue, &publication);
-            return Err(e.into());
-        }
-        let ctx = PublicationContext {
-            journal_dir: self
-                .data_dir
-                .join("journals")
-                .join(joined.session.as_str())
-                .join(publication.as_str()),
-            publication: publication.clone(),
-            session: joined.session,
-            room: room_id,
-            participant,
-            kind,
-            call,
-        };
-        self.contexts.insert(publication, ctx.clone());
-        Ok(ctx)
     }
 }

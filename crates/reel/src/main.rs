@@ -385,9 +385,9 @@ async fn run(s: config::Settings) -> Result<(), String> {
     let parts = Recorder::start(db.clone(), data_dir.clone(), uploads.clone(), render);
     let recorder = parts.recorder.clone();
     {
-        let (recorder, db, dir) = (recorder.clone(), db.clone(), data_dir.clone());
+        let (recorder, db) = (recorder.clone(), db.clone());
         tokio::spawn(async move {
-            if let Err(e) = recorder.resume_pending(&db, &dir).await {
+            if let Err(e) = recorder.resume_pending(&db).await {
                 tracing::error!(error = %e, "producing assets of recovered recordings");
             }
         });

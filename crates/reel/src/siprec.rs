@@ -20,7 +20,7 @@
 use crate::config::SiprecSettings;
 use crate::media::{open_track, OpenedTrack, WallClock};
 use crate::sip_tcp::{self, Connections, SendOutcome, TcpLimits};
-use reel_core::{Codec, EndReason, EventKind, MediaKind, SessionId, TrackId};
+use reel_core::{Codec, EndReason, EventKind, MediaKind, RoomId, SessionId, TrackId};
 use reel_db::{Db, Room};
 use reel_media::journal::{flags, Record};
 use reel_media::rtp::{self, StreamConfig, StreamReceiver};
@@ -69,6 +69,9 @@ struct Stream {
 
 struct Call {
     session: SessionId,
+    /// The application whose room records the call (its events go to its outbox).
+    application: String,
+    room: RoomId,
     parties: Vec<Party>,
     /// By m-line index; None where the line is not recorded.
     streams: Vec<Option<Stream>>,
@@ -348,8 +351,13 @@ impl SiprecLoop {
                         MediaKind::Audio => EventKind::CallAudioStarted,
                         MediaKind::Video => EventKind::CallVideoStarted,
                     };
-                    self.recorder
-                        .call_event(&call.session, event, json!({ "callid": call_id }));
+                    self.recorder.call_event(
+                        &call.session,
+                        &call.application,
+                        &call.room,
+                        event,
+                        json!({ "callid": call_id }),
+                    );
                 }
             }
         }
@@ -425,6 +433,8 @@ impl SiprecLoop {
             call_id,
             Call {
                 session,
+                application: prepared.room.application_id.clone(),
+                room: RoomId::from_trusted(prepared.room.id.clone()),
                 parties,
                 streams,
                 held: false,
@@ -505,6 +515,8 @@ impl SiprecLoop {
                 };
                 recorder.call_event(
                     &call.session,
+                    &call.application,
+                    &call.room,
                     event,
                     json!({ "callid": call_id, "reason": reason.as_str() }),
                 );
