@@ -17,6 +17,7 @@ pub mod ogg;
 pub mod pcm;
 pub mod remux;
 pub mod rtp;
+pub mod source_latch;
 pub mod webm;
 
 use thiserror::Error;
