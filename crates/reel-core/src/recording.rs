@@ -97,6 +97,40 @@ impl FailureCode {
     }
 }
 
+/// Whose fault a failure is, which says what to do about it: retry later (transient), tell
+/// the customer to fix their destination or their input, or fix Reel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// Reel's own: a bug, its disk, its database.
+    Ours,
+    /// The caller's: nothing was sent, or it was stopped before anyone joined.
+    Client,
+    /// The customer's destination refused (credentials, permissions, no bucket).
+    Destination,
+    /// Worth trying again: the destination could not be reached.
+    Transient,
+}
+
+impl FailureCode {
+    pub fn fault(self) -> Fault {
+        match self {
+            Self::NothingRecorded | Self::NoMedia => Fault::Client,
+            Self::OutputFailed | Self::InternalError => Fault::Ours,
+        }
+    }
+}
+
+/// The fault behind any failure code: Reel's own codes and the destinations' (`destination_…`).
+pub fn fault_of(code: &str) -> Fault {
+    match code {
+        "nothing_recorded" | "no_media" => Fault::Client,
+        "destination_unreachable" => Fault::Transient,
+        c if c.starts_with("destination_") => Fault::Destination,
+        _ => Fault::Ours,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// The room's session started (or was already live).
@@ -197,6 +231,21 @@ mod tests {
     use super::*;
     use Command as C;
     use RecordingState as S;
+
+    #[test]
+    fn every_failure_code_names_whose_fault_it_is() {
+        for code in [
+            FailureCode::NothingRecorded,
+            FailureCode::NoMedia,
+            FailureCode::OutputFailed,
+            FailureCode::InternalError,
+        ] {
+            assert_eq!(fault_of(code.as_str()), code.fault(), "{code:?}");
+        }
+        assert_eq!(fault_of("destination_forbidden"), Fault::Destination);
+        assert_eq!(fault_of("destination_unreachable"), Fault::Transient);
+        assert_eq!(fault_of("local_copy_corrupt"), Fault::Ours);
+    }
 
     #[test]
     fn the_happy_path_and_illegal_moves() {

@@ -15,7 +15,7 @@ use crate::uploads::UploadOutcome;
 use crate::{PublicationContext, RecorderError};
 use reel_core::lifecycle::{Action, Lifecycle, Limits, Venue};
 use reel_core::options::RoomPolicy;
-use reel_core::recording::{Command, FailureCode, RecordingMode, RecordingState};
+use reel_core::recording::{Command, FailureCode, Fault, RecordingMode, RecordingState};
 use reel_core::{
     EndReason, EventKind, PublicationId, PublicationKind, RecordingId, RoomId, SessionId,
 };
@@ -143,11 +143,17 @@ pub struct Unfinished {
     pub publications: Vec<(PublicationId, i64)>,
 }
 
-/// What an output job made of a recording.
+/// What an output job made of a recording: its asset, or why not and whose fault that is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobResult {
-    Made { asset: String },
-    Failed { code: String, reason: String },
+    Made {
+        asset: String,
+    },
+    Failed {
+        code: String,
+        reason: String,
+        fault: Fault,
+    },
 }
 
 #[derive(Debug)]
@@ -438,7 +444,14 @@ impl Engine {
                     p.in_flight = p.in_flight.saturating_sub(1);
                     match result {
                         JobResult::Made { asset } => p.assets.push(asset),
-                        JobResult::Failed { code, reason } => p.failures.push((code, reason)),
+                        JobResult::Failed {
+                            code,
+                            reason,
+                            fault,
+                        } => {
+                            tracing::warn!(%recording, %code, ?fault, %reason, "output failed");
+                            p.failures.push((code, reason))
+                        }
                     }
                 }
                 self.maybe_finish(&recording);
@@ -1294,6 +1307,8 @@ impl Engine {
                 code,
                 message,
             } => {
+                let fault = reel_core::recording::fault_of(&code);
+                tracing::warn!(recording = %rec.id, %code, ?fault, "upload failed");
                 rec.failure = Some(message.clone());
                 rec.failure_code = Some(code.clone());
                 if let Ok(changes) = Self::transition(

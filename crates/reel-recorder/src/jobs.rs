@@ -28,10 +28,12 @@ fn result_of(result: Result<Outcome>) -> JobResult {
         Ok(Outcome::Failed { code, reason }) => JobResult::Failed {
             code: code.as_str().into(),
             reason,
+            fault: code.fault(),
         },
         Err(e) => JobResult::Failed {
             code: FailureCode::InternalError.as_str().into(),
             reason: e.to_string(),
+            fault: FailureCode::InternalError.fault(),
         },
     }
 }

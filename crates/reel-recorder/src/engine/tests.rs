@@ -648,6 +648,7 @@ fn outputs_that_all_fail_fail_the_recording_with_the_first_real_reason() {
                 result: JobResult::Failed {
                     code: code.into(),
                     reason: reason.into(),
+                    fault: reel_core::recording::fault_of(code),
                 },
             },
         );
