@@ -160,7 +160,7 @@ pub async fn link(
 
 /// The file, or for an asset only in a customer's bucket a redirect to its presigned URL.
 pub async fn serve(s: &AppState, asset: &Asset, headers: &HeaderMap) -> Result<Response, ApiError> {
-    if !asset.local_copy && asset.upload_state == "uploaded" {
+    if !asset.local_copy && asset.upload_state == reel_core::UploadState::Uploaded {
         let link = link(s, asset, DEFAULT_EXPIRES_IN).await?;
         return Ok((StatusCode::FOUND, [(header::LOCATION, link.url)]).into_response());
     }

@@ -106,11 +106,14 @@ pub(crate) async fn retry_upload(
         )
     })?;
     let rec = s.db.get_recording(&key.application_id, &rec_id).await?;
-    if asset.upload_state != "failed" {
+    if asset.upload_state != reel_core::UploadState::Failed {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "invalid_state",
-            format!("the asset's upload is {}, not failed", asset.upload_state),
+            format!(
+                "the asset's upload is {}, not failed",
+                asset.upload_state.as_str()
+            ),
         ));
     }
     if let Some(creds) = body.credentials {

@@ -104,11 +104,12 @@ impl FromStr for PublicationKind {
     }
 }
 
-/// The stream asset types of the seed APIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What an asset is: the stream asset types of the seed APIs, composites, mixes, transcripts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AssetType {
     /// Camera video and microphone audio of one participant.
+    #[default]
     Regular,
     /// A screen share, with its audio if any.
     Screen,
@@ -118,6 +119,8 @@ pub enum AssetType {
     Composite,
     /// Every participant's audio in one file (`mode: audio`).
     AudioMix,
+    /// What was said, by whom (`-transcript.json` and `.vtt`).
+    Transcript,
 }
 
 impl AssetType {
@@ -128,6 +131,7 @@ impl AssetType {
             AssetType::Audio => "audio",
             AssetType::Composite => "composite",
             AssetType::AudioMix => "audio_mix",
+            AssetType::Transcript => "transcript",
         }
     }
 
@@ -150,7 +154,50 @@ impl FromStr for AssetType {
             "audio" => Ok(Self::Audio),
             "composite" => Ok(Self::Composite),
             "audio_mix" => Ok(Self::AudioMix),
+            "transcript" => Ok(Self::Transcript),
             other => Err(format!("unknown asset type {other:?}")),
+        }
+    }
+}
+
+impl fmt::Display for AssetType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an asset's upload to its recording's destination is:
+/// `none` (it stays on Reel's storage) → `pending` → `uploaded` | `failed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadState {
+    #[default]
+    None,
+    Pending,
+    Uploaded,
+    Failed,
+}
+
+impl UploadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Pending => "pending",
+            Self::Uploaded => "uploaded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for UploadState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "pending" => Ok(Self::Pending),
+            "uploaded" => Ok(Self::Uploaded),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown upload state {other:?}")),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::repo::{corrupt, now_ms};
 use crate::{Change, Db, DbError, Result};
+use reel_core::{AssetType, UploadState};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -15,7 +16,9 @@ pub struct Asset {
     pub publication_id: Option<String>,
     pub recording_id: Option<String>,
     pub participant: Option<String>,
-    pub asset_type: String,
+    /// `regular`, `screen`, `audio`, `composite`, `audio_mix` or `transcript`.
+    #[schema(value_type = String)]
+    pub asset_type: AssetType,
     pub format: String,
     #[serde(skip)]
     pub path: String,
@@ -33,7 +36,8 @@ pub struct Asset {
     #[serde(skip)]
     pub object_key: Option<String>,
     /// none (Reel's own storage) → pending → uploaded | failed
-    pub upload_state: String,
+    #[schema(value_type = String)]
+    pub upload_state: UploadState,
     /// `code: message` of the last failed upload, credentials removed.
     pub upload_error: Option<String>,
     pub upload_attempts: i64,
@@ -47,7 +51,7 @@ impl Asset {
     /// held locally. A new asset is written `Asset { id, …, ..Asset::on_local_disk() }`.
     pub fn on_local_disk() -> Asset {
         Asset {
-            upload_state: "none".into(),
+            upload_state: UploadState::None,
             local_copy: true,
             ..Asset::default()
         }
@@ -82,7 +86,10 @@ pub(crate) fn asset(r: &AnyRow) -> Result<Asset> {
         publication_id: r.try_get("publication_id")?,
         recording_id: r.try_get("recording_id")?,
         participant: r.try_get("participant")?,
-        asset_type: r.try_get("asset_type")?,
+        asset_type: r
+            .try_get::<String, _>("asset_type")?
+            .parse()
+            .map_err(DbError::Corrupt)?,
         format: r.try_get("format")?,
         path: r.try_get("path")?,
         start_at: r.try_get("start_at")?,
@@ -94,7 +101,10 @@ pub(crate) fn asset(r: &AnyRow) -> Result<Asset> {
         created_at: r.try_get("created_at")?,
         destination_url: r.try_get("destination_url")?,
         object_key: r.try_get("object_key")?,
-        upload_state: r.try_get("upload_state")?,
+        upload_state: r
+            .try_get::<String, _>("upload_state")?
+            .parse()
+            .map_err(DbError::Corrupt)?,
         upload_error: r.try_get("upload_error")?,
         upload_attempts: r.try_get("upload_attempts")?,
         uploaded_at: r.try_get("uploaded_at")?,

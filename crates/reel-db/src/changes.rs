@@ -168,7 +168,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
             .bind(&a.publication_id)
             .bind(&a.recording_id)
             .bind(&a.participant)
-            .bind(&a.asset_type)
+            .bind(a.asset_type.as_str())
             .bind(&a.format)
             .bind(&a.path)
             .bind(a.start_at)

@@ -223,7 +223,7 @@ mod tests {
             publication_id: Some("pub_1".into()),
             recording_id: Some("rec_1".into()),
             participant: Some("alice".into()),
-            asset_type: "regular".into(),
+            asset_type: reel_core::AssetType::Regular,
             format: "webm".into(),
             path: "/x".into(),
             start_at: 0,

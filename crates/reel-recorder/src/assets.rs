@@ -158,7 +158,7 @@ pub async fn process_publication(
                 publication_id: Some(publication.id.clone()),
                 recording_id: Some(recording_id.to_string()),
                 participant: Some(publication.participant.clone()),
-                asset_type: m.asset_type.as_str().to_string(),
+                asset_type: m.asset_type,
                 format: m.report.container.into(),
                 path: m.path.to_string_lossy().into_owned(),
                 start_at: start_ms,
@@ -172,7 +172,7 @@ pub async fn process_publication(
             };
             let mut payload = base;
             payload["asset_id"] = asset.id.clone().into();
-            payload["asset_type"] = asset.asset_type.clone().into();
+            payload["asset_type"] = asset.asset_type.as_str().into();
             payload["duration_ms"] = asset.duration_ms.into();
             // The asset, the job's marker and the event in one transaction: a crash leaves
             // either all three or none, and then recovery runs the job again.

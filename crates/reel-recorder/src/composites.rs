@@ -300,7 +300,7 @@ pub async fn process_recording(
                 publication_id: None,
                 recording_id: Some(rec.id.clone()),
                 participant: None,
-                asset_type: asset_type.as_str().into(),
+                asset_type,
                 format,
                 path: job.path.to_string_lossy().into_owned(),
                 start_at: rec.started_at.unwrap_or(0),

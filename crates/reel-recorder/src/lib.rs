@@ -678,7 +678,9 @@ impl Brain {
                 };
                 let failed_uploads = command == reel_core::recording::Command::RetryUpload
                     && match self.db.assets_of_recording(&id).await {
-                        Ok(assets) => assets.iter().any(|a| a.upload_state == "failed"),
+                        Ok(assets) => assets
+                            .iter()
+                            .any(|a| a.upload_state == reel_core::UploadState::Failed),
                         Err(e) => {
                             let _ = reply.send(Err(e.into()));
                             return;

@@ -10,7 +10,7 @@
 
 use crate::uploads::{open_store, room_policy, UploadContext};
 use crate::Result;
-use reel_core::DeletionId;
+use reel_core::{DeletionId, UploadState};
 use reel_db::{now_ms, Asset, Db, Deletion};
 use std::collections::HashMap;
 
@@ -50,7 +50,7 @@ pub async fn sweep(
             }
         };
         let explicit = policy.retention_days.map(i64::from).or(app);
-        let on_own_storage = asset.upload_state != "uploaded";
+        let on_own_storage = asset.upload_state != UploadState::Uploaded;
         let Some(days) = explicit.or(on_own_storage.then_some(i64::from(default_days))) else {
             continue;
         };
@@ -93,7 +93,7 @@ pub async fn delete_asset(
     let mut error = None;
     let mut location = asset.path.clone();
     if let (Some(key), Some(url), Some(rec)) = (&asset.object_key, &asset.destination_url, &rec) {
-        if asset.upload_state == "uploaded" {
+        if asset.upload_state == UploadState::Uploaded {
             location = url.clone();
             let deleted = match open_store(ctx, rec) {
                 Ok((_, store)) => store.delete(key).await,

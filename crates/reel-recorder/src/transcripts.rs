@@ -189,7 +189,7 @@ pub async fn process(
             publication_id: None,
             recording_id: Some(rec.id.clone()),
             participant: None,
-            asset_type: "transcript".into(),
+            asset_type: reel_core::AssetType::Transcript,
             format: format.into(),
             path: path.to_string_lossy().into_owned(),
             start_at: rec.started_at.unwrap_or(0),

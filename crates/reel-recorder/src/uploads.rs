@@ -12,6 +12,7 @@
 use crate::Result;
 use reel_blob::{Destination, NameParts, Store};
 use reel_core::options::{seal, RoomPolicy};
+use reel_core::UploadState;
 use reel_db::{Asset, Db, Recording};
 use std::time::{Duration, Instant};
 
@@ -118,7 +119,7 @@ pub async fn upload_recording(
         else {
             continue;
         };
-        if asset.upload_state == "uploaded" {
+        if asset.upload_state == UploadState::Uploaded {
             done.push((asset.id, url));
             continue;
         }
@@ -195,7 +196,7 @@ pub async fn presign(
     let (Some(key), Some(rec_id)) = (&asset.object_key, &asset.recording_id) else {
         return Ok(None);
     };
-    if asset.upload_state != "uploaded" {
+    if asset.upload_state != UploadState::Uploaded {
         return Ok(None);
     }
     let rec = db
