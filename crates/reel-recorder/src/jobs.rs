@@ -1,7 +1,7 @@
 //! Runs the engine's jobs off the brain: each reads and writes what it needs itself (its
 //! asset and event in one transaction) and reports back on the brain's queue.
 
-use crate::engine::{JobResult, JobSpec};
+use crate::engine::{Input, JobResult, JobSpec};
 use crate::{assets, composites, transcripts, uploads, Msg, Outcome, Result};
 use reel_core::recording::FailureCode;
 use reel_db::Db;
@@ -60,7 +60,7 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
             if let Err(e) = &r {
                 tracing::error!(%publication, error = %e, "asset job");
             }
-            Msg::JobDone {
+            Input::JobDone {
                 recording,
                 result: result_of(r),
             }
@@ -72,7 +72,7 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
             if let Err(e) = &r {
                 tracing::error!(%recording, error = %e, "composite job");
             }
-            Msg::JobDone {
+            Input::JobDone {
                 recording,
                 result: result_of(r),
             }
@@ -89,7 +89,7 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
                     message: e.to_string(),
                 },
             };
-            Msg::UploadsDone { recording, outcome }
+            Input::UploadsDone { recording, outcome }
         }
         JobSpec::Transcribe { recording } => {
             // Returns at once for a recording that wants no transcript.
@@ -102,7 +102,7 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
             return;
         }
     };
-    let _ = cx.report.send(report);
+    let _ = cx.report.send(Msg::Input(report));
 }
 
 async fn upload(

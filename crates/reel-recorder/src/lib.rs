@@ -27,9 +27,7 @@ pub mod transcripts;
 pub mod uploads;
 
 use capture::{CaptureCommand, CaptureHandle, CaptureNotice};
-use engine::{
-    Engine, Input, JobResult, JobSpec, MediaOrder, Now, Output, Reply, ReplyTo, RoomFacts,
-};
+use engine::{Engine, Input, JobSpec, MediaOrder, Now, Output, Reply, ReplyTo, RoomFacts};
 use reel_core::lifecycle::Venue;
 use reel_core::recording::RecordingMode;
 use reel_core::{EndReason, EventKind, PublicationId, PublicationKind, RoomId, SessionId};
@@ -120,7 +118,10 @@ pub enum MediaCommand {
     RequestKeyframes { publication: PublicationId },
 }
 
+/// What the brain is told. Most messages are engine inputs as they are; the others need the
+/// database read, or a reply waited for, before they become one.
 enum Msg {
+    Input(Input),
     Join {
         publication: PublicationId,
         room: Room,
@@ -129,32 +130,6 @@ enum Msg {
         call: Option<String>,
         reply: oneshot::Sender<Result<PublicationContext>>,
     },
-    /// A recorded call went on hold (`a=inactive` / `sendonly`) or came back.
-    CallHeld {
-        session: SessionId,
-        held: bool,
-    },
-    /// `recording.audio.started` and the like, with the call's id.
-    CallEvent {
-        session: SessionId,
-        application: String,
-        room: RoomId,
-        event: EventKind,
-        extra: serde_json::Value,
-    },
-    CallMetadata {
-        session: SessionId,
-        version: i64,
-        xml: String,
-    },
-    Rename {
-        publication: PublicationId,
-        participant: String,
-    },
-    JoinFailed {
-        ctx: PublicationContext,
-    },
-    TrackOpened(Track),
     Capture(CaptureNotice),
     StartRecording {
         room: Room,
@@ -168,26 +143,12 @@ enum Msg {
         command: reel_core::recording::Command,
         reply: oneshot::Sender<Result<Recording>>,
     },
-    JobDone {
-        recording: String,
-        result: JobResult,
-    },
-    UploadsDone {
-        recording: String,
-        outcome: uploads::UploadOutcome,
-    },
     /// A composite or audio mix of an ended session, from its journals.
     Render {
         session: reel_db::Session,
         mode: RecordingMode,
         options: recordings::RecordingOptions,
         reply: oneshot::Sender<Result<Recording>>,
-    },
-    /// Start-up: recordings waiting for their room, left `uploading`, or left unfinished.
-    Resume {
-        starting: Vec<Recording>,
-        uploading: Vec<Recording>,
-        unfinished: Vec<engine::Unfinished>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -346,15 +307,17 @@ impl Recorder {
 
     /// A joined publication whose media will never come (its offer was refused).
     pub fn media_refused(&self, ctx: PublicationContext) {
-        let _ = self.tx.send(Msg::JoinFailed { ctx });
+        let _ = self.tx.send(Msg::Input(Input::JoinFailed {
+            publication: ctx.publication,
+        }));
     }
 
     /// A recorded call went on hold, or came back: pauses or resumes its recording.
     pub fn call_held(&self, session: &SessionId, held: bool) {
-        let _ = self.tx.send(Msg::CallHeld {
+        let _ = self.tx.send(Msg::Input(Input::CallHeld {
             session: session.clone(),
             held,
-        });
+        }));
     }
 
     /// An event about a recorded call (`recording.audio.started` …) of `application`'s
@@ -368,30 +331,30 @@ impl Recorder {
         event: EventKind,
         extra: serde_json::Value,
     ) {
-        let _ = self.tx.send(Msg::CallEvent {
+        let _ = self.tx.send(Msg::Input(Input::CallEvent {
             session: session.clone(),
             application: application.to_string(),
             room: room.clone(),
-            event,
+            kind: event,
             extra,
-        });
+        }));
     }
 
     /// Keeps a version of a call's recording metadata.
     pub fn call_metadata(&self, session: &SessionId, version: i64, xml: String) {
-        let _ = self.tx.send(Msg::CallMetadata {
+        let _ = self.tx.send(Msg::Input(Input::CallMetadata {
             session: session.clone(),
             version,
             xml,
-        });
+        }));
     }
 
     /// A participant's name changed (a metadata update names them anew).
     pub fn rename(&self, publication: &PublicationId, participant: String) {
-        let _ = self.tx.send(Msg::Rename {
+        let _ = self.tx.send(Msg::Input(Input::Rename {
             publication: publication.clone(),
             participant,
-        });
+        }));
     }
 
     /// The publisher asked to stop (WHIP DELETE).
@@ -404,7 +367,7 @@ impl Recorder {
 
     /// From the media loop: a track produced its first frame and its journal is opening.
     pub fn track_opened(&self, track: Track) {
-        let _ = self.tx.send(Msg::TrackOpened(track));
+        let _ = self.tx.send(Msg::Input(Input::TrackOpened(track)));
     }
 
     /// After recovery: hands the brain the recordings the last run left unfinished (their
@@ -441,11 +404,11 @@ impl Recorder {
         }
         let uploading = db.recordings_in_state("uploading").await?;
         let n = unfinished.len();
-        let _ = self.tx.send(Msg::Resume {
+        let _ = self.tx.send(Msg::Input(Input::Resume {
             starting,
             uploading,
             unfinished,
-        });
+        }));
         Ok(n)
     }
 
@@ -603,40 +566,7 @@ impl Brain {
                     return;
                 }
             },
-            Msg::CallHeld { session, held } => Input::CallHeld { session, held },
-            Msg::CallEvent {
-                session,
-                application,
-                room,
-                event,
-                extra,
-            } => Input::CallEvent {
-                session,
-                application,
-                room,
-                kind: event,
-                extra,
-            },
-            Msg::CallMetadata {
-                session,
-                version,
-                xml,
-            } => Input::CallMetadata {
-                session,
-                version,
-                xml,
-            },
-            Msg::Rename {
-                publication,
-                participant,
-            } => Input::Rename {
-                publication,
-                participant,
-            },
-            Msg::JoinFailed { ctx } => Input::JoinFailed {
-                publication: ctx.publication,
-            },
-            Msg::TrackOpened(track) => Input::TrackOpened(track),
+            Msg::Input(input) => input,
             Msg::Capture(CaptureNotice::PublicationClosed {
                 publication,
                 reason,
@@ -693,8 +623,6 @@ impl Brain {
                     reply: self.wait(Waiting::Recording(reply)),
                 }
             }
-            Msg::JobDone { recording, result } => Input::JobDone { recording, result },
-            Msg::UploadsDone { recording, outcome } => Input::UploadsDone { recording, outcome },
             Msg::Render {
                 session,
                 mode,
@@ -722,15 +650,6 @@ impl Brain {
                     reply: self.wait(Waiting::Recording(reply)),
                 }
             }
-            Msg::Resume {
-                starting,
-                uploading,
-                unfinished,
-            } => Input::Resume {
-                starting,
-                uploading,
-                unfinished,
-            },
             Msg::Shutdown { reply } => {
                 self.shutdown = Some(reply);
                 Input::Shutdown
