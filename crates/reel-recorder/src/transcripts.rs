@@ -98,7 +98,7 @@ pub fn exit_code(e: &TranscribeError) -> u8 {
     }
 }
 
-async fn event(db: &Db, rec: &Recording, kind: EventKind, extra: Value) -> Result<()> {
+fn event_payload(rec: &Recording, extra: Value) -> Value {
     let mut payload = json!({
         "recording_id": rec.id,
         "session_id": rec.session_id,
@@ -107,8 +107,16 @@ async fn event(db: &Db, rec: &Recording, kind: EventKind, extra: Value) -> Resul
     if let (Value::Object(base), Value::Object(more)) = (&mut payload, extra) {
         base.extend(more);
     }
-    db.commit_one(Change::recording_event(rec, kind, payload))
-        .await?;
+    payload
+}
+
+async fn event(db: &Db, rec: &Recording, kind: EventKind, extra: Value) -> Result<()> {
+    db.commit_one(Change::recording_event(
+        rec,
+        kind,
+        event_payload(rec, extra),
+    ))
+    .await?;
     Ok(())
 }
 
@@ -201,15 +209,35 @@ pub async fn process(
             created_at: now_ms(),
             ..Asset::on_local_disk()
         };
-        db.insert_asset(&asset).await?;
         assets.push(asset);
     }
     let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
     let mut extra = json!({"asset_ids": ids, "lines": transcribed.lines, "locale": job.locale});
-    if let Some(dest) = rec.options["destinationUrl"]
+    let Some(dest) = rec.options["destinationUrl"]
         .as_str()
         .and_then(|u| Destination::parse(u).ok())
+    else {
+        // Kept by Reel: the assets and their event in one transaction.
+        tracing::info!(recording = %rec.id, lines = transcribed.lines, "transcript ready");
+        let mut changes: Vec<Change> = assets.iter().cloned().map(Change::InsertAsset).collect();
+        changes.push(Change::recording_event(
+            &rec,
+            EventKind::TranscriptionAvailable,
+            event_payload(&rec, extra),
+        ));
+        db.commit(&changes).await?;
+        return Ok(());
+    };
     {
+        // Both rows at once; the event waits for the upload's outcome.
+        db.commit(
+            &assets
+                .iter()
+                .cloned()
+                .map(Change::InsertAsset)
+                .collect::<Vec<_>>(),
+        )
+        .await?;
         for a in &assets {
             let key = dest.transcript_key(
                 &NameParts {
