@@ -1,6 +1,6 @@
 //! Assets (the files a recording made), deletions, and the event outbox.
 
-use crate::repo::{corrupt, now_ms};
+use crate::repo::{corrupt, named_column, now_ms};
 use crate::{Change, Db, DbError, Result};
 use reel_core::{AssetType, UploadState};
 use serde::Serialize;
@@ -86,10 +86,7 @@ pub(crate) fn asset(r: &AnyRow) -> Result<Asset> {
         publication_id: r.try_get("publication_id")?,
         recording_id: r.try_get("recording_id")?,
         participant: r.try_get("participant")?,
-        asset_type: r
-            .try_get::<String, _>("asset_type")?
-            .parse()
-            .map_err(DbError::Corrupt)?,
+        asset_type: named_column(r, "asset_type")?,
         format: r.try_get("format")?,
         path: r.try_get("path")?,
         start_at: r.try_get("start_at")?,
@@ -101,10 +98,7 @@ pub(crate) fn asset(r: &AnyRow) -> Result<Asset> {
         created_at: r.try_get("created_at")?,
         destination_url: r.try_get("destination_url")?,
         object_key: r.try_get("object_key")?,
-        upload_state: r
-            .try_get::<String, _>("upload_state")?
-            .parse()
-            .map_err(DbError::Corrupt)?,
+        upload_state: named_column(r, "upload_state")?,
         upload_error: r.try_get("upload_error")?,
         upload_attempts: r.try_get("upload_attempts")?,
         uploaded_at: r.try_get("uploaded_at")?,

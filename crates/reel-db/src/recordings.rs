@@ -1,5 +1,6 @@
 //! Recordings: a capture window over a room's session, with its state and pauses.
 
+use crate::repo::named_column;
 use crate::{now_ms, Change, Db, DbError, Result};
 use reel_core::recording::{RecordingMode, RecordingState};
 use serde::{Deserialize, Serialize};
@@ -65,14 +66,8 @@ pub(crate) fn recording(r: &AnyRow) -> Result<Recording> {
         application_id: r.try_get("application_id")?,
         room_id: r.try_get("room_id")?,
         session_id: r.try_get("session_id")?,
-        mode: r
-            .try_get::<String, _>("mode")?
-            .parse()
-            .map_err(DbError::Corrupt)?,
-        state: r
-            .try_get::<String, _>("state")?
-            .parse()
-            .map_err(DbError::Corrupt)?,
+        mode: named_column(r, "mode")?,
+        state: named_column(r, "state")?,
         failure: r.try_get("failure")?,
         failure_code: r.try_get("failure_code")?,
         pauses: serde_json::from_str(&pauses).map_err(|e| DbError::Corrupt(e.to_string()))?,

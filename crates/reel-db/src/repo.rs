@@ -39,6 +39,17 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> DbError {
     DbError::Corrupt(e.to_string())
 }
 
+/// A text column holding one of a domain type's names (a state, a mode): parsing is
+/// validation, and a name Reel does not know is a corrupt row.
+pub(crate) fn named_column<T: std::str::FromStr<Err = String>>(
+    r: &AnyRow,
+    name: &str,
+) -> Result<T> {
+    r.try_get::<String, _>(name)?
+        .parse()
+        .map_err(DbError::Corrupt)
+}
+
 pub(crate) fn json_column(r: &AnyRow, name: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&r.try_get::<String, _>(name)?).map_err(corrupt)
 }
