@@ -64,7 +64,7 @@ fn sealed(s: &AppState, options: RecordingOptions) -> reel_recorder::recordings:
     }
 }
 
-/// `compositeOptions` / `audioOptions`, checked by the renderer's own option types.
+/// `compositeOptions`, checked by the renderer's own option type.
 fn check_output_options(options: &RecordingOptions) -> Result<(), ApiError> {
     let invalid = |field: &str, m: String| {
         ApiError::new(
@@ -77,11 +77,6 @@ fn check_output_options(options: &RecordingOptions) -> Result<(), ApiError> {
         let o: reel_compose::options::CompositeOptions = serde_json::from_value(v.clone())
             .map_err(|e| invalid("compositeOptions", e.to_string()))?;
         o.validate().map_err(|m| invalid("compositeOptions", m))?;
-    }
-    if let Some(v) = &options.audio_options {
-        let o: reel_compose::options::AudioOptions = serde_json::from_value(v.clone())
-            .map_err(|e| invalid("audioOptions", e.to_string()))?;
-        o.validate().map_err(|m| invalid("audioOptions", m))?;
     }
     Ok(())
 }
@@ -177,7 +172,7 @@ pub(crate) async fn read(
 pub(crate) struct ListQuery {
     room_id: Option<String>,
     session_id: Option<String>,
-    state: Option<String>,
+    state: Option<RecordingState>,
 }
 
 #[utoipa::path(get, path = "/v1/recordings", params(ListQuery), responses((status = 200, body = crate::openapi::RecordingList), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
@@ -186,17 +181,12 @@ pub(crate) async fn list(
     Auth(key): Auth,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<crate::openapi::RecordingList>, ApiError> {
-    if let Some(state) = &q.state {
-        RecordingState::parse(state).ok_or_else(|| {
-            ApiError::bad_request("invalid_query", format!("state: unknown state {state:?}"))
-        })?;
-    }
     let list =
         s.db.list_recordings(
             &key.application_id,
             q.room_id.as_deref(),
             q.session_id.as_deref(),
-            q.state.as_deref(),
+            q.state,
         )
         .await?;
     Ok(axum::Json(crate::openapi::RecordingList { data: list }))

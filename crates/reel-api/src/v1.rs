@@ -208,7 +208,7 @@ pub(crate) async fn delete_room(
         s.db.list_sessions(&key.application_id, Some(&id))
             .await?
             .into_iter()
-            .any(|x| x.state == "live");
+            .any(|x| x.state == reel_core::SessionState::Live);
     if live {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

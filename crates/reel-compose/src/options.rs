@@ -1,8 +1,10 @@
-//! What a user asks of a composite or an audio mix (`recordingOptions.compositeOptions` /
-//! `audioOptions`), validated field by field, and turned into the renderer's `Output`.
+//! What a user asks of a composite (`recordingOptions.compositeOptions`), validated field by
+//! field, and turned into the renderer's `Output`; and an audio mix's `Output`.
 
 use crate::layout::Layout;
-use crate::render::{AudioFormat, Channels, Output, VideoFormat, VideoSettings};
+use crate::render::{Channels, Output, VideoSettings};
+use reel_core::media::{AudioChannels, AudioFormat, VideoFormat};
+use reel_core::options::AudioOptions;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -57,17 +59,6 @@ impl Default for CompositeOptions {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AudioOptions {
-    /// `mono` (default) or `dual`: `left_participant` in the left channel, everyone else right.
-    #[serde(default)]
-    pub channels: Option<String>,
-    /// The identity put on the left in `dual` (default: the first to join).
-    #[serde(default)]
-    pub left_participant: Option<String>,
-}
-
 impl CompositeOptions {
     pub fn dimensions(&self) -> Result<(i32, i32), String> {
         match self.size.as_str() {
@@ -97,18 +88,14 @@ impl CompositeOptions {
     /// The renderer's settings; `layouts` are the layout changes (output ms, layout) after 0.
     pub fn video(
         &self,
-        format: &str,
+        format: VideoFormat,
         layouts: Vec<(i64, Layout)>,
     ) -> Result<VideoSettings, String> {
         let (width, height) = self.dimensions()?;
         let mut all = vec![(0, self.layout.clone())];
         all.extend(layouts);
         Ok(VideoSettings {
-            format: if format == "webm" {
-                VideoFormat::Webm
-            } else {
-                VideoFormat::Mp4
-            },
+            format,
             width,
             height,
             fps: self.fps,
@@ -121,33 +108,19 @@ impl CompositeOptions {
     }
 }
 
-impl AudioOptions {
-    pub fn validate(&self) -> Result<(), String> {
-        match self.channels.as_deref() {
-            None | Some("mono") | Some("dual") => Ok(()),
-            Some(other) => Err(format!("channels: {other:?} is not mono or dual")),
-        }
-    }
-
-    /// `first` is the identity of whoever joined first (the default left side).
-    pub fn output(&self, format: &str, first: &str) -> Output {
-        let format = match format {
-            "wav" => AudioFormat::Wav,
-            "ogg" => AudioFormat::Ogg,
-            "m4a" => AudioFormat::M4a,
-            _ => AudioFormat::Mp3,
-        };
-        let channels = match self.channels.as_deref() {
-            Some("dual") => Channels::Dual {
-                left: self
-                    .left_participant
-                    .clone()
-                    .unwrap_or_else(|| first.to_string()),
-            },
-            _ => Channels::Mono,
-        };
-        Output::Audio { format, channels }
-    }
+/// The renderer's output for an audio mix; `first` is the identity of whoever joined first
+/// (the default left side).
+pub fn audio_output(options: &AudioOptions, format: AudioFormat, first: &str) -> Output {
+    let channels = match options.channels.unwrap_or_default() {
+        AudioChannels::Dual => Channels::Dual {
+            left: options
+                .left_participant
+                .clone()
+                .unwrap_or_else(|| first.to_string()),
+        },
+        AudioChannels::Mono => Channels::Mono,
+    };
+    Output::Audio { format, channels }
 }
 
 fn parse_colour(s: &str) -> Result<u32, String> {
@@ -184,11 +157,11 @@ mod tests {
         )
         .is_err());
         let a = AudioOptions {
-            channels: Some("dual".into()),
+            channels: Some(AudioChannels::Dual),
             left_participant: None,
         };
         assert_eq!(
-            a.output("mp3", "agent"),
+            audio_output(&a, AudioFormat::Mp3, "agent"),
             Output::Audio {
                 format: AudioFormat::Mp3,
                 channels: Channels::Dual {

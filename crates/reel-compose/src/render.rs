@@ -18,6 +18,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_controller as gst_controller;
 use gstreamer_controller::prelude::*;
+pub use reel_core::media::{AudioFormat, VideoFormat};
 use reel_core::{Codec, MediaKind};
 use reel_media::journal::JournalReader;
 use reel_media::remux::{self, ArrivalFrames};
@@ -79,15 +80,6 @@ impl Timeline {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AudioFormat {
-    Mp3,
-    Wav,
-    Ogg,
-    M4a,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channels {
@@ -96,13 +88,6 @@ pub enum Channels {
     Dual {
         left: String,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VideoFormat {
-    Mp4,
-    Webm,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,6 +2,9 @@
 //! the room lifecycle state machine. No I/O lives here, so everything is testable with a
 //! manual clock.
 
+#[macro_use]
+mod names;
+
 pub mod events;
 pub mod ids;
 pub mod lifecycle;

@@ -4,11 +4,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaKind {
-    Audio,
-    Video,
+named_enum! {
+    pub enum MediaKind as "media kind" {
+        Audio = "audio",
+        Video = "video",
+    }
 }
 
 /// Codecs Reel records. The journal stores the codec by its name, so the set can grow
@@ -74,67 +74,38 @@ impl fmt::Display for Codec {
     }
 }
 
-/// What a publisher publishes, as named in its publish token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PublicationKind {
-    /// Camera and microphone.
-    Camera,
-    /// Screen share, with its audio if any.
-    Screen,
-}
-
-impl PublicationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PublicationKind::Camera => "camera",
-            PublicationKind::Screen => "screen",
-        }
+named_enum! {
+    /// What a publisher publishes, as named in its publish token.
+    pub enum PublicationKind as "publication kind" {
+        /// Camera and microphone.
+        Camera = "camera",
+        /// Screen share, with its audio if any.
+        Screen = "screen",
     }
 }
 
-impl FromStr for PublicationKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "camera" => Ok(Self::Camera),
-            "screen" => Ok(Self::Screen),
-            other => Err(format!("unknown publication kind {other:?}")),
-        }
+named_enum! {
+    /// What an asset is: the stream asset types of the seed APIs, composites, mixes,
+    /// transcripts.
+    #[derive(Default)]
+    pub enum AssetType as "asset type" {
+        /// Camera video and microphone audio of one participant.
+        #[default]
+        Regular = "regular",
+        /// A screen share, with its audio if any.
+        Screen = "screen",
+        /// Microphone only: the participant published no video.
+        Audio = "audio",
+        /// One movie of the whole session, laid out (`mode: composite`).
+        Composite = "composite",
+        /// Every participant's audio in one file (`mode: audio`).
+        AudioMix = "audio_mix",
+        /// What was said, by whom (`-transcript.json` and `.vtt`).
+        Transcript = "transcript",
     }
-}
-
-/// What an asset is: the stream asset types of the seed APIs, composites, mixes, transcripts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AssetType {
-    /// Camera video and microphone audio of one participant.
-    #[default]
-    Regular,
-    /// A screen share, with its audio if any.
-    Screen,
-    /// Microphone only: the participant published no video.
-    Audio,
-    /// One movie of the whole session, laid out (`mode: composite`).
-    Composite,
-    /// Every participant's audio in one file (`mode: audio`).
-    AudioMix,
-    /// What was said, by whom (`-transcript.json` and `.vtt`).
-    Transcript,
 }
 
 impl AssetType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AssetType::Regular => "regular",
-            AssetType::Screen => "screen",
-            AssetType::Audio => "audio",
-            AssetType::Composite => "composite",
-            AssetType::AudioMix => "audio_mix",
-            AssetType::Transcript => "transcript",
-        }
-    }
-
     /// The asset a publication yields, from what it published and what it carried.
     pub fn for_publication(kind: PublicationKind, has_video: bool) -> AssetType {
         match (kind, has_video) {
@@ -145,93 +116,158 @@ impl AssetType {
     }
 }
 
-impl FromStr for AssetType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "regular" => Ok(Self::Regular),
-            "screen" => Ok(Self::Screen),
-            "audio" => Ok(Self::Audio),
-            "composite" => Ok(Self::Composite),
-            "audio_mix" => Ok(Self::AudioMix),
-            "transcript" => Ok(Self::Transcript),
-            other => Err(format!("unknown asset type {other:?}")),
+named_enum! {
+    /// Where an asset's upload to its recording's destination is:
+    /// `none` (it stays on Reel's storage) → `pending` → `uploaded` | `failed`.
+    #[derive(Default)]
+    pub enum UploadState as "upload state" {
+        #[default]
+        None = "none",
+        Pending = "pending",
+        Uploaded = "uploaded",
+        Failed = "failed",
+    }
+}
+
+named_enum! {
+    /// Where a session is: `live` until its room empties, ends or the server stops.
+    pub enum SessionState as "session state" {
+        Live = "live",
+        Ended = "ended",
+    }
+}
+
+named_enum! {
+    /// Where a publication is: `live` → `ended` → `processed` (its stream asset is made) |
+    /// `failed`; `processed` and `failed` are the durable marker that its output job is done.
+    pub enum PublicationState as "publication state" {
+        Live = "live",
+        Ended = "ended",
+        Processed = "processed",
+        Failed = "failed",
+    }
+}
+
+named_enum! {
+    /// Why a session or a publication ended. Stored as text; part of the API.
+    pub enum EndReason as "end reason" {
+        /// The publisher sent DELETE on its WHIP resource.
+        Left = "left",
+        /// ICE or DTLS stopped answering.
+        Disconnected = "disconnected",
+        /// Nobody published for `empty_timeout`.
+        Empty = "empty",
+        /// `max_duration` was reached.
+        MaxDuration = "max_duration",
+        /// The server stopped (crash or kill) while it was recording.
+        Interrupted = "interrupted",
+        /// The server shut down gracefully.
+        Shutdown = "shutdown",
+        /// A recorded SIP call sent no RTP for `rtp_timeout_secs`.
+        MediaTimeout = "media_timeout",
+    }
+}
+
+named_enum! {
+    /// The file an audio recording or mix is (`recordingOptions.format` with `mode: audio`,
+    /// the room policy's `audio_mix_formats`).
+    #[derive(Default)]
+    pub enum AudioFormat as "audio format" {
+        /// What a call recording is unless the room says otherwise.
+        #[default]
+        Mp3 = "mp3",
+        Wav = "wav",
+        /// Opus in Ogg.
+        Ogg = "ogg",
+        /// AAC in MP4.
+        M4a = "m4a",
+    }
+}
+
+named_enum! {
+    /// The file a composite movie is (`recordingOptions.format` with `mode: composite`).
+    #[derive(Default)]
+    pub enum VideoFormat as "video format" {
+        /// H.264 and AAC.
+        #[default]
+        Mp4 = "mp4",
+        /// VP8 and Opus.
+        Webm = "webm",
+    }
+}
+
+named_enum! {
+    /// How many channels an audio mix has.
+    #[derive(Default)]
+    pub enum AudioChannels as "channel layout" {
+        /// Everyone in one channel.
+        #[default]
+        Mono = "mono",
+        /// One party (a call's caller, or `left_participant`) left, everyone else right.
+        Dual = "dual",
+    }
+}
+
+named_enum! {
+    /// What a room records of its SIPREC calls (`sip_media` in the room policy, or the
+    /// server's `siprec.media_policy`).
+    #[derive(Default)]
+    pub enum MediaPolicy as "SIP media policy" {
+        /// Audio lines only; video lines are declined (port 0).
+        #[default]
+        Audio = "audio",
+        AudioVideo = "audio_video",
+    }
+}
+
+/// `recordingOptions.format`: an audio file for `mode: audio`, a movie for `mode: composite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum OutputFormat {
+    Audio(AudioFormat),
+    Video(VideoFormat),
+}
+
+impl OutputFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Audio(f) => f.as_str(),
+            OutputFormat::Video(f) => f.as_str(),
         }
     }
 }
 
-impl fmt::Display for AssetType {
+impl FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse()
+            .map(OutputFormat::Audio)
+            .or_else(|_| s.parse().map(OutputFormat::Video))
+            .map_err(|_| {
+                format!(
+                    "unknown format {s:?} (audio: {}; composite: {})",
+                    AudioFormat::ALL.map(|f| f.as_str()).join(", "),
+                    VideoFormat::ALL.map(|f| f.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+impl TryFrom<String> for OutputFormat {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<OutputFormat> for String {
+    fn from(f: OutputFormat) -> String {
+        f.as_str().into()
+    }
+}
+
+impl fmt::Display for OutputFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Where an asset's upload to its recording's destination is:
-/// `none` (it stays on Reel's storage) → `pending` → `uploaded` | `failed`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UploadState {
-    #[default]
-    None,
-    Pending,
-    Uploaded,
-    Failed,
-}
-
-impl UploadState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Pending => "pending",
-            Self::Uploaded => "uploaded",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl FromStr for UploadState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Self::None),
-            "pending" => Ok(Self::Pending),
-            "uploaded" => Ok(Self::Uploaded),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown upload state {other:?}")),
-        }
-    }
-}
-
-/// Why a session or a publication ended. Stored as text; part of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndReason {
-    /// The publisher sent DELETE on its WHIP resource.
-    Left,
-    /// ICE or DTLS stopped answering.
-    Disconnected,
-    /// Nobody published for `empty_timeout`.
-    Empty,
-    /// `max_duration` was reached.
-    MaxDuration,
-    /// The server stopped (crash or kill) while it was recording.
-    Interrupted,
-    /// The server shut down gracefully.
-    Shutdown,
-    /// A recorded SIP call sent no RTP for `rtp_timeout_secs`.
-    MediaTimeout,
-}
-
-impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::Left => "left",
-            EndReason::Disconnected => "disconnected",
-            EndReason::Empty => "empty",
-            EndReason::MaxDuration => "max_duration",
-            EndReason::Interrupted => "interrupted",
-            EndReason::Shutdown => "shutdown",
-            EndReason::MediaTimeout => "media_timeout",
-        }
     }
 }

@@ -2,6 +2,7 @@
 //! the write-only `credentials` for it, `format`, `notificationEvents`, and
 //! `transcriptionOptions`. Validated field by field so a client learns exactly what is wrong.
 
+use crate::media::{AudioChannels, AudioFormat, MediaPolicy, OutputFormat};
 use crate::recording::RecordingMode;
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +15,10 @@ pub struct RecordingOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(write_only)]
     pub credentials: Option<String>,
+    /// mp3, wav, ogg or m4a for `mode: audio`; mp4 or webm for `mode: composite`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub format: Option<OutputFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_events: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -25,10 +28,20 @@ pub struct RecordingOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub composite_options: Option<serde_json::Value>,
-    /// `mode: audio`: `channels` (`mono` | `dual`) and `left_participant`.
+    /// `mode: audio`: `channels` and `left_participant`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub audio_options: Option<serde_json::Value>,
+    pub audio_options: Option<AudioOptions>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AudioOptions {
+    /// `mono` (default) or `dual`: `left_participant` in the left channel, everyone else right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<AudioChannels>,
+    /// The identity put on the left in `dual` (default: the first to join).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_participant: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -168,14 +181,14 @@ impl RecordingOptions {
                 }
             }
         }
-        if let Some(format) = &self.format {
+        if let Some(format) = self.format {
             const F: &str = "recordingOptions.format";
-            match mode {
-                RecordingMode::Audio if ["mp3", "wav", "ogg", "m4a"].contains(&format.as_str()) => {}
-                RecordingMode::Audio => return Err(err(F, "one of mp3, wav, ogg, m4a")),
-                RecordingMode::Composite if ["mp4", "webm"].contains(&format.as_str()) => {}
-                RecordingMode::Composite => return Err(err(F, "one of mp4, webm")),
-                RecordingMode::Stream => return Err(err(F, "stream recordings keep each codec's own container; format applies to composite and audio")),
+            match (mode, format) {
+                (RecordingMode::Audio, OutputFormat::Audio(_)) => {}
+                (RecordingMode::Audio, _) => return Err(err(F, "one of mp3, wav, ogg, m4a")),
+                (RecordingMode::Composite, OutputFormat::Video(_)) => {}
+                (RecordingMode::Composite, _) => return Err(err(F, "one of mp4, webm")),
+                (RecordingMode::Stream, _) => return Err(err(F, "stream recordings keep each codec's own container; format applies to composite and audio")),
             }
         }
         if self.composite_options.is_some() && mode != RecordingMode::Composite {
@@ -232,15 +245,15 @@ pub struct RoomPolicy {
     pub auto_composite: bool,
     /// Audio mixes to make per session: mp3, wav, ogg, m4a.
     #[serde(default)]
-    pub audio_mix_formats: Vec<String>,
+    pub audio_mix_formats: Vec<AudioFormat>,
     /// `mono` (default) or `dual` for those mixes: the first to join (a call's caller) on
     /// the left, everyone else on the right.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio_mix_channels: Option<String>,
+    pub audio_mix_channels: Option<AudioChannels>,
     /// SIPREC calls to this room record `audio` or `audio_video` (default: the server's
     /// `siprec.media_policy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sip_media: Option<String>,
+    pub sip_media: Option<MediaPolicy>,
     /// Days assets stay on Reel's own storage; none means the server default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
@@ -257,34 +270,8 @@ pub struct RoomPolicy {
 
 impl RoomPolicy {
     pub fn validate(&self) -> Result<(), FieldError> {
-        for f in &self.audio_mix_formats {
-            if !["mp3", "wav", "ogg", "m4a"].contains(&f.as_str()) {
-                return Err(err(
-                    "policy.audio_mix_formats",
-                    format!("{f:?} is not one of mp3, wav, ogg, m4a"),
-                ));
-            }
-        }
-        if let Some(c) = &self.audio_mix_channels {
-            if c != "mono" && c != "dual" {
-                return Err(err(
-                    "policy.audio_mix_channels",
-                    format!("{c:?} is not mono or dual"),
-                ));
-            }
-        }
-        if let Some(m) = &self.sip_media {
-            if m != "audio" && m != "audio_video" {
-                return Err(err(
-                    "policy.sip_media",
-                    format!("{m:?} is not audio or audio_video"),
-                ));
-            }
-        }
-        let mut seen = self.audio_mix_formats.clone();
-        seen.sort();
-        seen.dedup();
-        if seen.len() != self.audio_mix_formats.len() {
+        let distinct: std::collections::HashSet<_> = self.audio_mix_formats.iter().collect();
+        if distinct.len() != self.audio_mix_formats.len() {
             return Err(err("policy.audio_mix_formats", "a format is listed twice"));
         }
         if self.retention_days.is_some_and(|d| d == 0 || d > 3650) {
@@ -436,10 +423,6 @@ mod tests {
         assert!(ok.validate().is_ok());
         for (bad, field) in [
             (
-                serde_json::json!({"audio_mix_formats": ["flac"]}),
-                "policy.audio_mix_formats",
-            ),
-            (
                 serde_json::json!({"audio_mix_formats": ["mp3", "mp3"]}),
                 "policy.audio_mix_formats",
             ),
@@ -454,6 +437,17 @@ mod tests {
         ] {
             let p: RoomPolicy = serde_json::from_value(bad.clone()).unwrap();
             assert_eq!(p.validate().unwrap_err().field, field, "{bad}");
+        }
+        // Parsing is validation: a name Reel does not know is not a policy at all.
+        for bad in [
+            serde_json::json!({"audio_mix_formats": ["flac"]}),
+            serde_json::json!({"audio_mix_channels": "quad"}),
+            serde_json::json!({"sip_media": "video"}),
+        ] {
+            assert!(
+                serde_json::from_value::<RoomPolicy>(bad.clone()).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -4,112 +4,69 @@
 //! The recorder asks it whether a command is legal before doing anything, so an illegal
 //! transition (resume a stopped recording) is refused without side effects.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
-/// What a recording makes: one file per participant stream, one composited movie, or one
-/// audio mix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordingMode {
-    Stream,
-    Composite,
-    Audio,
+named_enum! {
+    /// What a recording makes: one file per participant stream, one composited movie, or one
+    /// audio mix.
+    pub enum RecordingMode as "recording mode" {
+        Stream = "stream",
+        Composite = "composite",
+        Audio = "audio",
+    }
 }
 
 impl RecordingMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stream => "stream",
-            Self::Composite => "composite",
-            Self::Audio => "audio",
-        }
-    }
-
     /// One output rendered from every participant (a composite or a mix), not one per stream.
     pub fn is_rendered(self) -> bool {
         self != Self::Stream
     }
 }
 
-impl FromStr for RecordingMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "stream" => Ok(Self::Stream),
-            "composite" => Ok(Self::Composite),
-            "audio" => Ok(Self::Audio),
-            other => Err(format!(
-                "unknown recording mode {other:?} (stream, composite, audio)"
-            )),
-        }
+named_enum! {
+    pub enum RecordingState as "recording state" {
+        /// Waiting for the room's session to start.
+        Starting = "starting",
+        Recording = "recording",
+        Paused = "paused",
+        /// Capture ended; outputs not started.
+        Stopping = "stopping",
+        /// Outputs being made.
+        Processing = "processing",
+        /// Outputs made, going to the recording's `destinationUrl`; available once verified there.
+        Uploading = "uploading",
+        Available = "available",
+        Failed = "failed",
     }
 }
 
-impl fmt::Display for RecordingMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named_enum! {
+    /// Why a recording (or one of its outputs) failed, as a stable code for programs; the
+    /// recording's `failure` says the same in words. Upload failures carry the destination's
+    /// own code (`destination_forbidden`, …) instead.
+    pub enum FailureCode as "failure code" {
+        /// Stopped before any participant joined.
+        NothingRecorded = "nothing_recorded",
+        /// Participants joined, but no media reached Reel (none sent, or none before they left).
+        NoMedia = "no_media",
+        /// Media was captured but the output could not be made from it (remux or render).
+        OutputFailed = "output_failed",
+        /// A fault of Reel's own (its database, its disk).
+        InternalError = "internal_error",
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordingState {
-    /// Waiting for the room's session to start.
-    Starting,
-    Recording,
-    Paused,
-    /// Capture ended; outputs not started.
-    Stopping,
-    /// Outputs being made.
-    Processing,
-    /// Outputs made, going to the recording's `destinationUrl`; available once verified there.
-    Uploading,
-    Available,
-    Failed,
-}
-
-/// Why a recording (or one of its outputs) failed, as a stable code for programs; the
-/// recording's `failure` says the same in words. Upload failures carry the destination's
-/// own code (`destination_forbidden`, …) instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureCode {
-    /// Stopped before any participant joined.
-    NothingRecorded,
-    /// Participants joined, but no media reached Reel (none sent, or none before they left).
-    NoMedia,
-    /// Media was captured but the output could not be made from it (remux or render).
-    OutputFailed,
-    /// A fault of Reel's own (its database, its disk).
-    InternalError,
-}
-
-impl FailureCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NothingRecorded => "nothing_recorded",
-            Self::NoMedia => "no_media",
-            Self::OutputFailed => "output_failed",
-            Self::InternalError => "internal_error",
-        }
+named_enum! {
+    /// Whose fault a failure is, which says what to do about it: retry later (transient), tell
+    /// the customer to fix their destination or their input, or fix Reel.
+    pub enum Fault as "fault" {
+        /// Reel's own: a bug, its disk, its database.
+        Ours = "ours",
+        /// The caller's: nothing was sent, or it was stopped before anyone joined.
+        Client = "client",
+        /// The customer's destination refused (credentials, permissions, no bucket).
+        Destination = "destination",
+        /// Worth trying again: the destination could not be reached.
+        Transient = "transient",
     }
-}
-
-/// Whose fault a failure is, which says what to do about it: retry later (transient), tell
-/// the customer to fix their destination or their input, or fix Reel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fault {
-    /// Reel's own: a bug, its disk, its database.
-    Ours,
-    /// The caller's: nothing was sent, or it was stopped before anyone joined.
-    Client,
-    /// The customer's destination refused (credentials, permissions, no bucket).
-    Destination,
-    /// Worth trying again: the destination could not be reached.
-    Transient,
 }
 
 impl FailureCode {
@@ -153,33 +110,6 @@ pub enum Command {
 }
 
 impl RecordingState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Recording => "recording",
-            Self::Paused => "paused",
-            Self::Stopping => "stopping",
-            Self::Processing => "processing",
-            Self::Uploading => "uploading",
-            Self::Available => "available",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "starting" => Self::Starting,
-            "recording" => Self::Recording,
-            "paused" => Self::Paused,
-            "stopping" => Self::Stopping,
-            "processing" => Self::Processing,
-            "uploading" => Self::Uploading,
-            "available" => Self::Available,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
-
     /// Capturing: frames reach the journals (`recording`) or are dropped (`paused`).
     pub fn is_capturing(self) -> bool {
         matches!(self, Self::Recording | Self::Paused)
@@ -213,19 +143,6 @@ impl RecordingState {
     }
 }
 
-impl FromStr for RecordingState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s).ok_or_else(|| format!("unknown recording state {s:?}"))
-    }
-}
-
-impl fmt::Display for RecordingState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,12 +151,7 @@ mod tests {
 
     #[test]
     fn every_failure_code_names_whose_fault_it_is() {
-        for code in [
-            FailureCode::NothingRecorded,
-            FailureCode::NoMedia,
-            FailureCode::OutputFailed,
-            FailureCode::InternalError,
-        ] {
+        for code in FailureCode::ALL {
             assert_eq!(fault_of(code.as_str()), code.fault(), "{code:?}");
         }
         assert_eq!(fault_of("destination_forbidden"), Fault::Destination);
@@ -270,17 +182,8 @@ mod tests {
         assert_eq!(up.apply(C::UploadsDone { ok: false }), Some(S::Failed));
         assert_eq!(S::Failed.apply(C::RetryUpload), Some(S::Uploading));
         assert_eq!(S::Available.apply(C::RetryUpload), None);
-        for st in [
-            S::Starting,
-            S::Recording,
-            S::Paused,
-            S::Stopping,
-            S::Processing,
-            S::Uploading,
-            S::Available,
-            S::Failed,
-        ] {
-            assert_eq!(S::parse(st.as_str()), Some(st));
+        for st in S::ALL {
+            assert_eq!(st.as_str().parse(), Ok(st));
         }
     }
 }

@@ -17,7 +17,6 @@ pub struct Asset {
     pub recording_id: Option<String>,
     pub participant: Option<String>,
     /// `regular`, `screen`, `audio`, `composite`, `audio_mix` or `transcript`.
-    #[schema(value_type = String)]
     pub asset_type: AssetType,
     pub format: String,
     #[serde(skip)]
@@ -36,7 +35,6 @@ pub struct Asset {
     #[serde(skip)]
     pub object_key: Option<String>,
     /// none (Reel's own storage) → pending → uploaded | failed
-    #[schema(value_type = String)]
     pub upload_state: UploadState,
     /// `code: message` of the last failed upload, credentials removed.
     pub upload_error: Option<String>,

@@ -4,7 +4,7 @@
 //! change that did not happen, nor misses one that did, whatever crashes in between.
 
 use crate::{now_ms, Asset, Db, Publication, Recording, Result, Session, Track};
-use reel_core::EventKind;
+use reel_core::{EndReason, EventKind, PublicationState};
 
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -12,20 +12,20 @@ pub enum Change {
     /// Ends a live session (an ended one is left as it is).
     EndSession {
         id: String,
-        reason: String,
+        reason: EndReason,
         at: i64,
     },
     InsertPublication(Publication),
     /// Ends a live publication (an ended one is left as it is).
     EndPublication {
         id: String,
-        reason: String,
+        reason: EndReason,
         at: i64,
     },
     /// `processed` or `failed`: the durable marker that its output job is done.
     PublicationOutcome {
         id: String,
-        state: String,
+        state: PublicationState,
         failure: Option<String>,
     },
     RenamePublication {
@@ -89,7 +89,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
             .bind(&s.id)
             .bind(&s.application_id)
             .bind(&s.room_id)
-            .bind(&s.state)
+            .bind(s.state.as_str())
             .bind(s.started_at)
             .bind(&s.call_id)
             .execute(conn)
@@ -98,7 +98,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
         Change::EndSession { id, reason, at } => {
             sqlx::query("UPDATE sessions SET state = 'ended', ended_at = $1, end_reason = $2 WHERE id = $3 AND state = 'live'")
                 .bind(at)
-                .bind(reason)
+                .bind(reason.as_str())
                 .bind(id)
                 .execute(conn)
                 .await?;
@@ -111,8 +111,8 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
             .bind(&p.session_id)
             .bind(&p.room_id)
             .bind(&p.participant)
-            .bind(&p.kind)
-            .bind(&p.state)
+            .bind(p.kind.as_str())
+            .bind(p.state.as_str())
             .bind(p.started_at)
             .execute(conn)
             .await?;
@@ -120,14 +120,14 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
         Change::EndPublication { id, reason, at } => {
             sqlx::query("UPDATE publications SET state = 'ended', ended_at = $1, end_reason = $2 WHERE id = $3 AND state = 'live'")
                 .bind(at)
-                .bind(reason)
+                .bind(reason.as_str())
                 .bind(id)
                 .execute(conn)
                 .await?;
         }
         Change::PublicationOutcome { id, state, failure } => {
             sqlx::query("UPDATE publications SET state = $1, failure = $2 WHERE id = $3")
-                .bind(state)
+                .bind(state.as_str())
                 .bind(failure)
                 .bind(id)
                 .execute(conn)
@@ -149,8 +149,8 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
             .bind(&t.session_id)
             .bind(&t.mid)
             .bind(&t.rid)
-            .bind(&t.media_kind)
-            .bind(&t.codec)
+            .bind(t.media_kind.as_str())
+            .bind(t.codec.name())
             .bind(t.clock_rate)
             .bind(&t.journal_path)
             .bind(t.started_at)

@@ -20,10 +20,8 @@ pub struct Recording {
     pub room_id: String,
     pub session_id: Option<String>,
     /// `stream`, `composite` or `audio`.
-    #[schema(value_type = String)]
     pub mode: RecordingMode,
     /// starting → recording ⇄ paused → stopping → processing → [uploading →] available | failed
-    #[schema(value_type = String)]
     pub state: RecordingState,
     /// Why it failed, in words.
     pub failure: Option<String>,
@@ -108,7 +106,7 @@ impl Db {
         app: &str,
         room_id: Option<&str>,
         session_id: Option<&str>,
-        state: Option<&str>,
+        state: Option<RecordingState>,
     ) -> Result<Vec<Recording>> {
         sqlx::query(
             "SELECT * FROM recordings WHERE application_id = $1 AND ($2 IS NULL OR room_id = $2) AND ($3 IS NULL OR session_id = $3) AND ($4 IS NULL OR state = $4) ORDER BY created_at, id",
@@ -116,7 +114,7 @@ impl Db {
         .bind(app)
         .bind(room_id)
         .bind(session_id)
-        .bind(state)
+        .bind(state.map(RecordingState::as_str))
         .fetch_all(self.pool())
         .await?
         .iter()

@@ -50,6 +50,16 @@ pub(crate) fn named_column<T: std::str::FromStr<Err = String>>(
         .map_err(DbError::Corrupt)
 }
 
+/// A nullable [`named_column`].
+pub(crate) fn optional_named_column<T: std::str::FromStr<Err = String>>(
+    r: &AnyRow,
+    name: &str,
+) -> Result<Option<T>> {
+    r.try_get::<Option<String>, _>(name)?
+        .map(|v| v.parse().map_err(DbError::Corrupt))
+        .transpose()
+}
+
 pub(crate) fn json_column(r: &AnyRow, name: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&r.try_get::<String, _>(name)?).map_err(corrupt)
 }
@@ -58,6 +68,7 @@ pub(crate) fn json_column(r: &AnyRow, name: &str) -> Result<serde_json::Value> {
 mod tests {
     use super::*;
     use crate::{Application, Asset, Db, Publication, Room, Session, Track};
+    use reel_core::{Codec, EndReason, MediaKind, PublicationKind, PublicationState, SessionState};
 
     /// PostgreSQL for tests: `REEL_TEST_POSTGRES_URL` (scripts/test starts a cluster). In CI
     /// its absence is a failure; elsewhere the PostgreSQL half says loudly that it did not run.
@@ -157,7 +168,7 @@ mod tests {
             id: "ses_1".into(),
             application_id: "app_a".into(),
             room_id: "room_x".into(),
-            state: "live".into(),
+            state: SessionState::Live,
             started_at: 5,
             ended_at: None,
             end_reason: None,
@@ -173,22 +184,18 @@ mod tests {
         );
         assert_eq!(db.list_sessions("app_a", None).await.unwrap().len(), 1);
         assert_eq!(db.live_sessions().await.unwrap().len(), 1);
-        db.end_session("ses_1", "empty", 9).await.unwrap();
+        db.end_session("ses_1", EndReason::Empty, 9).await.unwrap();
         assert_eq!(
-            db.session_by_id("ses_1")
-                .await
-                .unwrap()
-                .end_reason
-                .as_deref(),
-            Some("empty")
+            db.session_by_id("ses_1").await.unwrap().end_reason,
+            Some(EndReason::Empty)
         );
         let publication = Publication {
             id: "pub_1".into(),
             session_id: "ses_1".into(),
             room_id: "room_x".into(),
             participant: "alice".into(),
-            kind: "camera".into(),
-            state: "live".into(),
+            kind: PublicationKind::Camera,
+            state: PublicationState::Live,
             started_at: 6,
             ended_at: None,
             end_reason: None,
@@ -201,8 +208,8 @@ mod tests {
             session_id: "ses_1".into(),
             mid: "0".into(),
             rid: Some("h".into()),
-            media_kind: "video".into(),
-            codec: "vp8".into(),
+            media_kind: MediaKind::Video,
+            codec: Codec::Vp8,
             clock_rate: 90_000,
             journal_path: "/j".into(),
             started_at: 7,
@@ -213,9 +220,17 @@ mod tests {
             db.list_tracks("pub_1").await.unwrap()[0].rid.as_deref(),
             Some("h")
         );
-        db.end_publication("pub_1", "left", 8).await.unwrap();
-        assert_eq!(db.publications_in_state("ended").await.unwrap().len(), 1);
-        db.set_publication_outcome("pub_1", "failed", Some("why"))
+        db.end_publication("pub_1", EndReason::Left, 8)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.publications_in_state(PublicationState::Ended)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        db.set_publication_outcome("pub_1", PublicationState::Failed, Some("why"))
             .await
             .unwrap();
         assert_eq!(

@@ -1,6 +1,8 @@
 //! Sessions (a room's meeting or one recorded call), their publications and tracks.
 
+use crate::repo::{named_column, optional_named_column};
 use crate::{Change, Db, DbError, Result};
+use reel_core::{Codec, EndReason, MediaKind, PublicationKind, PublicationState, SessionState};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -10,10 +12,10 @@ pub struct Session {
     pub id: String,
     pub application_id: String,
     pub room_id: String,
-    pub state: String,
+    pub state: SessionState,
     pub started_at: i64,
     pub ended_at: Option<i64>,
-    pub end_reason: Option<String>,
+    pub end_reason: Option<EndReason>,
     /// The SIP Call-ID of a recorded call (SIPREC); none for a meeting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
@@ -25,12 +27,12 @@ pub struct Publication {
     pub session_id: String,
     pub room_id: String,
     pub participant: String,
-    pub kind: String,
+    pub kind: PublicationKind,
     /// `live` → `ended` → `processed` | `failed`.
-    pub state: String,
+    pub state: PublicationState,
     pub started_at: i64,
     pub ended_at: Option<i64>,
-    pub end_reason: Option<String>,
+    pub end_reason: Option<EndReason>,
     pub failure: Option<String>,
 }
 
@@ -41,8 +43,9 @@ pub struct Track {
     pub session_id: String,
     pub mid: String,
     pub rid: Option<String>,
-    pub media_kind: String,
-    pub codec: String,
+    pub media_kind: MediaKind,
+    #[schema(value_type = String)]
+    pub codec: Codec,
     pub clock_rate: i64,
     #[serde(skip)]
     pub journal_path: String,
@@ -54,10 +57,10 @@ fn session(r: &AnyRow) -> Result<Session> {
         id: r.try_get("id")?,
         application_id: r.try_get("application_id")?,
         room_id: r.try_get("room_id")?,
-        state: r.try_get("state")?,
+        state: named_column(r, "state")?,
         started_at: r.try_get("started_at")?,
         ended_at: r.try_get("ended_at")?,
-        end_reason: r.try_get("end_reason")?,
+        end_reason: optional_named_column(r, "end_reason")?,
         call_id: r.try_get("call_id")?,
     })
 }
@@ -68,11 +71,11 @@ fn publication(r: &AnyRow) -> Result<Publication> {
         session_id: r.try_get("session_id")?,
         room_id: r.try_get("room_id")?,
         participant: r.try_get("participant")?,
-        kind: r.try_get("kind")?,
-        state: r.try_get("state")?,
+        kind: named_column(r, "kind")?,
+        state: named_column(r, "state")?,
         started_at: r.try_get("started_at")?,
         ended_at: r.try_get("ended_at")?,
-        end_reason: r.try_get("end_reason")?,
+        end_reason: optional_named_column(r, "end_reason")?,
         failure: r.try_get("failure")?,
     })
 }
@@ -84,8 +87,8 @@ fn track(r: &AnyRow) -> Result<Track> {
         session_id: r.try_get("session_id")?,
         mid: r.try_get("mid")?,
         rid: r.try_get("rid")?,
-        media_kind: r.try_get("media_kind")?,
-        codec: r.try_get("codec")?,
+        media_kind: named_column(r, "media_kind")?,
+        codec: named_column(r, "codec")?,
         clock_rate: r.try_get("clock_rate")?,
         journal_path: r.try_get("journal_path")?,
         started_at: r.try_get("started_at")?,
@@ -129,10 +132,10 @@ impl Db {
         .await
     }
 
-    pub async fn end_session(&self, id: &str, reason: &str, at: i64) -> Result<()> {
+    pub async fn end_session(&self, id: &str, reason: EndReason, at: i64) -> Result<()> {
         self.commit_one(Change::EndSession {
             id: id.into(),
-            reason: reason.into(),
+            reason,
             at,
         })
         .await
@@ -189,10 +192,10 @@ impl Db {
         self.commit_one(Change::InsertPublication(p.clone())).await
     }
 
-    pub async fn end_publication(&self, id: &str, reason: &str, at: i64) -> Result<()> {
+    pub async fn end_publication(&self, id: &str, reason: EndReason, at: i64) -> Result<()> {
         self.commit_one(Change::EndPublication {
             id: id.into(),
-            reason: reason.into(),
+            reason,
             at,
         })
         .await
@@ -201,20 +204,20 @@ impl Db {
     pub async fn set_publication_outcome(
         &self,
         id: &str,
-        state: &str,
+        state: PublicationState,
         failure: Option<&str>,
     ) -> Result<()> {
         self.commit_one(Change::PublicationOutcome {
             id: id.into(),
-            state: state.into(),
+            state,
             failure: failure.map(Into::into),
         })
         .await
     }
 
-    pub async fn publications_in_state(&self, state: &str) -> Result<Vec<Publication>> {
+    pub async fn publications_in_state(&self, state: PublicationState) -> Result<Vec<Publication>> {
         sqlx::query("SELECT * FROM publications WHERE state = $1 ORDER BY started_at, id")
-            .bind(state)
+            .bind(state.as_str())
             .fetch_all(self.pool())
             .await?
             .iter()

@@ -3,7 +3,7 @@
 
 use crate::{Outcome, RecorderError, Result};
 use reel_core::recording::FailureCode;
-use reel_core::{AssetId, AssetType, EventKind, PublicationKind};
+use reel_core::{AssetId, AssetType, EventKind, PublicationState};
 use reel_db::{now_ms, Asset, Change, Db, Publication};
 use reel_media::journal::JournalReader;
 use reel_media::remux::{self, Window};
@@ -49,7 +49,7 @@ fn make(
     asset_id: &AssetId,
     window: Window,
 ) -> Result<Made> {
-    let kind: PublicationKind = publication.kind.parse().map_err(RecorderError::Internal)?;
+    let kind = publication.kind;
     let mut tracks = Vec::new();
     for path in journals {
         let plan = remux::analyze(BufReader::new(File::open(path)?))?;
@@ -107,7 +107,7 @@ pub async fn process_publication(
         .into_iter()
         .next()
     {
-        db.set_publication_outcome(publication_id, "processed", None)
+        db.set_publication_outcome(publication_id, PublicationState::Processed, None)
             .await?;
         return Ok(Outcome::Made(Box::new(existing)));
     }
@@ -180,7 +180,7 @@ pub async fn process_publication(
                 Change::InsertAsset(asset.clone()),
                 Change::PublicationOutcome {
                     id: publication_id.into(),
-                    state: "processed".into(),
+                    state: PublicationState::Processed,
                     failure: None,
                 },
                 Change::Event {
@@ -202,7 +202,7 @@ pub async fn process_publication(
             db.commit(&[
                 Change::PublicationOutcome {
                     id: publication_id.into(),
-                    state: "failed".into(),
+                    state: PublicationState::Failed,
                     failure: Some(reason.clone()),
                 },
                 Change::Event {

@@ -6,8 +6,10 @@
 
 use crate::{Outcome, RecorderError, Result};
 use reel_compose::layout::{Layout, SourceKind};
-use reel_compose::options::{AudioOptions, CompositeOptions};
+use reel_compose::options::{audio_output, CompositeOptions};
 use reel_compose::render::{Job, Participant, Rendered, Timeline};
+use reel_core::media::{AudioFormat, MediaKind, OutputFormat, PublicationKind, VideoFormat};
+use reel_core::options::AudioOptions;
 use reel_core::recording::{FailureCode, RecordingMode};
 use reel_core::{AssetId, AssetType, EventKind};
 use reel_db::{now_ms, Asset, Change, Db, Recording};
@@ -57,10 +59,10 @@ pub(crate) async fn inputs(db: &Db, rec: &Recording) -> Result<(Vec<Participant>
     let mut participants = Vec::new();
     for p in &pubs {
         let tracks = db.list_tracks(&p.id).await?;
-        let audio = tracks.iter().find(|t| t.media_kind == "audio");
+        let audio = tracks.iter().find(|t| t.media_kind == MediaKind::Audio);
         // Simulcast: the largest layer (by its first keyframe's picture).
         let mut video: Option<(u64, &str)> = None;
-        for t in tracks.iter().filter(|t| t.media_kind == "video") {
+        for t in tracks.iter().filter(|t| t.media_kind == MediaKind::Video) {
             let area = std::fs::File::open(&t.journal_path)
                 .ok()
                 .and_then(|f| reel_media::remux::analyze(std::io::BufReader::new(f)).ok())
@@ -74,7 +76,7 @@ pub(crate) async fn inputs(db: &Db, rec: &Recording) -> Result<(Vec<Participant>
             id: p.id.clone(),
             participant: p.participant.clone(),
             name: p.participant.clone(),
-            kind: if p.kind == "screen" {
+            kind: if p.kind == PublicationKind::Screen {
                 SourceKind::Screen
             } else {
                 SourceKind::Camera
@@ -104,28 +106,34 @@ pub async fn job_for(
 ) -> Result<(Job, String)> {
     let session = rec.session_id.clone().unwrap_or_default();
     let (participants, timeline) = inputs(db, rec).await?;
-    let format = rec.options["format"]
-        .as_str()
-        .unwrap_or(if rec.mode == RecordingMode::Audio {
-            "mp3"
-        } else {
-            "mp4"
-        })
-        .to_string();
-    let output = if rec.mode == RecordingMode::Audio {
-        let opts: AudioOptions =
-            serde_json::from_value(rec.options["audioOptions"].clone()).unwrap_or_default();
+    // The options were validated when the recording was asked for; stored, they also hold
+    // what Reel added (`layoutChanges`).
+    fn stored<T: serde::de::DeserializeOwned + Default>(rec: &Recording, key: &str) -> Result<T> {
+        match rec.options.get(key) {
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                RecorderError::Internal(format!("stored recordingOptions.{key}: {e}"))
+            }),
+            None => Ok(T::default()),
+        }
+    }
+    let format: Option<OutputFormat> = stored(rec, "format")?;
+    let (output, format) = if rec.mode == RecordingMode::Audio {
         let first = participants
             .first()
             .map(|p| p.participant.as_str())
             .unwrap_or("");
-        opts.output(&format, first)
-    } else {
-        let opts: CompositeOptions = match rec.options.get("compositeOptions") {
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| RecorderError::Internal(e.to_string()))?,
-            None => CompositeOptions::default(),
+        let format = match format {
+            Some(OutputFormat::Audio(f)) => f,
+            _ => AudioFormat::default(),
         };
+        let options: AudioOptions = stored(rec, "audioOptions")?;
+        (audio_output(&options, format, first), format.as_str())
+    } else {
+        let format = match format {
+            Some(OutputFormat::Video(f)) => f,
+            _ => VideoFormat::default(),
+        };
+        let opts: CompositeOptions = stored(rec, "compositeOptions")?;
         // Layout changes asked for during the meeting, placed on the output timeline.
         let mut changes: Vec<(i64, Layout)> = Vec::new();
         for c in rec.options["layoutChanges"]
@@ -150,12 +158,12 @@ pub async fn job_for(
             });
             changes.push((out / 1000, layout));
         }
-        reel_compose::render::Output::Video(
-            opts.video(&format, changes)
-                .map_err(RecorderError::Internal)?,
-        )
+        let video = opts
+            .video(format, changes)
+            .map_err(RecorderError::Internal)?;
+        (reel_compose::render::Output::Video(video), format.as_str())
     };
-    let path = crate::assets::asset_path(data_dir, &session, asset_id, &format);
+    let path = crate::assets::asset_path(data_dir, &session, asset_id, format);
     Ok((
         Job {
             participants,
@@ -163,7 +171,7 @@ pub async fn job_for(
             output,
             path,
         },
-        format,
+        format.to_string(),
     ))
 }
 

@@ -14,6 +14,7 @@ use crate::recordings::RecordingOptions;
 use crate::uploads::UploadOutcome;
 use crate::{PublicationContext, RecorderError};
 use reel_core::lifecycle::{Action, Lifecycle, Limits, Venue};
+use reel_core::media::{AudioFormat, PublicationState, SessionState};
 use reel_core::options::RoomPolicy;
 use reel_core::recording::{Command, FailureCode, Fault, RecordingMode, RecordingState};
 use reel_core::{
@@ -224,7 +225,7 @@ pub enum Output {
 
 /// A live session: what its later decisions need.
 #[derive(Debug)]
-struct SessionState {
+struct LiveSession {
     room: Room,
     defaults: RecordingOptions,
     row: Session,
@@ -248,7 +249,7 @@ struct Pending {
 pub struct Engine {
     data_dir: PathBuf,
     lifecycle: Lifecycle,
-    sessions: HashMap<SessionId, SessionState>,
+    sessions: HashMap<SessionId, LiveSession>,
     contexts: HashMap<PublicationId, PublicationContext>,
     /// The capturing (recording or paused) recording of each live session.
     active: HashMap<SessionId, Recording>,
@@ -343,12 +344,12 @@ impl Engine {
                 self.persist(vec![
                     Change::EndPublication {
                         id: publication.to_string(),
-                        reason: EndReason::Disconnected.as_str().into(),
+                        reason: EndReason::Disconnected,
                         at: now.unix_ms,
                     },
                     Change::PublicationOutcome {
                         id: publication.to_string(),
-                        state: "failed".into(),
+                        state: PublicationState::Failed,
                         failure: Some("offer rejected".into()),
                     },
                 ]);
@@ -510,7 +511,7 @@ impl Engine {
                     .into_iter()
                     .map(|(_, session)| Change::EndSession {
                         id: session.to_string(),
-                        reason: EndReason::Shutdown.as_str().into(),
+                        reason: EndReason::Shutdown,
                         at: now.unix_ms,
                     })
                     .collect();
@@ -634,7 +635,7 @@ impl Engine {
                 id: joined.session.to_string(),
                 application_id: facts.room.application_id.clone(),
                 room_id: facts.room.id.clone(),
-                state: "live".into(),
+                state: SessionState::Live,
                 started_at: now.unix_ms,
                 ended_at: None,
                 end_reason: None,
@@ -644,7 +645,7 @@ impl Engine {
             tracing::info!(session = %joined.session, room = %room_id, "session started");
             self.sessions.insert(
                 joined.session.clone(),
-                SessionState {
+                LiveSession {
                     room: facts.room.clone(),
                     defaults: facts.defaults.clone(),
                     row,
@@ -663,8 +664,8 @@ impl Engine {
             session_id: joined.session.to_string(),
             room_id: facts.room.id.clone(),
             participant: participant.clone(),
-            kind: kind.as_str().into(),
-            state: "live".into(),
+            kind,
+            state: PublicationState::Live,
             started_at: now.unix_ms,
             ended_at: None,
             end_reason: None,
@@ -772,7 +773,7 @@ impl Engine {
         self.lifecycle.leave(now.at, &ctx.venue(), &publication);
         self.persist(vec![Change::EndPublication {
             id: publication.to_string(),
-            reason: reason.as_str().into(),
+            reason,
             at: now.unix_ms,
         }]);
         tracing::info!(%publication, reason = reason.as_str(), "publication ended");
@@ -801,14 +802,14 @@ impl Engine {
         }
         self.persist(vec![Change::EndSession {
             id: session.to_string(),
-            reason: reason.as_str().into(),
+            reason,
             at: now.unix_ms,
         }]);
         tracing::info!(%session, reason = reason.as_str(), "session ended");
         if let Some(mut state) = self.sessions.remove(&session) {
-            state.row.state = "ended".into();
+            state.row.state = SessionState::Ended;
             state.row.ended_at = Some(now.unix_ms);
-            state.row.end_reason = Some(reason.as_str().into());
+            state.row.end_reason = Some(reason);
             if recorded_any {
                 self.policy_outputs(&session, state);
             }
@@ -1183,7 +1184,7 @@ impl Engine {
 
     /// The room policy's automatic outputs of a session that was recorded: a composite
     /// (`auto_composite`), audio mixes (`audio_mix_formats`), and a call's mp3.
-    fn policy_outputs(&mut self, session: &SessionId, state: SessionState) {
+    fn policy_outputs(&mut self, session: &SessionId, state: LiveSession) {
         // Nothing was captured (a call that never sent RTP, a publisher gone before its first
         // packet): a render that can only fail is not run.
         if !state.captured {
@@ -1192,16 +1193,16 @@ impl Engine {
         }
         let policy: RoomPolicy =
             serde_json::from_value(state.room.policy.clone()).unwrap_or_default();
-        let mut wanted: Vec<(RecordingMode, Option<&str>)> = Vec::new();
+        let mut wanted: Vec<(RecordingMode, Option<AudioFormat>)> = Vec::new();
         if policy.auto_composite {
             wanted.push((RecordingMode::Composite, None));
         }
-        for f in &policy.audio_mix_formats {
-            wanted.push((RecordingMode::Audio, Some(f.as_str())));
+        for &f in &policy.audio_mix_formats {
+            wanted.push((RecordingMode::Audio, Some(f)));
         }
         // A recorded call always gets its call recording: mp3 unless the room says.
         if state.row.call_id.is_some() && policy.audio_mix_formats.is_empty() {
-            wanted.push((RecordingMode::Audio, Some("mp3")));
+            wanted.push((RecordingMode::Audio, Some(AudioFormat::default())));
         }
         for (mode, format) in wanted {
             // The room's destination and notification setting; the format of this output.
@@ -1212,7 +1213,7 @@ impl Engine {
                 }
             }
             if let Some(f) = format {
-                json["format"] = f.into();
+                json["format"] = f.as_str().into();
             }
             if let (Some(_), Some(channels)) = (format, &policy.audio_mix_channels) {
                 // The first party to join is on the left: for a call, the caller.

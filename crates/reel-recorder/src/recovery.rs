@@ -3,7 +3,7 @@
 //! ended publications get their assets like any other.
 
 use crate::Result;
-use reel_core::EndReason;
+use reel_core::{EndReason, PublicationState};
 use reel_db::{now_ms, Db};
 use reel_media::journal;
 use std::fs::{File, OpenOptions};
@@ -18,7 +18,7 @@ pub struct Recovered {
 
 pub async fn recover(db: &Db) -> Result<Recovered> {
     let mut out = Recovered::default();
-    let live = db.publications_in_state("live").await?;
+    let live = db.publications_in_state(PublicationState::Live).await?;
     for publication in &live {
         let mut ended_at = publication.started_at;
         for track in db.list_tracks(&publication.id).await? {
@@ -50,12 +50,12 @@ pub async fn recover(db: &Db) -> Result<Recovered> {
                 }
             }
         }
-        db.end_publication(&publication.id, EndReason::Interrupted.as_str(), ended_at)
+        db.end_publication(&publication.id, EndReason::Interrupted, ended_at)
             .await?;
         out.publications += 1;
     }
     for session in db.live_sessions().await? {
-        db.end_session(&session.id, EndReason::Interrupted.as_str(), now_ms())
+        db.end_session(&session.id, EndReason::Interrupted, now_ms())
             .await?;
         out.sessions += 1;
     }

@@ -2,7 +2,9 @@
 //! (as a crash would interrupt it), no asset row is left behind, and running the job again,
 //! as start-up recovery does for an `ended` publication, writes both, once.
 
-use reel_core::{Codec, EventKind, MediaKind};
+use reel_core::{
+    Codec, EndReason, EventKind, MediaKind, PublicationKind, PublicationState, SessionState,
+};
 use reel_db::{Change, Db, Publication, Session, Track};
 use reel_media::journal::{flags, JournalHeader, JournalWriter, Record};
 use reel_media::remux::Window;
@@ -74,10 +76,10 @@ async fn no_asset_without_its_event_and_recovery_makes_both() {
             id: "ses_1".into(),
             application_id: "app_a".into(),
             room_id: "room_1".into(),
-            state: "ended".into(),
+            state: SessionState::Ended,
             started_at: 1_700_000_000_000,
             ended_at: Some(1_700_000_002_000),
-            end_reason: Some("left".into()),
+            end_reason: Some(EndReason::Left),
             call_id: None,
         }),
         Change::InsertPublication(Publication {
@@ -85,8 +87,8 @@ async fn no_asset_without_its_event_and_recovery_makes_both() {
             session_id: "ses_1".into(),
             room_id: "room_1".into(),
             participant: "alice".into(),
-            kind: "camera".into(),
-            state: "ended".into(),
+            kind: PublicationKind::Camera,
+            state: PublicationState::Ended,
             started_at: 1_700_000_000_000,
             ended_at: None,
             end_reason: None,
@@ -98,8 +100,8 @@ async fn no_asset_without_its_event_and_recovery_makes_both() {
             session_id: "ses_1".into(),
             mid: "0".into(),
             rid: None,
-            media_kind: "camera".into(),
-            codec: "opus".into(),
+            media_kind: MediaKind::Audio,
+            codec: Codec::Opus,
             clock_rate: 48_000,
             journal_path: journal.to_string_lossy().into_owned(),
             started_at: 1_700_000_000_000,
@@ -128,7 +130,10 @@ async fn no_asset_without_its_event_and_recovery_makes_both() {
         db.all_assets().await.unwrap().is_empty(),
         "an asset without its event"
     );
-    assert_eq!(db.get_publication("pub_1").await.unwrap().state, "ended");
+    assert_eq!(
+        db.get_publication("pub_1").await.unwrap().state,
+        PublicationState::Ended
+    );
 
     // Recovery runs the job again: the asset and its event, each once.
     sqlx_exec(&db, "DROP TRIGGER no_events").await;
@@ -144,7 +149,7 @@ async fn no_asset_without_its_event_and_recovery_makes_both() {
     assert_eq!(outbox(&db, EventKind::StreamSuccess).await, 1);
     assert_eq!(
         db.get_publication("pub_1").await.unwrap().state,
-        "processed"
+        PublicationState::Processed
     );
     assert!(asset.duration_ms >= 1900, "{} ms", asset.duration_ms);
     // And once more (a second restart): nothing new.

@@ -5,29 +5,8 @@
 
 use crate::metadata::Metadata;
 use crate::sdp::{Format, LineAnswer, MediaType, Offer};
-use std::str::FromStr;
 
-/// What a room records of its calls (`sip_media` in the room policy, or the server's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MediaPolicy {
-    /// Audio lines only; video lines are declined (port 0).
-    #[default]
-    Audio,
-    AudioVideo,
-}
-
-impl FromStr for MediaPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "audio" => Ok(Self::Audio),
-            "audio_video" => Ok(Self::AudioVideo),
-            other => Err(format!(
-                "unknown SIP media policy {other:?} (audio, audio_video)"
-            )),
-        }
-    }
-}
+pub use reel_core::media::MediaPolicy;
 
 /// A party of the call: a publication of its session.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! produces to the capture thread (frames) and the recorder (tracks). It runs on its own
 //! thread with its own single-threaded runtime, so HTTP load can never delay a packet.
 
-use reel_core::{Codec, MediaKind, PublicationId, TrackId};
+use reel_core::{Codec, PublicationId, TrackId};
 use reel_db::{now_ms, Track};
 use reel_media::journal::{JournalHeader, Record};
 use reel_recorder::capture::CaptureCommand;
@@ -86,11 +86,8 @@ pub fn open_track(
         session_id: ctx.session.to_string(),
         mid: t.mid,
         rid: t.rid,
-        media_kind: match kind {
-            MediaKind::Audio => "audio".into(),
-            MediaKind::Video => "video".into(),
-        },
-        codec: t.codec.name().into(),
+        media_kind: kind,
+        codec: t.codec,
         clock_rate: t.clock_rate as i64,
         journal_path: path.to_string_lossy().into_owned(),
         started_at: now_ms(),

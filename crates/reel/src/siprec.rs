@@ -20,6 +20,7 @@
 use crate::config::SiprecSettings;
 use crate::media::{open_track, OpenedTrack, WallClock};
 use crate::sip_tcp::{self, Connections, SendOutcome, TcpLimits};
+use reel_core::options::RoomPolicy;
 use reel_core::{Codec, EndReason, EventKind, MediaKind, RoomId, SessionId, TrackId};
 use reel_db::{Db, Room};
 use reel_media::journal::{flags, Record};
@@ -648,11 +649,10 @@ impl Decide {
         metadata: Option<Metadata>,
     ) -> Result<Prepared, (u16, String)> {
         let room = self.room(user.as_deref()).await?;
-        let policy = room
-            .policy
-            .get("sip_media")
-            .and_then(|v| v.as_str())
-            .and_then(|p| p.parse().ok())
+        // Validated when it was set; a policy Reel cannot read records what the server says.
+        let policy = serde_json::from_value::<RoomPolicy>(room.policy.clone())
+            .ok()
+            .and_then(|p| p.sip_media)
             .unwrap_or(self.settings.media_policy);
         let planned =
             plan::plan_call(offer, metadata.as_ref(), policy).map_err(|r| (r.status, r.reason))?;

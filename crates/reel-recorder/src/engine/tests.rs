@@ -1,6 +1,7 @@
 //! The recorder's decisions on a manual clock: no database, no files, no ffmpeg.
 
 use super::*;
+use reel_core::{Codec, MediaKind};
 
 const T0_MS: i64 = 1_700_000_000_000;
 
@@ -306,8 +307,8 @@ fn the_session_ends_under_a_live_recording_and_the_policy_renders_it() {
             session_id: alice.session.to_string(),
             mid: "0".into(),
             rid: None,
-            media_kind: "video".into(),
-            codec: "vp8".into(),
+            media_kind: MediaKind::Video,
+            codec: Codec::Vp8,
             clock_rate: 90_000,
             journal_path: "/data/j".into(),
             started_at: T0_MS + 100,
@@ -341,9 +342,13 @@ fn the_session_ends_under_a_live_recording_and_the_policy_renders_it() {
         events(&outs),
         [EventKind::RecordingFinished, EventKind::RecordingStarted]
     );
-    assert!(changes(&outs)
-        .iter()
-        .any(|c| matches!(c, Change::EndSession { reason, .. } if reason == "empty")));
+    assert!(changes(&outs).iter().any(|c| matches!(
+        c,
+        Change::EndSession {
+            reason: EndReason::Empty,
+            ..
+        }
+    )));
     // The composite waits for the journals' flush; the stream asset is not asked twice.
     let specs = jobs(&outs);
     assert_eq!(specs.len(), 1, "{specs:?}");
@@ -496,8 +501,8 @@ fn a_call_on_hold_pauses_its_recording_and_coming_back_resumes_it() {
             session_id: caller.session.to_string(),
             mid: "1".into(),
             rid: None,
-            media_kind: "audio".into(),
-            codec: "pcmu".into(),
+            media_kind: MediaKind::Audio,
+            codec: Codec::Pcmu,
             clock_rate: 8000,
             journal_path: "/data/j".into(),
             started_at: T0_MS,
@@ -689,7 +694,10 @@ fn shutdown_closes_every_publication_then_ends_every_session() {
     let outs = drain(&mut e);
     assert!(matches!(
         changes(&outs)[..],
-        [Change::EndSession { reason, .. }] if reason == "shutdown"
+        [Change::EndSession {
+            reason: EndReason::Shutdown,
+            ..
+        }]
     ));
 }
 
