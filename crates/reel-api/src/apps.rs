@@ -2,6 +2,7 @@
 //! any application's keys; an application's own keys manage that application's keys. A key
 //! never learns that another application exists: those ids answer 404 like unknown ones.
 
+use crate::dto;
 use crate::extract::{Auth, Json};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
@@ -55,7 +56,7 @@ pub(crate) struct CreateApplication {
     name: String,
 }
 
-#[utoipa::path(post, path = "/v1/applications", request_body = CreateApplication, responses((status = 201, body = reel_db::Application), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/applications", request_body = CreateApplication, responses((status = 201, body = crate::dto::Application), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn create_application(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -84,7 +85,7 @@ pub(crate) async fn create_application(
         default_recording_options: serde_json::json!({}),
     };
     s.db.insert_application(&app).await?;
-    Ok((StatusCode::CREATED, axum::Json(app)).into_response())
+    Ok((StatusCode::CREATED, axum::Json(dto::Application::from(app))).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/applications", responses((status = 200, body = crate::openapi::ApplicationList), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
@@ -97,16 +98,16 @@ pub(crate) async fn list_applications(
     } else {
         vec![s.db.get_application(&key.application_id).await?]
     };
-    Ok(axum::Json(crate::openapi::ApplicationList { data: apps }))
+    Ok(axum::Json(crate::openapi::ApplicationList::of(apps)))
 }
 
-#[utoipa::path(get, path = "/v1/applications/{id}", params(("id" = String, Path, description = "application id")), responses((status = 200, body = reel_db::Application), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/applications/{id}", params(("id" = String, Path, description = "application id")), responses((status = 200, body = crate::dto::Application), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_application(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Application>, ApiError> {
-    Ok(axum::Json(visible_application(&s, &key, &id).await?))
+) -> Result<axum::Json<dto::Application>, ApiError> {
+    Ok(axum::Json(visible_application(&s, &key, &id).await?.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -127,13 +128,13 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>
 }
 
 /// Sets the application's retention. Admin keys, or the application's own keys.
-#[utoipa::path(patch, path = "/v1/applications/{id}", params(("id" = String, Path, description = "application id")), request_body = UpdateApplication, responses((status = 200, body = reel_db::Application), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/applications/{id}", params(("id" = String, Path, description = "application id")), request_body = UpdateApplication, responses((status = 200, body = crate::dto::Application), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn update_application(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
     Json(body): Json<UpdateApplication>,
-) -> Result<axum::Json<Application>, ApiError> {
+) -> Result<axum::Json<dto::Application>, ApiError> {
     visible_application(&s, &key, &id).await?;
     if let Some(days) = body.retention_days {
         if days.is_some_and(|d| !(1..=3650).contains(&d)) {
@@ -151,7 +152,7 @@ pub(crate) async fn update_application(
         s.db.set_application_defaults(&id, &json, sealed.as_deref())
             .await?;
     }
-    Ok(axum::Json(visible_application(&s, &key, &id).await?))
+    Ok(axum::Json(visible_application(&s, &key, &id).await?.into()))
 }
 
 /// Creates an application key. The secret is in this response only; Reel keeps its hash.
@@ -173,7 +174,7 @@ pub(crate) async fn create_key(
             .find(|k| k.id == key_id)
             .ok_or_else(|| ApiError::internal("key vanished"))?;
     let body = crate::openapi::CreatedKey {
-        api_key: created,
+        api_key: created.into(),
         key: secret,
     };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
@@ -186,9 +187,9 @@ pub(crate) async fn list_keys(
     Path(id): Path<String>,
 ) -> Result<axum::Json<crate::openapi::KeyList>, ApiError> {
     let app = visible_application(&s, &key, &id).await?;
-    Ok(axum::Json(crate::openapi::KeyList {
-        data: s.db.list_api_keys(&app.id).await?,
-    }))
+    Ok(axum::Json(crate::openapi::KeyList::of(
+        s.db.list_api_keys(&app.id).await?,
+    )))
 }
 
 #[utoipa::path(delete, path = "/v1/applications/{id}/keys/{key_id}", params(("id" = String, Path, description = "application id"), ("key_id" = String, Path, description = "key id")), responses((status = 204), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]

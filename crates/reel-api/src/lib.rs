@@ -4,6 +4,7 @@
 
 mod access_log;
 mod apps;
+pub mod dto;
 mod error;
 mod extract;
 mod files;

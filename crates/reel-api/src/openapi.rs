@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of `/v1`, generated from the handlers' annotations and the
 //! types they take and return, served at `GET /v1/openapi.json`.
 
-use reel_db::{
+use crate::dto::{
     ApiKey, Application, Asset, Deletion, Delivery, DeliveryAttempt, Pause, Publication, Recording,
     Room, Session, Track, WebhookEndpoint,
 };
@@ -21,6 +21,15 @@ macro_rules! list_of {
         #[derive(Serialize, ToSchema)]
         pub struct $name {
             pub data: Vec<$item>,
+        }
+
+        impl $name {
+            /// The list of these rows, in their wire form.
+            pub fn of<R: Into<$item>>(rows: Vec<R>) -> Self {
+                $name {
+                    data: rows.into_iter().map(Into::into).collect(),
+                }
+            }
         }
     };
 }

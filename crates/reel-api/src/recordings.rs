@@ -1,6 +1,7 @@
 //! Recordings on command: start, pause, resume, stop, read and list, and the room's active
 //! recording. The recorder decides; this only validates and maps.
 
+use crate::dto::Recording;
 use crate::extract::{Auth, Json, Query};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
@@ -10,7 +11,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use reel_core::options::{seal, RecordingOptions};
 use reel_core::recording::{Command, RecordingMode, RecordingState};
-use reel_db::Recording;
 use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
@@ -91,7 +91,7 @@ pub(crate) struct Start {
     recording_options: Option<RecordingOptions>,
 }
 
-#[utoipa::path(post, path = "/v1/recordings", request_body = Start, responses((status = 201, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings", request_body = Start, responses((status = 201, body = crate::dto::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn start(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -110,7 +110,7 @@ pub(crate) async fn start(
         None => reel_recorder::recordings::RecordingOptions::defaults_for(&s.db, &room).await?,
     };
     let rec = s.recorder.start_recording(room, mode, options).await?;
-    Ok((StatusCode::CREATED, axum::Json(rec)).into_response())
+    Ok((StatusCode::CREATED, axum::Json(Recording::from(rec))).into_response())
 }
 
 async fn control(
@@ -122,11 +122,12 @@ async fn control(
     Ok(axum::Json(
         s.recorder
             .control(&key.application_id, &id, command)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
-#[utoipa::path(post, path = "/v1/recordings/{id}/pause", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings/{id}/pause", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = crate::dto::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn pause(
     s: State<AppState>,
     a: Auth,
@@ -135,7 +136,7 @@ pub(crate) async fn pause(
     control(s, a, p, Command::Pause).await
 }
 
-#[utoipa::path(post, path = "/v1/recordings/{id}/resume", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings/{id}/resume", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = crate::dto::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn resume(
     s: State<AppState>,
     a: Auth,
@@ -144,7 +145,7 @@ pub(crate) async fn resume(
     control(s, a, p, Command::Resume).await
 }
 
-#[utoipa::path(post, path = "/v1/recordings/{id}/stop", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings/{id}/stop", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = crate::dto::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn stop(
     s: State<AppState>,
     a: Auth,
@@ -153,7 +154,7 @@ pub(crate) async fn stop(
     control(s, a, p, Command::Stop).await
 }
 
-#[utoipa::path(get, path = "/v1/recordings/{id}", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/recordings/{id}", params(("id" = String, Path, description = "recording id")), responses((status = 200, body = crate::dto::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn read(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -162,7 +163,8 @@ pub(crate) async fn read(
     Ok(axum::Json(
         s.db.get_recording(&key.application_id, &id)
             .await
-            .map_err(|_| ApiError::not_found("recording"))?,
+            .map_err(|_| ApiError::not_found("recording"))?
+            .into(),
     ))
 }
 
@@ -189,10 +191,10 @@ pub(crate) async fn list(
             q.state,
         )
         .await?;
-    Ok(axum::Json(crate::openapi::RecordingList { data: list }))
+    Ok(axum::Json(crate::openapi::RecordingList::of(list)))
 }
 
-#[utoipa::path(get, path = "/v1/rooms/{id}/active-recording", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/rooms/{id}/active-recording", params(("id" = String, Path, description = "room id")), responses((status = 200, body = crate::dto::Recording), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn active(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -206,7 +208,7 @@ pub(crate) async fn active(
             .await?;
     let active = list.into_iter().rev().find(|r| r.is_active());
     active
-        .map(axum::Json)
+        .map(|r| axum::Json(r.into()))
         .ok_or_else(|| ApiError::not_found("active recording"))
 }
 
@@ -221,7 +223,7 @@ pub(crate) struct Rerender {
 
 /// A new composite or audio mix of an ended session from the same journals (another layout,
 /// size or format): a new recording, `processing` until its asset is made.
-#[utoipa::path(post, path = "/v1/sessions/{id}/composites", params(("id" = String, Path, description = "session id")), request_body = Rerender, responses((status = 202, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/sessions/{id}/composites", params(("id" = String, Path, description = "session id")), request_body = Rerender, responses((status = 202, body = crate::dto::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn rerender(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -249,7 +251,7 @@ pub(crate) async fn rerender(
         }
     };
     let rec = s.recorder.render_session(session, mode, options).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(rec)))
+    Ok((StatusCode::ACCEPTED, axum::Json(rec.into())))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -260,7 +262,7 @@ pub(crate) struct LayoutChange {
 }
 
 /// Changes a live composite's layout from now on in the output.
-#[utoipa::path(post, path = "/v1/recordings/{id}/layout", params(("id" = String, Path, description = "recording id")), request_body = LayoutChange, responses((status = 200, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings/{id}/layout", params(("id" = String, Path, description = "recording id")), request_body = LayoutChange, responses((status = 200, body = crate::dto::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn change_layout(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -299,6 +301,6 @@ pub(crate) async fn change_layout(
     }
     s.db.set_recording_options(&rec.id, &options).await?;
     Ok(axum::Json(
-        s.db.get_recording(&key.application_id, &id).await?,
+        s.db.get_recording(&key.application_id, &id).await?.into(),
     ))
 }

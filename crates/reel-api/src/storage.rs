@@ -1,6 +1,7 @@
 //! Storage endpoints: retrying a failed upload (optionally with fixed credentials), legal
 //! holds, and the deletion audit log.
 
+use crate::dto::Recording;
 use crate::extract::{Auth, Json};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
@@ -9,7 +10,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use reel_core::options::{seal, RecordingOptions};
 use reel_core::recording::Command;
-use reel_db::Recording;
 use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
@@ -80,7 +80,7 @@ pub(crate) struct RetryUpload {
 
 /// Tries a failed upload again: the recording goes back to `uploading`, and on success to
 /// `available` with `recording_available`.
-#[utoipa::path(post, path = "/v1/assets/{id}/retry-upload", params(("id" = String, Path, description = "asset id")), request_body(content = RetryUpload, description = "optional"), responses((status = 202, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/assets/{id}/retry-upload", params(("id" = String, Path, description = "asset id")), request_body(content = RetryUpload, description = "optional"), responses((status = 202, body = crate::dto::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn retry_upload(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -138,7 +138,7 @@ pub(crate) async fn retry_upload(
         .recorder
         .control(&key.application_id, &rec.id, Command::RetryUpload)
         .await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(rec)))
+    Ok((StatusCode::ACCEPTED, axum::Json(rec.into())))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -148,7 +148,7 @@ pub(crate) struct LegalHold {
 }
 
 /// Sets or lifts a legal hold: while set, retention deletes nothing of the recording.
-#[utoipa::path(post, path = "/v1/recordings/{id}/legal-hold", params(("id" = String, Path, description = "recording id")), request_body = LegalHold, responses((status = 200, body = reel_db::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recordings/{id}/legal-hold", params(("id" = String, Path, description = "recording id")), request_body = LegalHold, responses((status = 200, body = crate::dto::Recording), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn legal_hold(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -160,7 +160,7 @@ pub(crate) async fn legal_hold(
         .map_err(|_| ApiError::not_found("recording"))?;
     tracing::info!(recording = %id, hold = body.enabled, "legal hold");
     Ok(axum::Json(
-        s.db.get_recording(&key.application_id, &id).await?,
+        s.db.get_recording(&key.application_id, &id).await?.into(),
     ))
 }
 
@@ -171,7 +171,7 @@ pub(crate) async fn list_deletions(
     State(s): State<AppState>,
     Auth(key): Auth,
 ) -> Result<axum::Json<crate::openapi::DeletionList>, ApiError> {
-    Ok(axum::Json(crate::openapi::DeletionList {
-        data: s.db.list_deletions(&key.application_id).await?,
-    }))
+    Ok(axum::Json(crate::openapi::DeletionList::of(
+        s.db.list_deletions(&key.application_id).await?,
+    )))
 }

@@ -1,5 +1,6 @@
 //! `/v1`: rooms, publish tokens, sessions and assets.
 
+use crate::dto;
 use crate::extract::{Auth, Json, Query};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
@@ -43,7 +44,7 @@ pub(crate) struct CreateRoom {
     policy: Option<reel_core::options::RoomPolicy>,
 }
 
-#[utoipa::path(post, path = "/v1/rooms", request_body = CreateRoom, responses((status = 201, body = reel_db::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/rooms", request_body = CreateRoom, responses((status = 201, body = crate::dto::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn create_room(
     State(s): State<AppState>,
     Auth(key): Auth,
@@ -88,7 +89,7 @@ pub(crate) async fn create_room(
         apply_policy(&mut room, policy)?;
     }
     s.db.insert_room(&room).await?;
-    Ok((StatusCode::CREATED, axum::Json(room)).into_response())
+    Ok((StatusCode::CREATED, axum::Json(dto::Room::from(room))).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/rooms", responses((status = 200, body = crate::openapi::RoomList), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
@@ -97,19 +98,20 @@ pub(crate) async fn list_rooms(
     Auth(key): Auth,
 ) -> Result<axum::Json<crate::openapi::RoomList>, ApiError> {
     let rooms = s.db.list_rooms(&key.application_id).await?;
-    Ok(axum::Json(crate::openapi::RoomList { data: rooms }))
+    Ok(axum::Json(crate::openapi::RoomList::of(rooms)))
 }
 
-#[utoipa::path(get, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), responses((status = 200, body = reel_db::Room), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), responses((status = 200, body = crate::dto::Room), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_room(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Room>, ApiError> {
+) -> Result<axum::Json<dto::Room>, ApiError> {
     Ok(axum::Json(
         s.db.get_room(Some(&key.application_id), &id)
             .await
-            .map_err(|_| ApiError::not_found("room"))?,
+            .map_err(|_| ApiError::not_found("room"))?
+            .into(),
     ))
 }
 
@@ -151,13 +153,13 @@ fn apply_default_options(
 }
 
 /// Changes apply to sessions that start afterwards; a live session keeps its limits.
-#[utoipa::path(patch, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), request_body = UpdateRoom, responses((status = 200, body = reel_db::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/rooms/{id}", params(("id" = String, Path, description = "room id")), request_body = UpdateRoom, responses((status = 200, body = crate::dto::Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn update_room(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
     Json(body): Json<UpdateRoom>,
-) -> Result<axum::Json<Room>, ApiError> {
+) -> Result<axum::Json<dto::Room>, ApiError> {
     let mut room =
         s.db.get_room(Some(&key.application_id), &id)
             .await
@@ -191,7 +193,7 @@ pub(crate) async fn update_room(
         apply_policy(&mut room, policy)?;
     }
     s.db.update_room(&room).await?;
-    Ok(axum::Json(room))
+    Ok(axum::Json(room.into()))
 }
 
 /// Deletes a room that is not recording; its sessions and assets stay listed.
@@ -302,7 +304,7 @@ pub(crate) async fn list_sessions(
     let sessions =
         s.db.list_sessions(&key.application_id, q.room_id.as_deref())
             .await?;
-    Ok(axum::Json(crate::openapi::SessionList { data: sessions }))
+    Ok(axum::Json(crate::openapi::SessionList::of(sessions)))
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "session id")), responses((status = 200, body = crate::openapi::SessionDetail), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
@@ -325,15 +327,16 @@ pub(crate) async fn get_session(
                     .iter()
                     .filter(|t| t.publication_id == publication.id)
                     .cloned()
+                    .map(Into::into)
                     .collect();
                 crate::openapi::Participant {
-                    publication,
+                    publication: publication.into(),
                     tracks,
                 }
             })
             .collect();
     Ok(axum::Json(crate::openapi::SessionDetail {
-        session,
+        session: session.into(),
         participants,
     }))
 }
@@ -343,7 +346,7 @@ pub(crate) async fn get_session(
 #[into_params(parameter_in = Query)]
 pub(crate) struct AssetQuery {
     session_id: Option<String>,
-    asset_type: Option<String>,
+    asset_type: Option<AssetType>,
     recording_id: Option<String>,
 }
 
@@ -353,31 +356,28 @@ pub(crate) async fn list_assets(
     Auth(key): Auth,
     Query(q): Query<AssetQuery>,
 ) -> Result<axum::Json<crate::openapi::AssetList>, ApiError> {
-    if let Some(t) = &q.asset_type {
-        t.parse::<AssetType>()
-            .map_err(|e| ApiError::bad_request("invalid_query", format!("asset_type: {e}")))?;
-    }
     let assets =
         s.db.list_assets(
             &key.application_id,
             q.session_id.as_deref(),
-            q.asset_type.as_deref(),
+            q.asset_type.map(AssetType::as_str),
             q.recording_id.as_deref(),
         )
         .await?;
-    Ok(axum::Json(crate::openapi::AssetList { data: assets }))
+    Ok(axum::Json(crate::openapi::AssetList::of(assets)))
 }
 
-#[utoipa::path(get, path = "/v1/assets/{id}", params(("id" = String, Path, description = "asset id")), responses((status = 200, body = reel_db::Asset), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/assets/{id}", params(("id" = String, Path, description = "asset id")), responses((status = 200, body = crate::dto::Asset), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_asset(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
-) -> Result<axum::Json<reel_db::Asset>, ApiError> {
+) -> Result<axum::Json<dto::Asset>, ApiError> {
     Ok(axum::Json(
         s.db.get_asset(&key.application_id, &id)
             .await
-            .map_err(|_| ApiError::not_found("asset"))?,
+            .map_err(|_| ApiError::not_found("asset"))?
+            .into(),
     ))
 }
 

@@ -1,6 +1,7 @@
 //! Webhook endpoints of the caller's application: create (the signing secret is in that
 //! response only), read, update, delete, the delivery log, and manual redelivery.
 
+use crate::dto;
 use crate::extract::{Auth, Json};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
@@ -84,7 +85,10 @@ pub(crate) async fn create(
     };
     s.db.insert_endpoint(&endpoint).await?;
     let secret = endpoint.secret.clone();
-    let body = crate::openapi::CreatedWebhook { endpoint, secret };
+    let body = crate::openapi::CreatedWebhook {
+        endpoint: endpoint.into(),
+        secret,
+    };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
@@ -93,21 +97,22 @@ pub(crate) async fn list(
     State(s): State<AppState>,
     Auth(key): Auth,
 ) -> Result<axum::Json<crate::openapi::WebhookList>, ApiError> {
-    Ok(axum::Json(crate::openapi::WebhookList {
-        data: s.db.list_endpoints(&key.application_id).await?,
-    }))
+    Ok(axum::Json(crate::openapi::WebhookList::of(
+        s.db.list_endpoints(&key.application_id).await?,
+    )))
 }
 
-#[utoipa::path(get, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = reel_db::WebhookEndpoint), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = crate::dto::WebhookEndpoint), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn read(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
-) -> Result<axum::Json<WebhookEndpoint>, ApiError> {
+) -> Result<axum::Json<dto::WebhookEndpoint>, ApiError> {
     Ok(axum::Json(
         s.db.get_endpoint(&key.application_id, &id)
             .await
-            .map_err(|_| ApiError::not_found("webhook"))?,
+            .map_err(|_| ApiError::not_found("webhook"))?
+            .into(),
     ))
 }
 
@@ -120,13 +125,13 @@ pub(crate) struct Update {
     enabled: Option<bool>,
 }
 
-#[utoipa::path(patch, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), request_body = Update, responses((status = 200, body = reel_db::WebhookEndpoint), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", params(("id" = String, Path, description = "webhook id")), request_body = Update, responses((status = 200, body = crate::dto::WebhookEndpoint), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
     Json(body): Json<Update>,
-) -> Result<axum::Json<WebhookEndpoint>, ApiError> {
+) -> Result<axum::Json<dto::WebhookEndpoint>, ApiError> {
     let mut endpoint =
         s.db.get_endpoint(&key.application_id, &id)
             .await
@@ -144,7 +149,7 @@ pub(crate) async fn update(
     }
     s.db.update_endpoint(&endpoint).await?;
     Ok(axum::Json(
-        s.db.get_endpoint(&key.application_id, &id).await?,
+        s.db.get_endpoint(&key.application_id, &id).await?.into(),
     ))
 }
 
@@ -169,9 +174,9 @@ pub(crate) async fn deliveries(
     s.db.get_endpoint(&key.application_id, &id)
         .await
         .map_err(|_| ApiError::not_found("webhook"))?;
-    Ok(axum::Json(crate::openapi::DeliveryList {
-        data: s.db.list_deliveries(&key.application_id, &id).await?,
-    }))
+    Ok(axum::Json(crate::openapi::DeliveryList::of(
+        s.db.list_deliveries(&key.application_id, &id).await?,
+    )))
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", params(("id" = String, Path, description = "webhook id"), ("delivery_id" = String, Path, description = "delivery id")), responses((status = 202), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]

@@ -2,11 +2,10 @@
 
 use crate::repo::{hash_secret, json_column, key_prefix, now_ms};
 use crate::{Db, DbError, Result};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Application {
     pub id: String,
     pub name: String,
@@ -14,11 +13,10 @@ pub struct Application {
     /// Days this application's assets are kept (rooms may say otherwise); none: the default.
     pub retention_days: Option<i64>,
     /// `recordingOptions` for recordings whose room has none (credentials removed).
-    #[schema(value_type = Object)]
     pub default_recording_options: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct ApiKey {
     pub id: String,
     pub application_id: String,

@@ -3,11 +3,10 @@
 use crate::repo::{corrupt, named_column, now_ms};
 use crate::{Change, Db, DbError, Result};
 use reel_core::{AssetType, UploadState};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default)]
 pub struct Asset {
     pub id: String,
     pub application_id: String,
@@ -19,20 +18,17 @@ pub struct Asset {
     /// `regular`, `screen`, `audio`, `composite`, `audio_mix` or `transcript`.
     pub asset_type: AssetType,
     pub format: String,
-    #[serde(skip)]
     pub path: String,
     pub start_at: i64,
     pub end_at: i64,
     pub duration_ms: i64,
     pub size_bytes: i64,
     pub sha256: String,
-    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub created_at: i64,
     /// Where the asset was uploaded (`recordingOptions.destinationUrl`), as an object URL.
     pub destination_url: Option<String>,
     /// The object's key inside the destination.
-    #[serde(skip)]
     pub object_key: Option<String>,
     /// none (Reel's own storage) → pending → uploaded | failed
     pub upload_state: UploadState,
@@ -57,7 +53,7 @@ impl Asset {
 }
 
 /// One deletion, as the audit log keeps it: what was deleted, where, why, and how it went.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Deletion {
     pub id: String,
     pub application_id: String,

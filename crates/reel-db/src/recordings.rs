@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pause {
     pub paused_at: i64,
     pub resumed_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Recording {
     pub id: String,
     pub application_id: String,
@@ -34,11 +34,8 @@ pub struct Recording {
     pub stopped_at: Option<i64>,
     pub updated_at: i64,
     /// `recordingOptions` without credentials.
-    #[serde(rename = "recordingOptions")]
-    #[schema(value_type = Object)]
     pub options: serde_json::Value,
     /// Credentials sealed with the server key; never serialized.
-    #[serde(skip)]
     pub credentials_sealed: Option<String>,
     /// Whether credentials were given (they are never returned).
     pub credentials_set: bool,

@@ -2,11 +2,10 @@
 
 use crate::repo::{corrupt, hash_secret, now_ms};
 use crate::{Db, DbError, Result};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Room {
     pub id: String,
     pub application_id: String,
@@ -16,12 +15,9 @@ pub struct Room {
     /// Start a `stream` recording whenever a session starts.
     pub auto_stream_recording: bool,
     /// `recordingOptions` for recordings that do not bring their own (credentials removed).
-    #[schema(value_type = Object)]
     pub default_recording_options: serde_json::Value,
-    #[serde(skip)]
     pub default_credentials_sealed: Option<String>,
     /// Composite, audio mix, retention and transcription settings (`RoomPolicy`).
-    #[schema(value_type = Object)]
     pub policy: serde_json::Value,
     pub created_at: i64,
 }

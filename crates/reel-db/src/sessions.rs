@@ -3,11 +3,10 @@
 use crate::repo::{named_column, optional_named_column};
 use crate::{Change, Db, DbError, Result};
 use reel_core::{Codec, EndReason, MediaKind, PublicationKind, PublicationState, SessionState};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Session {
     pub id: String,
     pub application_id: String,
@@ -17,11 +16,10 @@ pub struct Session {
     pub ended_at: Option<i64>,
     pub end_reason: Option<EndReason>,
     /// The SIP Call-ID of a recorded call (SIPREC); none for a meeting.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Publication {
     pub id: String,
     pub session_id: String,
@@ -36,7 +34,7 @@ pub struct Publication {
     pub failure: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Track {
     pub id: String,
     pub publication_id: String,
@@ -44,10 +42,8 @@ pub struct Track {
     pub mid: String,
     pub rid: Option<String>,
     pub media_kind: MediaKind,
-    #[schema(value_type = String)]
     pub codec: Codec,
     pub clock_rate: i64,
-    #[serde(skip)]
     pub journal_path: String,
     pub started_at: i64,
 }

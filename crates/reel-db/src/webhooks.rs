@@ -3,17 +3,15 @@
 //! deliveries for the endpoints subscribed at that moment, once.
 
 use crate::{now_ms, Db, DbError, Result};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct WebhookEndpoint {
     pub id: String,
     pub application_id: String,
     pub url: String,
     /// Signing secret: returned once at creation, never in reads.
-    #[serde(skip)]
     pub secret: String,
     /// Event types delivered; empty means every type.
     pub event_types: Vec<String>,
@@ -44,7 +42,7 @@ pub struct DueDelivery {
     pub endpoint: WebhookEndpoint,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct DeliveryAttempt {
     pub attempt: i64,
     pub at: i64,
@@ -53,7 +51,7 @@ pub struct DeliveryAttempt {
     pub duration_ms: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Delivery {
     pub id: String,
     pub event_id: String,
