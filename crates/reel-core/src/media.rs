@@ -68,6 +68,13 @@ impl FromStr for Codec {
     }
 }
 
+impl TryFrom<String> for Codec {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 impl fmt::Display for Codec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -3,7 +3,8 @@
 
 /// `named_enum! { /// doc  pub enum Mode as "recording mode" { Stream = "stream", … } }`
 /// declares the enum (serde and OpenAPI names = the given names) with `ALL`, `as_str`,
-/// `FromStr` (an unknown name is an error that lists the known ones) and `Display`.
+/// `FromStr` and `TryFrom<String>` (an unknown name is an error that lists the known ones)
+/// and `Display`.
 macro_rules! named_enum {
     (
         $(#[$meta:meta])*
@@ -55,6 +56,14 @@ macro_rules! named_enum {
                         Self::ALL.map(|v| v.as_str()).join(", ")
                     )),
                 }
+            }
+        }
+
+        /// For decoders that take a column's text (`sqlx(try_from = "String")`).
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                s.parse()
             }
         }
 

@@ -2,7 +2,6 @@
 
 use crate::repo::{hash_secret, json_column, key_prefix, now_ms};
 use crate::{Db, DbError, Result};
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 #[derive(Debug, Clone)]
@@ -16,7 +15,7 @@ pub struct Application {
     pub default_recording_options: serde_json::Value,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKey {
     pub id: String,
     pub application_id: String,
@@ -24,17 +23,6 @@ pub struct ApiKey {
     pub role: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
-}
-
-fn api_key(r: &AnyRow) -> Result<ApiKey> {
-    Ok(ApiKey {
-        id: r.try_get("id")?,
-        application_id: r.try_get("application_id")?,
-        prefix: r.try_get("prefix")?,
-        role: r.try_get("role")?,
-        created_at: r.try_get("created_at")?,
-        revoked_at: r.try_get("revoked_at")?,
-    })
 }
 
 impl Db {
@@ -98,13 +86,12 @@ impl Db {
 
     /// Keys of one application, newest last; secrets are never stored, only prefix and hash.
     pub async fn list_api_keys(&self, app: &str) -> Result<Vec<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE application_id = $1 ORDER BY created_at, id")
-            .bind(app)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(api_key)
-            .collect()
+        Ok(sqlx::query_as(
+            "SELECT * FROM api_keys WHERE application_id = $1 ORDER BY created_at, id",
+        )
+        .bind(app)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Revokes a live key of `app`; NotFound when there is none (or it is another app's).
@@ -155,13 +142,12 @@ impl Db {
 
     /// The live key with this secret, if any.
     pub async fn find_api_key(&self, secret: &str) -> Result<Option<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
-            .bind(hash_secret(secret))
-            .fetch_optional(self.pool())
-            .await?
-            .as_ref()
-            .map(api_key)
-            .transpose()
+        Ok(
+            sqlx::query_as("SELECT * FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
+                .bind(hash_secret(secret))
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     pub async fn application_retention_days(&self, app: &str) -> Result<Option<i64>> {

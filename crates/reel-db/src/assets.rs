@@ -53,7 +53,7 @@ impl Asset {
 }
 
 /// One deletion, as the audit log keeps it: what was deleted, where, why, and how it went.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Deletion {
     pub id: String,
     pub application_id: String,
@@ -97,21 +97,6 @@ pub(crate) fn asset(r: &AnyRow) -> Result<Asset> {
         upload_attempts: r.try_get("upload_attempts")?,
         uploaded_at: r.try_get("uploaded_at")?,
         local_copy: r.try_get::<i64, _>("local_copy")? != 0,
-    })
-}
-
-pub(crate) fn deletion(r: &AnyRow) -> Result<Deletion> {
-    Ok(Deletion {
-        id: r.try_get("id")?,
-        application_id: r.try_get("application_id")?,
-        asset_id: r.try_get("asset_id")?,
-        recording_id: r.try_get("recording_id")?,
-        room_id: r.try_get("room_id")?,
-        location: r.try_get("location")?,
-        reason: r.try_get("reason")?,
-        outcome: r.try_get("outcome")?,
-        error: r.try_get("error")?,
-        created_at: r.try_get("created_at")?,
     })
 }
 
@@ -343,13 +328,10 @@ impl Db {
 
     /// The deletion audit log of one application, newest first.
     pub async fn list_deletions(&self, app: &str) -> Result<Vec<Deletion>> {
-        sqlx::query("SELECT * FROM deletions WHERE application_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000")
+        Ok(sqlx::query_as("SELECT * FROM deletions WHERE application_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000")
             .bind(app)
             .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(deletion)
-            .collect()
+            .await?)
     }
 }
 

@@ -34,14 +34,16 @@ pub struct Publication {
     pub failure: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Track {
     pub id: String,
     pub publication_id: String,
     pub session_id: String,
     pub mid: String,
     pub rid: Option<String>,
+    #[sqlx(try_from = "String")]
     pub media_kind: MediaKind,
+    #[sqlx(try_from = "String")]
     pub codec: Codec,
     pub clock_rate: i64,
     pub journal_path: String,
@@ -73,21 +75,6 @@ fn publication(r: &AnyRow) -> Result<Publication> {
         ended_at: r.try_get("ended_at")?,
         end_reason: optional_named_column(r, "end_reason")?,
         failure: r.try_get("failure")?,
-    })
-}
-
-fn track(r: &AnyRow) -> Result<Track> {
-    Ok(Track {
-        id: r.try_get("id")?,
-        publication_id: r.try_get("publication_id")?,
-        session_id: r.try_get("session_id")?,
-        mid: r.try_get("mid")?,
-        rid: r.try_get("rid")?,
-        media_kind: named_column(r, "media_kind")?,
-        codec: named_column(r, "codec")?,
-        clock_rate: r.try_get("clock_rate")?,
-        journal_path: r.try_get("journal_path")?,
-        started_at: r.try_get("started_at")?,
     })
 }
 
@@ -245,22 +232,22 @@ impl Db {
     }
 
     pub async fn list_tracks(&self, publication_id: &str) -> Result<Vec<Track>> {
-        sqlx::query("SELECT * FROM tracks WHERE publication_id = $1 ORDER BY started_at, id")
+        Ok(
+            sqlx::query_as(
+                "SELECT * FROM tracks WHERE publication_id = $1 ORDER BY started_at, id",
+            )
             .bind(publication_id)
             .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(track)
-            .collect()
+            .await?,
+        )
     }
 
     pub async fn list_session_tracks(&self, session_id: &str) -> Result<Vec<Track>> {
-        sqlx::query("SELECT * FROM tracks WHERE session_id = $1 ORDER BY started_at, id")
-            .bind(session_id)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(track)
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM tracks WHERE session_id = $1 ORDER BY started_at, id")
+                .bind(session_id)
+                .fetch_all(self.pool())
+                .await?,
+        )
     }
 }
