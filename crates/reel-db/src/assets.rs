@@ -204,13 +204,30 @@ impl Db {
 
     /// Names the object an asset will become and queues its upload.
     pub async fn set_asset_destination(&self, id: &str, key: &str, url: &str) -> Result<()> {
-        sqlx::query("UPDATE assets SET object_key = $1, destination_url = $2, upload_state = 'pending', upload_error = NULL WHERE id = $3")
-            .bind(key)
-            .bind(url)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.commit_one(Change::AssetDestination {
+            id: id.into(),
+            key: key.into(),
+            url: url.into(),
+        })
+        .await
+    }
+
+    /// Transcripts whose upload was under way when the server stopped: (recording, the
+    /// payload of the event still to send).
+    pub async fn pending_transcript_uploads(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT recording_id, payload FROM transcript_uploads ORDER BY created_at",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(recording, payload)| {
+                Ok((
+                    recording,
+                    serde_json::from_str(&payload).map_err(crate::repo::corrupt)?,
+                ))
+            })
+            .collect()
     }
 
     pub async fn count_upload_attempt(&self, id: &str) -> Result<()> {

@@ -34,6 +34,23 @@ pub enum Change {
     },
     InsertTrack(Track),
     InsertAsset(Asset),
+    /// Where an asset goes: its object key and URL at the recording's destination; its
+    /// upload is `pending` from now on.
+    AssetDestination {
+        id: String,
+        key: String,
+        url: String,
+    },
+    /// A transcript is going to its recording's destination; `payload` is its
+    /// `transcription_available` event's, without the destinations. Removed with that event
+    /// (or `transcription.failed`), so it outlives a crash in between.
+    TranscriptUploadPending {
+        recording: String,
+        payload: serde_json::Value,
+    },
+    TranscriptUploadDone {
+        recording: String,
+    },
     /// Inserts the recording, or updates its state, failure, pauses and times.
     SaveRecording(Recording),
     /// One version of a recorded call's RFC 7865 metadata.
@@ -182,6 +199,30 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
             .await?;
         }
         Change::SaveRecording(rec) => save_recording(conn, rec).await?,
+        Change::AssetDestination { id, key, url } => {
+            sqlx::query("UPDATE assets SET object_key = $1, destination_url = $2, upload_state = 'pending', upload_error = NULL WHERE id = $3")
+                .bind(key)
+                .bind(url)
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+        Change::TranscriptUploadPending { recording, payload } => {
+            sqlx::query(
+                "INSERT INTO transcript_uploads (recording_id, payload, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(recording)
+            .bind(payload.to_string())
+            .bind(now_ms())
+            .execute(conn)
+            .await?;
+        }
+        Change::TranscriptUploadDone { recording } => {
+            sqlx::query("DELETE FROM transcript_uploads WHERE recording_id = $1")
+                .bind(recording)
+                .execute(conn)
+                .await?;
+        }
         Change::CallMetadata {
             session,
             version,

@@ -249,6 +249,12 @@ CREATE TABLE call_metadata (
         // A failed recording's stable code beside `failure`, its reason in words.
         "ALTER TABLE recordings ADD COLUMN failure_code TEXT",
     ),
+    (
+        14,
+        // A transcript going to a destination: written with its asset rows, removed with its
+        // event, so a restart in between finishes the upload and sends the event.
+        "CREATE TABLE transcript_uploads (recording_id TEXT PRIMARY KEY REFERENCES recordings(id), payload TEXT NOT NULL, created_at BIGINT NOT NULL)",
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

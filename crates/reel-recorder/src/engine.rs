@@ -129,6 +129,9 @@ pub enum Input {
         starting: Vec<Recording>,
         uploading: Vec<Recording>,
         unfinished: Vec<Unfinished>,
+        /// Transcripts that were going to their destination (recording, what their event
+        /// says beyond the destinations).
+        transcript_uploads: Vec<(String, Value)>,
     },
     /// Close every publication; `Output::Drained` follows once they are all closed.
     Shutdown,
@@ -194,6 +197,8 @@ pub enum JobSpec {
     },
     /// The transcript of an available recording that asked for one.
     Transcribe { recording: String },
+    /// The upload and event of a transcript a restart interrupted.
+    FinishTranscriptUpload { recording: String, event: Value },
 }
 
 #[derive(Debug)]
@@ -472,7 +477,11 @@ impl Engine {
                 starting,
                 uploading,
                 unfinished,
+                transcript_uploads,
             } => {
+                for (recording, event) in transcript_uploads {
+                    self.job(JobSpec::FinishTranscriptUpload { recording, event });
+                }
                 for u in unfinished {
                     self.finish_interrupted(u);
                 }

@@ -101,6 +101,16 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
             }
             return;
         }
+        JobSpec::FinishTranscriptUpload { recording, event } => {
+            let finished = async {
+                let rec = cx.db.recording_by_id(&recording).await?;
+                transcripts::finish_upload(&cx.db, &cx.uploads, &rec, event).await
+            };
+            if let Err(e) = finished.await {
+                tracing::error!(%recording, error = %e, "transcript upload");
+            }
+            return;
+        }
     };
     let _ = cx.report.send(Msg::Input(report));
 }

@@ -404,10 +404,12 @@ impl Recorder {
         }
         let uploading = db.recordings_in_state("uploading").await?;
         let n = unfinished.len();
+        let transcript_uploads = db.pending_transcript_uploads().await?;
         let _ = self.tx.send(Msg::Input(Input::Resume {
             starting,
             uploading,
             unfinished,
+            transcript_uploads,
         }));
         Ok(n)
     }

@@ -212,7 +212,7 @@ pub async fn process(
         assets.push(asset);
     }
     let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
-    let mut extra = json!({"asset_ids": ids, "lines": transcribed.lines, "locale": job.locale});
+    let extra = json!({"asset_ids": ids, "lines": transcribed.lines, "locale": job.locale});
     let Some(dest) = rec.options["destinationUrl"]
         .as_str()
         .and_then(|u| Destination::parse(u).ok())
@@ -228,54 +228,69 @@ pub async fn process(
         db.commit(&changes).await?;
         return Ok(());
     };
-    {
-        // Both rows at once; the event waits for the upload's outcome.
-        db.commit(
-            &assets
-                .iter()
-                .cloned()
-                .map(Change::InsertAsset)
-                .collect::<Vec<_>>(),
-        )
-        .await?;
-        for a in &assets {
-            let key = dest.transcript_key(
-                &NameParts {
-                    started_at_ms: rec.started_at.unwrap_or(a.start_at),
-                    application_key: &rec.application_id,
-                    call_id: &a.session_id,
-                    asset_id: &a.id,
-                    format: &a.format,
-                    several: false,
-                },
-                &a.format,
-            );
-            db.set_asset_destination(&a.id, &key, &dest.url_of(&key))
-                .await?;
-        }
-        match uploads::upload_recording(db, uploads_ctx, &rec.id).await? {
-            uploads::UploadOutcome::Done(done) => {
-                extra["destinations"] = done
-                    .iter()
-                    .filter(|(a, _)| ids.contains(&a.as_str()))
-                    .map(|(a, url)| json!({"asset_id": a, "destination_url": url}))
-                    .collect();
-            }
-            uploads::UploadOutcome::Failed {
-                code,
-                message,
-                asset_id,
-            } => {
-                return event(
-                    db,
-                    &rec,
-                    EventKind::TranscriptionFailed,
-                    json!({"reason": message, "code": code, "asset_id": asset_id, "local_copy_kept": true}),
-                )
-                .await;
-            }
-        }
+    // Going to the destination: the rows, where each goes and the marker that the event is
+    // still owed, in one transaction; a restart before the event finishes the upload.
+    let mut changes: Vec<Change> = assets.iter().cloned().map(Change::InsertAsset).collect();
+    for a in &assets {
+        let key = dest.transcript_key(
+            &NameParts {
+                started_at_ms: rec.started_at.unwrap_or(a.start_at),
+                application_key: &rec.application_id,
+                call_id: &a.session_id,
+                asset_id: &a.id,
+                format: &a.format,
+                several: false,
+            },
+            &a.format,
+        );
+        changes.push(Change::AssetDestination {
+            id: a.id.clone(),
+            url: dest.url_of(&key),
+            key,
+        });
     }
-    tracing::info!(recording = %rec.id, lines = transcribed.lines, "transcript ready");
-    event(db, &rec, EventKind::TranscriptionAvailable, extra).await
+    changes.push(Change::TranscriptUploadPending {
+        recording: rec.id.clone(),
+        payload: extra.clone(),
+    });
+    db.commit(&changes).await?;
+    finish_upload(db, uploads_ctx, &rec, extra).await
+}
+
+/// Uploads a transcript's assets, then sends its event and drops its marker in one
+/// transaction. `extra` is what the event says beyond the recording (`asset_ids`, …).
+pub async fn finish_upload(
+    db: &Db,
+    uploads_ctx: &uploads::UploadContext,
+    rec: &Recording,
+    mut extra: Value,
+) -> Result<()> {
+    let ids: Vec<String> = serde_json::from_value(extra["asset_ids"].clone()).unwrap_or_default();
+    let (kind, extra) = match uploads::upload_recording(db, uploads_ctx, &rec.id).await? {
+        uploads::UploadOutcome::Done(done) => {
+            extra["destinations"] = done
+                .iter()
+                .filter(|(a, _)| ids.contains(a))
+                .map(|(a, url)| json!({"asset_id": a, "destination_url": url}))
+                .collect();
+            tracing::info!(recording = %rec.id, "transcript ready");
+            (EventKind::TranscriptionAvailable, extra)
+        }
+        uploads::UploadOutcome::Failed {
+            code,
+            message,
+            asset_id,
+        } => (
+            EventKind::TranscriptionFailed,
+            json!({"reason": message, "code": code, "asset_id": asset_id, "local_copy_kept": true}),
+        ),
+    };
+    db.commit(&[
+        Change::recording_event(rec, kind, event_payload(rec, extra)),
+        Change::TranscriptUploadDone {
+            recording: rec.id.clone(),
+        },
+    ])
+    .await?;
+    Ok(())
 }

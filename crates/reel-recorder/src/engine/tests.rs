@@ -704,7 +704,7 @@ fn shutdown_closes_every_publication_then_ends_every_session() {
 /// A crash: the engine is gone, and a new one is built from what was stored. A recording
 /// left capturing, and one left processing (a crash after its stop, before its asset and
 /// event were written: they are one transaction, so neither was), get their outputs from
-/// the journals, as at any stop.
+/// the journals, as at any stop; a transcript left uploading is finished.
 #[test]
 fn after_a_crash_the_rebuilt_engine_makes_the_interrupted_recordings_outputs() {
     let clock = Clock::new();
@@ -735,6 +735,8 @@ fn after_a_crash_the_rebuilt_engine_makes_the_interrupted_recordings_outputs() {
                     publications,
                 },
             ],
+            // A transcript whose upload the crash cut: its upload and its event are owed.
+            transcript_uploads: vec![("rec_transcribed".into(), json!({"asset_ids": ["ast_1"]}))],
         },
     );
     let outs = drain(&mut e);
@@ -745,8 +747,13 @@ fn after_a_crash_the_rebuilt_engine_makes_the_interrupted_recordings_outputs() {
         [RecordingState::Stopping, RecordingState::Processing]
     );
     let specs = jobs(&outs);
-    assert_eq!(specs.len(), 2);
-    for spec in specs {
+    assert_eq!(specs.len(), 3);
+    assert!(matches!(
+        specs[0],
+        JobSpec::FinishTranscriptUpload { recording, event }
+            if recording == "rec_transcribed" && event["asset_ids"][0] == "ast_1"
+    ));
+    for spec in &specs[1..] {
         assert!(matches!(
             spec,
             JobSpec::StreamAsset {
