@@ -11,6 +11,45 @@ use reel_core::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// A row's field in its wire form: the same value, or (for lists of value objects) each
+/// element converted.
+trait IntoWire<T> {
+    fn into_wire(self) -> T;
+}
+
+impl<T> IntoWire<T> for T {
+    fn into_wire(self) -> T {
+        self
+    }
+}
+
+impl IntoWire<Vec<Pause>> for Vec<reel_db::Pause> {
+    fn into_wire(self) -> Vec<Pause> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+impl IntoWire<Vec<DeliveryAttempt>> for Vec<reel_db::DeliveryAttempt> {
+    fn into_wire(self) -> Vec<DeliveryAttempt> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+/// `From` a row for its wire type: the fields named, each taken as it is (`IntoWire`). A
+/// field of the wire type missing from the list does not compile; a row field left out is
+/// not sent.
+macro_rules! from_row {
+    ($row:path => $name:ident { $($field:ident),+ $(,)? }) => {
+        impl From<$row> for $name {
+            fn from(row: $row) -> Self {
+                $name {
+                    $( $field: IntoWire::into_wire(row.$field), )+
+                }
+            }
+        }
+    };
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Application {
     pub id: String,
@@ -23,17 +62,9 @@ pub struct Application {
     pub default_recording_options: serde_json::Value,
 }
 
-impl From<reel_db::Application> for Application {
-    fn from(a: reel_db::Application) -> Self {
-        Application {
-            id: a.id,
-            name: a.name,
-            created_at: a.created_at,
-            retention_days: a.retention_days,
-            default_recording_options: a.default_recording_options,
-        }
-    }
-}
+from_row!(reel_db::Application => Application {
+    id, name, created_at, retention_days, default_recording_options
+});
 
 #[derive(Serialize, ToSchema)]
 pub struct ApiKey {
@@ -46,18 +77,7 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
 }
 
-impl From<reel_db::ApiKey> for ApiKey {
-    fn from(k: reel_db::ApiKey) -> Self {
-        ApiKey {
-            id: k.id,
-            application_id: k.application_id,
-            prefix: k.prefix,
-            role: k.role,
-            created_at: k.created_at,
-            revoked_at: k.revoked_at,
-        }
-    }
-}
+from_row!(reel_db::ApiKey => ApiKey { id, application_id, prefix, role, created_at, revoked_at });
 
 #[derive(Serialize, ToSchema)]
 pub struct Room {
@@ -77,21 +97,10 @@ pub struct Room {
     pub created_at: i64,
 }
 
-impl From<reel_db::Room> for Room {
-    fn from(r: reel_db::Room) -> Self {
-        Room {
-            id: r.id,
-            application_id: r.application_id,
-            name: r.name,
-            empty_timeout_ms: r.empty_timeout_ms,
-            max_duration_ms: r.max_duration_ms,
-            auto_stream_recording: r.auto_stream_recording,
-            default_recording_options: r.default_recording_options,
-            policy: r.policy,
-            created_at: r.created_at,
-        }
-    }
-}
+from_row!(reel_db::Room => Room {
+    id, application_id, name, empty_timeout_ms, max_duration_ms, auto_stream_recording,
+    default_recording_options, policy, created_at
+});
 
 #[derive(Serialize, ToSchema)]
 pub struct Session {
@@ -107,20 +116,9 @@ pub struct Session {
     pub call_id: Option<String>,
 }
 
-impl From<reel_db::Session> for Session {
-    fn from(s: reel_db::Session) -> Self {
-        Session {
-            id: s.id,
-            application_id: s.application_id,
-            room_id: s.room_id,
-            state: s.state,
-            started_at: s.started_at,
-            ended_at: s.ended_at,
-            end_reason: s.end_reason,
-            call_id: s.call_id,
-        }
-    }
-}
+from_row!(reel_db::Session => Session {
+    id, application_id, room_id, state, started_at, ended_at, end_reason, call_id
+});
 
 #[derive(Serialize, ToSchema)]
 pub struct Publication {
@@ -137,22 +135,9 @@ pub struct Publication {
     pub failure: Option<String>,
 }
 
-impl From<reel_db::Publication> for Publication {
-    fn from(p: reel_db::Publication) -> Self {
-        Publication {
-            id: p.id,
-            session_id: p.session_id,
-            room_id: p.room_id,
-            participant: p.participant,
-            kind: p.kind,
-            state: p.state,
-            started_at: p.started_at,
-            ended_at: p.ended_at,
-            end_reason: p.end_reason,
-            failure: p.failure,
-        }
-    }
-}
+from_row!(reel_db::Publication => Publication {
+    id, session_id, room_id, participant, kind, state, started_at, ended_at, end_reason, failure
+});
 
 #[derive(Serialize, ToSchema)]
 pub struct Track {
@@ -168,27 +153,17 @@ pub struct Track {
     pub started_at: i64,
 }
 
-impl From<reel_db::Track> for Track {
-    fn from(t: reel_db::Track) -> Self {
-        Track {
-            id: t.id,
-            publication_id: t.publication_id,
-            session_id: t.session_id,
-            mid: t.mid,
-            rid: t.rid,
-            media_kind: t.media_kind,
-            codec: t.codec,
-            clock_rate: t.clock_rate,
-            started_at: t.started_at,
-        }
-    }
-}
+from_row!(reel_db::Track => Track {
+    id, publication_id, session_id, mid, rid, media_kind, codec, clock_rate, started_at
+});
 
 #[derive(Serialize, ToSchema)]
 pub struct Pause {
     pub paused_at: i64,
     pub resumed_at: Option<i64>,
 }
+
+from_row!(reel_db::Pause => Pause { paused_at, resumed_at });
 
 #[derive(Serialize, ToSchema)]
 pub struct Recording {
@@ -219,35 +194,10 @@ pub struct Recording {
     pub legal_hold: bool,
 }
 
-impl From<reel_db::Recording> for Recording {
-    fn from(r: reel_db::Recording) -> Self {
-        Recording {
-            id: r.id,
-            application_id: r.application_id,
-            room_id: r.room_id,
-            session_id: r.session_id,
-            mode: r.mode,
-            state: r.state,
-            failure: r.failure,
-            failure_code: r.failure_code,
-            pauses: r
-                .pauses
-                .into_iter()
-                .map(|p| Pause {
-                    paused_at: p.paused_at,
-                    resumed_at: p.resumed_at,
-                })
-                .collect(),
-            created_at: r.created_at,
-            started_at: r.started_at,
-            stopped_at: r.stopped_at,
-            updated_at: r.updated_at,
-            options: r.options,
-            credentials_set: r.credentials_set,
-            legal_hold: r.legal_hold,
-        }
-    }
-}
+from_row!(reel_db::Recording => Recording {
+    id, application_id, room_id, session_id, mode, state, failure, failure_code, pauses,
+    created_at, started_at, stopped_at, updated_at, options, credentials_set, legal_hold
+});
 
 #[derive(Serialize, ToSchema)]
 pub struct Asset {
@@ -280,34 +230,11 @@ pub struct Asset {
     pub local_copy: bool,
 }
 
-impl From<reel_db::Asset> for Asset {
-    fn from(a: reel_db::Asset) -> Self {
-        Asset {
-            id: a.id,
-            application_id: a.application_id,
-            room_id: a.room_id,
-            session_id: a.session_id,
-            publication_id: a.publication_id,
-            recording_id: a.recording_id,
-            participant: a.participant,
-            asset_type: a.asset_type,
-            format: a.format,
-            start_at: a.start_at,
-            end_at: a.end_at,
-            duration_ms: a.duration_ms,
-            size_bytes: a.size_bytes,
-            sha256: a.sha256,
-            details: a.details,
-            created_at: a.created_at,
-            destination_url: a.destination_url,
-            upload_state: a.upload_state,
-            upload_error: a.upload_error,
-            upload_attempts: a.upload_attempts,
-            uploaded_at: a.uploaded_at,
-            local_copy: a.local_copy,
-        }
-    }
-}
+from_row!(reel_db::Asset => Asset {
+    id, application_id, room_id, session_id, publication_id, recording_id, participant,
+    asset_type, format, start_at, end_at, duration_ms, size_bytes, sha256, details, created_at,
+    destination_url, upload_state, upload_error, upload_attempts, uploaded_at, local_copy
+});
 
 #[derive(Serialize, ToSchema)]
 pub struct Deletion {
@@ -326,22 +253,10 @@ pub struct Deletion {
     pub created_at: i64,
 }
 
-impl From<reel_db::Deletion> for Deletion {
-    fn from(d: reel_db::Deletion) -> Self {
-        Deletion {
-            id: d.id,
-            application_id: d.application_id,
-            asset_id: d.asset_id,
-            recording_id: d.recording_id,
-            room_id: d.room_id,
-            location: d.location,
-            reason: d.reason,
-            outcome: d.outcome,
-            error: d.error,
-            created_at: d.created_at,
-        }
-    }
-}
+from_row!(reel_db::Deletion => Deletion {
+    id, application_id, asset_id, recording_id, room_id, location, reason, outcome, error,
+    created_at
+});
 
 #[derive(Serialize, ToSchema)]
 pub struct WebhookEndpoint {
@@ -356,20 +271,9 @@ pub struct WebhookEndpoint {
     pub updated_at: i64,
 }
 
-impl From<reel_db::WebhookEndpoint> for WebhookEndpoint {
-    fn from(w: reel_db::WebhookEndpoint) -> Self {
-        WebhookEndpoint {
-            id: w.id,
-            application_id: w.application_id,
-            url: w.url,
-            event_types: w.event_types,
-            enabled: w.enabled,
-            disabled_reason: w.disabled_reason,
-            created_at: w.created_at,
-            updated_at: w.updated_at,
-        }
-    }
-}
+from_row!(reel_db::WebhookEndpoint => WebhookEndpoint {
+    id, application_id, url, event_types, enabled, disabled_reason, created_at, updated_at
+});
 
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryAttempt {
@@ -379,6 +283,8 @@ pub struct DeliveryAttempt {
     pub error: Option<String>,
     pub duration_ms: i64,
 }
+
+from_row!(reel_db::DeliveryAttempt => DeliveryAttempt { attempt, at, status, error, duration_ms });
 
 #[derive(Serialize, ToSchema)]
 pub struct Delivery {
@@ -396,30 +302,7 @@ pub struct Delivery {
     pub attempt_log: Vec<DeliveryAttempt>,
 }
 
-impl From<reel_db::Delivery> for Delivery {
-    fn from(d: reel_db::Delivery) -> Self {
-        Delivery {
-            id: d.id,
-            event_id: d.event_id,
-            event_type: d.event_type,
-            endpoint_id: d.endpoint_id,
-            state: d.state,
-            attempts: d.attempts,
-            next_attempt_at: d.next_attempt_at,
-            last_status: d.last_status,
-            last_error: d.last_error,
-            created_at: d.created_at,
-            attempt_log: d
-                .attempt_log
-                .into_iter()
-                .map(|a| DeliveryAttempt {
-                    attempt: a.attempt,
-                    at: a.at,
-                    status: a.status,
-                    error: a.error,
-                    duration_ms: a.duration_ms,
-                })
-                .collect(),
-        }
-    }
-}
+from_row!(reel_db::Delivery => Delivery {
+    id, event_id, event_type, endpoint_id, state, attempts, next_attempt_at, last_status,
+    last_error, created_at, attempt_log
+});

@@ -2,6 +2,8 @@
 //! (as a crash would interrupt it), no asset row is left behind, and running the job again,
 //! as start-up recovery does for an `ended` publication, writes both, once.
 
+mod common;
+
 use reel_core::{
     Codec, EndReason, EventKind, MediaKind, PublicationKind, PublicationState, SessionState,
 };
@@ -21,27 +23,7 @@ async fn outbox(db: &Db, kind: EventKind) -> usize {
 #[tokio::test]
 async fn no_asset_without_its_event_and_recovery_makes_both() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("reel.db").display()
-    ))
-    .await
-    .unwrap();
-    db.ensure_application("app_a", "a").await.unwrap();
-    db.insert_room(&reel_db::Room {
-        id: "room_1".into(),
-        application_id: "app_a".into(),
-        name: "desk".into(),
-        empty_timeout_ms: 0,
-        max_duration_ms: 3_600_000,
-        auto_stream_recording: true,
-        default_recording_options: serde_json::json!({}),
-        default_credentials_sealed: None,
-        policy: serde_json::json!({}),
-        created_at: 0,
-    })
-    .await
-    .unwrap();
+    let db = common::db_with_room(dir.path()).await;
     let journal = dir.path().join("trk_1.journal");
     let header = JournalHeader {
         track_id: "trk_1".into(),

@@ -3,6 +3,8 @@
 //! which `transcription_available` used to be lost for good) finds the marker at start-up,
 //! and finishing it uploads the files and sends the event once.
 
+mod common;
+
 use reel_core::recording::{RecordingMode, RecordingState};
 use reel_core::{AssetType, EventKind, UploadState};
 use reel_db::{Asset, Change, Db, Recording};
@@ -15,27 +17,7 @@ async fn a_transcript_upload_cut_by_a_restart_is_finished_with_its_event_once() 
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("bucket");
     std::fs::create_dir_all(&store).unwrap();
-    let db = Db::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("reel.db").display()
-    ))
-    .await
-    .unwrap();
-    db.ensure_application("app_a", "a").await.unwrap();
-    db.insert_room(&reel_db::Room {
-        id: "room_1".into(),
-        application_id: "app_a".into(),
-        name: "desk".into(),
-        empty_timeout_ms: 0,
-        max_duration_ms: 3_600_000,
-        auto_stream_recording: true,
-        default_recording_options: json!({}),
-        default_credentials_sealed: None,
-        policy: json!({}),
-        created_at: 0,
-    })
-    .await
-    .unwrap();
+    let db = common::db_with_room(dir.path()).await;
     let destination = format!("file://{}/calls", store.display());
     let rec = Recording {
         id: "rec_1".into(),
