@@ -133,6 +133,14 @@ pub enum Input {
         /// says beyond the destinations).
         transcript_uploads: Vec<(String, Value)>,
     },
+    /// A retention pass is due: assets older than their period (else `default_days`) at
+    /// `now_ms`, the server's clock (a test may run it ahead). Skipped while one runs.
+    RetentionDue {
+        default_days: u32,
+        now_ms: i64,
+    },
+    /// The retention pass ended (its deletions and failures are in the audit log).
+    RetentionDone,
     /// Close every publication; `Output::Drained` follows once they are all closed.
     Shutdown,
     /// After `Drained` and the jobs: end every session still live.
@@ -199,6 +207,8 @@ pub enum JobSpec {
     Transcribe { recording: String },
     /// The upload and event of a transcript a restart interrupted.
     FinishTranscriptUpload { recording: String, event: Value },
+    /// One retention pass (`Input::RetentionDue`); reports `Input::RetentionDone`.
+    Retention { default_days: u32, now_ms: i64 },
 }
 
 #[derive(Debug)]
@@ -268,6 +278,8 @@ pub struct Engine {
     scheduled: HashSet<(String, String)>,
     out: VecDeque<Output>,
     now: Option<Now>,
+    /// A retention pass is under way: two at once would delete the same assets twice.
+    sweeping: bool,
     shutting_down: bool,
     drained: bool,
 }
@@ -317,6 +329,7 @@ impl Engine {
             scheduled: HashSet::new(),
             out: VecDeque::new(),
             now: None,
+            sweeping: false,
             shutting_down: false,
             drained: false,
         }
@@ -497,6 +510,19 @@ impl Engine {
                     self.uploading.insert(rec.id.clone(), rec);
                 }
             }
+            Input::RetentionDue {
+                default_days,
+                now_ms,
+            } => {
+                if !self.sweeping && !self.shutting_down {
+                    self.sweeping = true;
+                    self.job(JobSpec::Retention {
+                        default_days,
+                        now_ms,
+                    });
+                }
+            }
+            Input::RetentionDone => self.sweeping = false,
             Input::Shutdown => {
                 self.shutting_down = true;
                 let close: Vec<_> = self

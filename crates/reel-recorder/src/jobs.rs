@@ -2,7 +2,7 @@
 //! asset and event in one transaction) and reports back on the brain's queue.
 
 use crate::engine::{Input, JobResult, JobSpec};
-use crate::{assets, composites, transcripts, uploads, Msg, Outcome, Result};
+use crate::{assets, composites, retention, transcripts, uploads, Msg, Outcome, Result};
 use reel_core::recording::FailureCode;
 use reel_db::Db;
 use std::path::PathBuf;
@@ -100,6 +100,24 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
                 tracing::error!(%recording, error = %e, "transcription job");
             }
             return;
+        }
+        JobSpec::Retention {
+            default_days,
+            now_ms,
+        } => {
+            match retention::sweep(&cx.db, &cx.uploads, default_days, now_ms).await {
+                Ok(r) if r.failed > 0 => {
+                    tracing::warn!(
+                        deleted = r.deleted,
+                        failed = r.failed,
+                        held = r.held,
+                        "retention: some deletions failed (audited; tried again next pass)"
+                    )
+                }
+                Ok(r) => tracing::debug!(deleted = r.deleted, held = r.held, "retention"),
+                Err(e) => tracing::error!(error = %e, "retention sweep"),
+            }
+            Input::RetentionDone
         }
         JobSpec::FinishTranscriptUpload { recording, event } => {
             let finished = async {

@@ -320,6 +320,14 @@ impl Recorder {
         }));
     }
 
+    /// A retention pass is due at `now_ms` (ignored while one is under way).
+    pub fn retention_due(&self, default_days: u32, now_ms: i64) {
+        let _ = self.tx.send(Msg::Input(Input::RetentionDue {
+            default_days,
+            now_ms,
+        }));
+    }
+
     /// An event about a recorded call (`recording.audio.started` …) of `application`'s
     /// room, sent with the call's recording, if one is capturing, and `extra` (which carries
     /// `callid`).

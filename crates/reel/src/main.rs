@@ -440,19 +440,15 @@ async fn run(s: config::Settings) -> Result<(), String> {
         ..Default::default()
     };
     {
-        // Retention sweeps, on the same clock as webhook retries (a test may run it ahead).
-        let (db, uploads, clock) = (db.clone(), uploads.clone(), clock.clone());
+        // Retention passes, on the same clock as webhook retries (a test may run it ahead).
+        let (recorder, clock) = (recorder.clone(), clock.clone());
         let (days, every) = (
             s.retention.default_days,
             Duration::from_secs(s.retention.sweep_interval_secs),
         );
         tokio::spawn(async move {
             loop {
-                if let Err(e) =
-                    reel_recorder::retention::sweep(&db, &uploads, days, clock.now_ms()).await
-                {
-                    tracing::error!(error = %e, "retention sweep");
-                }
+                recorder.retention_due(days, clock.now_ms());
                 tokio::time::sleep(every).await;
             }
         });

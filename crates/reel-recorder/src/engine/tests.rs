@@ -771,3 +771,33 @@ fn after_a_crash_the_rebuilt_engine_makes_the_interrupted_recordings_outputs() {
     let outs = made(&mut e, clock.at(11_000), &processing.id, "ast_b");
     assert_eq!(events(&outs), [EventKind::RecordingAvailable]);
 }
+
+/// Retention passes never overlap (two would delete the same assets twice): a pass due
+/// while one runs is skipped, and the next after it ends runs at its own time.
+#[test]
+fn a_retention_pass_due_while_one_runs_is_skipped() {
+    let clock = Clock::new();
+    let mut e = Engine::new("/data".into());
+    let due = |ms: i64| Input::RetentionDue {
+        default_days: 7,
+        now_ms: T0_MS + ms,
+    };
+    e.handle(clock.at(0), due(0));
+    let outs = drain(&mut e);
+    assert!(matches!(
+        jobs(&outs)[..],
+        [&JobSpec::Retention {
+            default_days: 7,
+            ..
+        }]
+    ));
+    e.handle(clock.at(1000), due(1000));
+    assert!(jobs(&drain(&mut e)).is_empty(), "one pass at a time");
+    e.handle(clock.at(2000), Input::RetentionDone);
+    e.handle(clock.at(3000), due(3000));
+    let outs = drain(&mut e);
+    assert!(matches!(
+        jobs(&outs)[..],
+        [&JobSpec::Retention { now_ms, .. }] if now_ms == T0_MS + 3000
+    ));
+}
