@@ -1,5 +1,6 @@
-// Debian's Chromium, headless, with fake camera and microphone and WebRTC on loopback:
-// the one launch every browser test here shares.
+// Debian's Chromium, headless, with fake camera and microphone: the one launch every
+// browser test here shares. No WebRTC flag a user would not have (no loopback pairing, no
+// mDNS switch): the tests run where the server offers a real interface address.
 import { chromium } from "playwright-core";
 
 export function launchChromium() {
@@ -8,7 +9,6 @@ export function launchChromium() {
     args: [
       "--no-sandbox", "--disable-gpu",
       "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-      "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
       "--no-first-run", "--disable-quic",
     ],

@@ -1,24 +1,34 @@
-// Drives headless Chromium through Reel's own /publish page: fills nothing by hand (the
+// Drives a headless browser through Reel's own /publish page: fills nothing by hand (the
 // WHIP URL and token ride after `#`), presses Start, waits for "recording", reads the
 // preview's pixels, presses Stop.
-// Usage: node publish-page.mjs <reelBaseUrl> <whipUrl> <token> <seconds>
+// Usage: node publish-page.mjs <chromium|firefox> <reelBaseUrl> <whipUrl> <token> <seconds>
 // Prints one JSON line: {sessionId, publishedFor, preview: {mean, std, width, height}, status}.
 import { launchChromium } from "./chromium.mjs";
+import { launchFirefox } from "./firefox.mjs";
 
-const [base, whipUrl, token, seconds] = process.argv.slice(2);
-const browser = await launchChromium();
+const [which, base, whipUrl, token, seconds] = process.argv.slice(2);
+const browser = await (which === "firefox" ? launchFirefox() : launchChromium());
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Only page.evaluate and click: the same steps drive Playwright and Puppeteer.
+async function waitForStatus(p, want, ms) {
+  const until = Date.now() + ms;
+  let status;
+  while (Date.now() < until) {
+    status = await p.evaluate(() => document.getElementById("status").textContent);
+    if (status === want) return;
+    await sleep(200);
+  }
+  throw new Error(`status never became ${want}: ${status}`);
+}
 try {
   const p = await browser.newPage();
   p.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
   const hash = new URLSearchParams({ whip: whipUrl, token }).toString();
   await p.goto(`${base}/publish#${hash}`);
   await p.click("#start");
-  await p.waitForFunction(() => document.getElementById("status").textContent === "recording",
-    null, { timeout: 20000 }).catch(async (e) => {
-      throw new Error(`${e.message}; status: ${await p.textContent("#status")}`);
-    });
+  await waitForStatus(p, "recording", 20000);
   const started = Date.now();
-  await p.waitForTimeout(Number(seconds) * 1000);
+  await sleep(Number(seconds) * 1000);
   // What the person sees in the preview: luma mean and spread over a small copy of it.
   const preview = await p.evaluate(() => {
     const v = document.getElementById("preview");
@@ -37,9 +47,9 @@ try {
   });
   await p.click("#stop");
   const publishedFor = (Date.now() - started) / 1000;
-  await p.waitForFunction(() => document.getElementById("status").textContent === "stopped", null, { timeout: 10000 });
-  const sessionId = await p.$eval("#session", (e) => e.dataset.session);
-  const status = await p.textContent("#status");
+  await waitForStatus(p, "stopped", 10000);
+  const sessionId = await p.evaluate(() => document.getElementById("session").dataset.session);
+  const status = await p.evaluate(() => document.getElementById("status").textContent);
   console.log(JSON.stringify({ sessionId, publishedFor, preview, status }));
 } finally {
   await browser.close();

@@ -84,6 +84,10 @@ pub struct Room {
     pub id: String,
     pub application_id: String,
     pub name: String,
+    /// As a room is created and changed: whole seconds.
+    pub empty_timeout_seconds: i64,
+    pub max_duration_seconds: i64,
+    /// The same limits in milliseconds (their first spelling, kept for clients reading it).
     pub empty_timeout_ms: i64,
     pub max_duration_ms: i64,
     /// Start a `stream` recording whenever a session starts.
@@ -97,10 +101,23 @@ pub struct Room {
     pub created_at: i64,
 }
 
-from_row!(reel_db::Room => Room {
-    id, application_id, name, empty_timeout_ms, max_duration_ms, auto_stream_recording,
-    default_recording_options, policy, created_at
-});
+impl From<reel_db::Room> for Room {
+    fn from(row: reel_db::Room) -> Self {
+        Room {
+            empty_timeout_seconds: row.empty_timeout_ms / 1000,
+            max_duration_seconds: row.max_duration_ms / 1000,
+            id: row.id,
+            application_id: row.application_id,
+            name: row.name,
+            empty_timeout_ms: row.empty_timeout_ms,
+            max_duration_ms: row.max_duration_ms,
+            auto_stream_recording: row.auto_stream_recording,
+            default_recording_options: row.default_recording_options,
+            policy: row.policy,
+            created_at: row.created_at,
+        }
+    }
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct Session {

@@ -45,11 +45,18 @@ list_of!(DeliveryList, Delivery);
 list_of!(EventList, Event);
 list_of!(DeletionList, Deletion);
 
+/// An event as a webhook delivers it (`type`, `timestamp`, `data`), with its id. `payload`
+/// and `created_at` are the same values under their first names, kept for clients that
+/// read them.
 #[derive(Serialize, ToSchema)]
 pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    /// When it happened (Unix milliseconds), as in a webhook's body.
+    pub timestamp: i64,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     pub created_at: i64,

@@ -39,6 +39,9 @@ pub(crate) struct CreateRoom {
     name: Option<String>,
     empty_timeout_seconds: Option<u64>,
     max_duration_seconds: Option<u64>,
+    /// The same limits in milliseconds, as a room reads (either spelling; both must agree).
+    empty_timeout_ms: Option<u64>,
+    max_duration_ms: Option<u64>,
     auto_stream_recording: Option<bool>,
     default_recording_options: Option<reel_core::options::RecordingOptions>,
     policy: Option<reel_core::options::RoomPolicy>,
@@ -55,18 +58,22 @@ pub(crate) async fn create_room(
     if name.len() > 200 {
         return Err(invalid("name: at most 200 bytes"));
     }
-    let empty = body
-        .empty_timeout_seconds
-        .map(|s| s.saturating_mul(1000))
-        .unwrap_or(s.config.default_empty_timeout.as_millis() as u64);
-    let max = body
-        .max_duration_seconds
-        .map(|s| s.saturating_mul(1000))
-        .unwrap_or(s.config.default_max_duration.as_millis() as u64);
+    let empty = limit_ms(
+        "empty_timeout",
+        body.empty_timeout_seconds,
+        body.empty_timeout_ms,
+    )?
+    .unwrap_or(s.config.default_empty_timeout.as_millis() as u64);
+    let max = limit_ms(
+        "max_duration",
+        body.max_duration_seconds,
+        body.max_duration_ms,
+    )?
+    .unwrap_or(s.config.default_max_duration.as_millis() as u64);
     if empty > 24 * 3600 * 1000 {
         return Err(invalid("empty_timeout_seconds: at most 86400"));
     }
-    if max == 0 || max > MAX_DURATION_LIMIT_SECS * 1000 {
+    if !(1000..=MAX_DURATION_LIMIT_SECS * 1000).contains(&max) {
         return Err(invalid("max_duration_seconds: between 1 and 604800"));
     }
     let room = Room {
@@ -122,9 +129,31 @@ pub(crate) struct UpdateRoom {
     name: Option<String>,
     empty_timeout_seconds: Option<u64>,
     max_duration_seconds: Option<u64>,
+    /// The same limits in milliseconds, as a room reads (either spelling; both must agree).
+    empty_timeout_ms: Option<u64>,
+    max_duration_ms: Option<u64>,
+    /// A room as it reads may be sent back: what cannot change is accepted and ignored
+    /// (`id` must be this room's).
+    id: Option<String>,
+    application_id: Option<String>,
+    created_at: Option<i64>,
     auto_stream_recording: Option<bool>,
     default_recording_options: Option<reel_core::options::RecordingOptions>,
     policy: Option<reel_core::options::RoomPolicy>,
+}
+
+/// A limit given in seconds, in milliseconds, or both (then they must agree): milliseconds.
+fn limit_ms(name: &str, seconds: Option<u64>, ms: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match (seconds, ms) {
+        (Some(s), Some(ms)) if ms / 1000 != s => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{name}_seconds and {name}_ms disagree: give one"),
+        )),
+        (_, Some(ms)) => Ok(Some(ms)),
+        (Some(s), None) => Ok(Some(s.saturating_mul(1000))),
+        (None, None) => Ok(None),
+    }
 }
 
 fn apply_policy(room: &mut Room, policy: reel_core::options::RoomPolicy) -> Result<(), ApiError> {
@@ -171,17 +200,29 @@ pub(crate) async fn update_room(
         }
         room.name = name;
     }
-    if let Some(secs) = body.empty_timeout_seconds {
-        if secs > 24 * 3600 {
+    if body.id.as_ref().is_some_and(|given| *given != room.id) {
+        return Err(invalid("id: is this room's and cannot change"));
+    }
+    let _read_only = (body.application_id, body.created_at);
+    if let Some(ms) = limit_ms(
+        "empty_timeout",
+        body.empty_timeout_seconds,
+        body.empty_timeout_ms,
+    )? {
+        if ms > 24 * 3600 * 1000 {
             return Err(invalid("empty_timeout_seconds: at most 86400"));
         }
-        room.empty_timeout_ms = secs as i64 * 1000;
+        room.empty_timeout_ms = ms as i64;
     }
-    if let Some(secs) = body.max_duration_seconds {
-        if secs == 0 || secs > MAX_DURATION_LIMIT_SECS {
+    if let Some(ms) = limit_ms(
+        "max_duration",
+        body.max_duration_seconds,
+        body.max_duration_ms,
+    )? {
+        if !(1000..=MAX_DURATION_LIMIT_SECS * 1000).contains(&ms) {
             return Err(invalid("max_duration_seconds: between 1 and 604800"));
         }
-        room.max_duration_ms = secs as i64 * 1000;
+        room.max_duration_ms = ms as i64;
     }
     if let Some(on) = body.auto_stream_recording {
         room.auto_stream_recording = on;
@@ -477,6 +518,8 @@ pub(crate) async fn list_events(
             |(id, event_type, payload, created_at)| crate::openapi::Event {
                 id,
                 event_type,
+                timestamp: created_at,
+                data: payload.clone(),
                 payload,
                 created_at,
             },

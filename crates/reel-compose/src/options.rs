@@ -120,7 +120,11 @@ pub fn audio_output(options: &AudioOptions, format: AudioFormat, first: &str) ->
         },
         AudioChannels::Mono => Channels::Mono,
     };
-    Output::Audio { format, channels }
+    Output::Audio {
+        format,
+        channels,
+        bitrate_kbps: options.bitrate_kbps,
+    }
 }
 
 fn parse_colour(s: &str) -> Result<u32, String> {
@@ -159,6 +163,7 @@ mod tests {
         let a = AudioOptions {
             channels: Some(AudioChannels::Dual),
             left_participant: None,
+            bitrate_kbps: None,
         };
         assert_eq!(
             audio_output(&a, AudioFormat::Mp3, "agent"),
@@ -166,7 +171,8 @@ mod tests {
                 format: AudioFormat::Mp3,
                 channels: Channels::Dual {
                     left: "agent".into()
-                }
+                },
+                bitrate_kbps: None,
             }
         );
     }

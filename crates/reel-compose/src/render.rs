@@ -111,6 +111,9 @@ pub enum Output {
     Audio {
         format: AudioFormat,
         channels: Channels,
+        /// An mp3's bit rate; none: one fitting speech at the mix's sample rate.
+        #[serde(default)]
+        bitrate_kbps: Option<u32>,
     },
     Video(VideoSettings),
 }
@@ -217,6 +220,18 @@ fn caps_for(codec: Codec, channels: usize) -> gst::Caps {
             .field("channels", channels as i32)
             .build(),
     }
+}
+
+/// An mp3 bit rate that keeps speech clear at `rate` Hz: 16 kbit/s a channel for
+/// telephone audio, 32 for wideband (below that LAME's low-pass cuts wideband speech's
+/// 7 kHz), 48 for fullband.
+fn speech_kbps(rate: u32, stereo: bool) -> u32 {
+    let per_channel = match rate {
+        0..=8_000 => 16,
+        8_001..=16_000 => 32,
+        _ => 48,
+    };
+    per_channel * if stereo { 2 } else { 1 }
 }
 
 fn decoder(codec: Codec) -> Result<Vec<gst::Element>, ComposeError> {
@@ -650,13 +665,28 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
         chain.last().expect("chain").link(&mixer).map_err(gst_err)?;
         feeders.push(feed(src, info, timeline.clone()));
     }
+    // An mp3 is made at the call's own rate (the highest of its voices: 8 kHz for G.711,
+    // 16 kHz for G.722, 48 kHz for Opus): a telephone call resampled to 48 kHz is six times
+    // the samples and no better to hear. Other outputs keep 48 kHz.
+    let rate = match &job.output {
+        Output::Audio {
+            format: AudioFormat::Mp3,
+            ..
+        } => audios
+            .iter()
+            .filter_map(|(_, info)| info.codec.sample_rate())
+            .max()
+            .unwrap_or(48_000),
+        _ => 48_000,
+    };
     {
         // Silence for the whole timeline: the mix lasts as long as the recording, however
         // late the first voice starts or early the last one stops.
         let silence = make("audiotestsrc")?;
         silence.set_property_from_str("wave", "silence");
         silence.set_property("num-buffers", (duration_us / 100_000) as i32 + 1);
-        silence.set_property("samplesperbuffer", 4800i32);
+        // 100 ms buffers at the mix's rate.
+        silence.set_property("samplesperbuffer", (rate / 10) as i32);
         pipeline.add(&silence).map_err(gst_err)?;
         silence.link(&mixer).map_err(gst_err)?;
     }
@@ -664,7 +694,7 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
     mix_caps.set_property(
         "caps",
         gst::Caps::builder("audio/x-raw")
-            .field("rate", 48_000i32)
+            .field("rate", rate as i32)
             .field("channels", if mono { 1i32 } else { 2 })
             .build(),
     );
@@ -677,15 +707,19 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
     pipeline.add(&sink).map_err(gst_err)?;
 
     match &job.output {
-        Output::Audio { format, .. } => {
+        Output::Audio {
+            format,
+            bitrate_kbps,
+            ..
+        } => {
             let tail: Vec<gst::Element> = match format {
                 AudioFormat::Mp3 => {
                     let enc = make("lamemp3enc")?;
                     enc.set_property_from_str("target", "bitrate");
-                    enc.set_property("bitrate", 128i32);
+                    let kbps = bitrate_kbps.unwrap_or_else(|| speech_kbps(rate, !mono));
+                    enc.set_property("bitrate", kbps as i32);
                     enc.set_property("cbr", true);
-                    // Speech at 128 kbit/s: LAME's fast engine is transparent enough and
-                    // about twice as fast.
+                    // Speech: LAME's fast engine is transparent enough and about twice as fast.
                     enc.set_property_from_str("encoding-engine-quality", "fast");
                     vec![enc]
                 }

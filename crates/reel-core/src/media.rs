@@ -37,6 +37,16 @@ impl Codec {
         }
     }
 
+    /// The rate an audio codec's decoded samples come at (G.722's is not its RTP clock).
+    pub fn sample_rate(self) -> Option<u32> {
+        match self {
+            Codec::Opus => Some(48_000),
+            Codec::Pcmu | Codec::Pcma => Some(8_000),
+            Codec::G722 => Some(16_000),
+            Codec::Vp8 | Codec::Vp9 | Codec::H264 | Codec::Av1 => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Codec::Opus => "opus",
@@ -160,8 +170,13 @@ named_enum! {
     pub enum EndReason as "end reason" {
         /// The publisher sent DELETE on its WHIP resource.
         Left = "left",
-        /// ICE or DTLS stopped answering.
+        /// ICE or DTLS stopped answering after the publisher had connected.
         Disconnected = "disconnected",
+        /// The publisher never completed ICE: no check of its reached Reel, or none was
+        /// answered, before `whip_first_contact_timeout_secs` / `connect_timeout_secs`.
+        IceFailed = "ice_failed",
+        /// ICE completed but the DTLS handshake failed or never finished.
+        DtlsFailed = "dtls_failed",
         /// Nobody published for `empty_timeout`.
         Empty = "empty",
         /// `max_duration` was reached.

@@ -42,6 +42,10 @@ pub struct AudioOptions {
     /// The identity put on the left in `dual` (default: the first to join).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_participant: Option<String>,
+    /// An mp3's bit rate in kbit/s, 8 to 320. Default: one that fits speech at the call's
+    /// own sample rate (16 per channel at 8 kHz, 32 at 16 kHz, 48 at 48 kHz).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate_kbps: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -199,6 +203,14 @@ impl RecordingOptions {
         }
         if self.audio_options.is_some() && mode != RecordingMode::Audio {
             return Err(err("recordingOptions.audioOptions", "goes with mode audio"));
+        }
+        if let Some(kbps) = self.audio_options.as_ref().and_then(|a| a.bitrate_kbps) {
+            if !(8..=320).contains(&kbps) {
+                return Err(err(
+                    "recordingOptions.audioOptions.bitrate_kbps",
+                    "8 to 320 (kbit/s)",
+                ));
+            }
         }
         if let Some(t) = &self.transcription_options {
             if let Some(locale) = &t.locale {

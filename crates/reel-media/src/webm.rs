@@ -63,6 +63,7 @@ pub struct WebmWriter<W: Write + Seek> {
     info_pos: u64,
     tracks_pos: u64,
     has_video: bool,
+    cue_track: u64,
     /// Per track (0-based): its codec.
     codecs: Vec<Codec>,
     cluster: Vec<Block>,
@@ -218,6 +219,11 @@ impl<W: Write + Seek> WebmWriter<W> {
             info_pos,
             tracks_pos,
             has_video,
+            // Cues name the video track (its keyframes are the seek points), else the first.
+            cue_track: codecs
+                .iter()
+                .position(|c| c.kind() == reel_core::MediaKind::Video)
+                .map_or(1, |i| i as u64 + 1),
             codecs,
             cluster: Vec::new(),
             cluster_start_ms: 0,
@@ -281,6 +287,15 @@ impl<W: Write + Seek> WebmWriter<W> {
         if self.cluster.is_empty() {
             return Ok(());
         }
+        // A cue is a seek point: a player starts decoding at the cluster it names, so only
+        // clusters whose first video frame is a keyframe get one (every cluster when there is
+        // no video). A cluster cut for length alone would send a seek to undecodable frames.
+        let seekable = !self.has_video
+            || self
+                .cluster
+                .iter()
+                .find(|b| self.is_video(b.track))
+                .is_some_and(|b| b.keyframe);
         let mut body = Vec::new();
         ebml::uint(&mut body, 0xE7, self.cluster_start_ms as u64);
         for b in self.cluster.drain(..) {
@@ -293,7 +308,10 @@ impl<W: Write + Seek> WebmWriter<W> {
             ebml::bytes(&mut body, 0xA3, &block);
         }
         let pos = self.out.stream_position()? - self.segment_data_start;
-        self.cues.push((self.cluster_start_ms, pos));
+        // The first cluster always gets one: it is where playback from the start begins.
+        if seekable || self.cues.is_empty() {
+            self.cues.push((self.cluster_start_ms, pos));
+        }
         let mut head = Vec::new();
         ebml::id(&mut head, CLUSTER);
         ebml::size(&mut head, body.len() as u64);
@@ -309,7 +327,7 @@ impl<W: Write + Seek> WebmWriter<W> {
         let mut points = Vec::new();
         for (ts, pos) in &self.cues {
             let mut positions = Vec::new();
-            ebml::uint(&mut positions, 0xF7, 1);
+            ebml::uint(&mut positions, 0xF7, self.cue_track);
             ebml::uint(&mut positions, 0xF1, *pos);
             let mut point = Vec::new();
             ebml::uint(&mut point, 0xB3, *ts as u64);

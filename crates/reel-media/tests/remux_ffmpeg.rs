@@ -487,3 +487,59 @@ fn g722_goes_into_matroska_as_16khz_pcm_agreeing_with_ffmpegs_decoder() {
     assert!((amplitude - 0.125).abs() < 0.02, "5 kHz at {amplitude}");
     assert!(reel_testkit::judge::tone(&samples[24_000..120_000], 3000.0) < 0.01);
 }
+
+/// A long recording with few keyframes (a browser sends one at the start and on request):
+/// clusters are also cut every 5 s for length, and those start with a delta frame. Cues
+/// must name only clusters a decoder can start at, so that a seek anywhere yields a frame.
+#[test]
+fn a_webm_with_sparse_keyframes_can_be_seeked_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = d.join("sparse.ivf");
+    ffmpeg_lavfi(
+        "testsrc=size=320x240:rate=30",
+        &[
+            "-t",
+            "12",
+            "-c:v",
+            "libvpx",
+            "-g",
+            "1000",
+            "-force_key_frames",
+            "0,6",
+            "-b:v",
+            "300k",
+        ],
+        &path,
+    );
+    let video: Vec<Vec<u8>> = ivf::parse(&std::fs::read(path).unwrap())
+        .unwrap()
+        .frames
+        .into_iter()
+        .map(|f| f.data)
+        .collect();
+    let keyframes = video
+        .iter()
+        .filter(|f| codec::is_keyframe(Codec::Vp8, f))
+        .count();
+    assert_eq!(
+        keyframes, 2,
+        "the source must have keyframes at 0 s and 6 s only"
+    );
+    let out = d.join("sparse.webm");
+    remux_pair(
+        &video_journal(Codec::Vp8, &video),
+        &opus_journal(&opus_packets(d)),
+        &out,
+    );
+    for at in ["1", "5.5", "8", "11.5"] {
+        let frame = d.join(format!("at-{at}.png"));
+        run(Command::new("ffmpeg")
+            .args(["-v", "error", "-ss", at, "-i"])
+            .arg(&out)
+            .args(["-frames:v", "1", "-y"])
+            .arg(&frame));
+        let size = std::fs::metadata(&frame).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 1000, "ffmpeg -ss {at}: no frame ({size} bytes)");
+    }
+}

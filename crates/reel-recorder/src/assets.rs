@@ -3,7 +3,7 @@
 
 use crate::{Outcome, RecorderError, Result};
 use reel_core::recording::FailureCode;
-use reel_core::{AssetId, AssetType, EventKind, PublicationState};
+use reel_core::{AssetId, AssetType, EndReason, EventKind, PublicationState};
 use reel_db::{now_ms, Asset, Change, Db, Publication};
 use reel_media::journal::JournalReader;
 use reel_media::remux::{self, Window};
@@ -121,9 +121,20 @@ pub async fn process_publication(
         .collect();
     let asset_id = AssetId::generate();
     let made = if journals.is_empty() {
+        // Whose fault it was: a publisher Reel could not connect did not choose to send nothing.
+        let why = match publication.end_reason {
+            Some(EndReason::IceFailed) => {
+                "the publisher never connected: ICE failed (no check of its reached Reel, or \
+                 none was answered: are the ICE candidates in Reel's answer reachable from it?)"
+            }
+            Some(EndReason::DtlsFailed) => {
+                "the publisher never connected: ICE completed but the DTLS handshake failed"
+            }
+            _ => "the participant sent none before leaving",
+        };
         Err((
             FailureCode::NoMedia,
-            "no media was captured: the participant sent none before leaving".to_string(),
+            format!("no media was captured: {why}"),
         ))
     } else {
         let dir = data_dir.to_path_buf();

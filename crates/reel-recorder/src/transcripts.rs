@@ -147,6 +147,7 @@ pub async fn process(
                 output: Output::Audio {
                     format: AudioFormat::Wav,
                     channels: Channels::Mono,
+                    bitrate_kbps: None,
                 },
             },
         })

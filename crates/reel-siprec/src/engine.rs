@@ -36,7 +36,8 @@ const SUPPORTED: &str = "siprec, timer, replaces";
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The address put in SDP answers and Contact.
+    /// The address put in SDP answers and Contact, unless the datagram that began a call
+    /// says which of the host's addresses its SRC reached (`handle_datagram_at`).
     pub address: IpAddr,
     pub port: u16,
     /// Calls recorded at once (confirmed by their ACK); beyond, new INVITEs get 503.
@@ -112,6 +113,8 @@ struct Call {
     origin: Option<(Request, SocketAddr)>,
     /// When its INVITE came: the oldest unconfirmed call is the first pushed out.
     offered_at: Instant,
+    /// The address of ours its SRC reached: what the SDP answer, Contact and Via name.
+    local: IpAddr,
 }
 
 /// A BYE of ours (non-INVITE client transaction, RFC 3261 §17.1.2): re-sent on timer E
@@ -133,11 +136,14 @@ pub struct Engine {
     byes: Vec<Bye>,
     /// Datagrams dropped because their source is not in `allowed_sources`.
     refused_sources: u64,
+    /// The local address of the datagram being handled.
+    arrived_at: IpAddr,
 }
 
 impl Engine {
     pub fn new(config: Config) -> Engine {
         Engine {
+            arrived_at: config.address,
             config,
             calls: HashMap::new(),
             answered: HashMap::new(),
@@ -176,6 +182,19 @@ impl Engine {
     /// One datagram from `from`. Malformed input gets a 400 when it can be answered at all
     /// (it has what a response needs) and is otherwise dropped; it never affects other calls.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.handle_datagram_at(now, from, self.config.address, data)
+    }
+
+    /// A datagram (or a message off a TCP stream) that reached our address `local`: a call
+    /// it begins is answered with that address, the one its SRC can reach.
+    pub fn handle_datagram_at(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: IpAddr,
+        data: &[u8],
+    ) {
+        self.arrived_at = local;
         if !self.config.allowed_sources.allows(from.ip()) {
             self.refused_sources += 1;
             return;
@@ -402,6 +421,7 @@ impl Engine {
                     session_id,
                     refused: false,
                     offered_at: now,
+                    local: self.arrived_at,
                 },
             );
             self.event(Event::Offered {
@@ -497,6 +517,7 @@ impl Engine {
                 refused: true,
                 origin: None,
                 offered_at: now,
+                local: self.arrived_at,
             },
         );
         self.pending(now, from, r, resp, false);
@@ -568,16 +589,10 @@ impl Engine {
             return;
         };
         call.sdp_version += 1;
-        let sdp = sdp::answer(
-            offer,
-            lines,
-            self.config.address,
-            call.session_id,
-            call.sdp_version,
-        );
+        let sdp = sdp::answer(offer, lines, call.local, call.session_id, call.sdp_version);
         let contact = format!(
             "<sip:reel@{}>",
-            SocketAddr::new(self.config.address, self.config.port)
+            SocketAddr::new(call.local, self.config.port)
         );
         let extra = [
             ("Contact", contact),
@@ -655,7 +670,7 @@ impl Engine {
         let cseq = 1 + invite.ids.cseq;
         let data = format!(
             "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {our_to};tag={}\r\nTo: {their_from}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",
-            self.config.address, self.config.port, call.to_tag
+            call.local, self.config.port, call.to_tag
         )
         .into_bytes();
         self.send(peer, data.clone());

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use str0m::change::SdpOffer;
 use str0m::media::{KeyframeRequestKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig, RtcError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -65,8 +65,9 @@ impl WhipError {
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// The address put in the ICE host candidate (public IP + media port).
-    pub candidate_addr: SocketAddr,
+    /// The addresses put in ICE host candidates (each address peers can reach + the media
+    /// port), in order of preference.
+    pub candidate_addrs: Vec<SocketAddr>,
     pub max_publishers: usize,
     /// A publisher that has not connected (ICE + DTLS) by then is dropped.
     pub connect_timeout: Duration,
@@ -76,6 +77,8 @@ pub struct IngestConfig {
     /// Offers not yet connected at once, per publish token and per room.
     pub max_pending_per_token: usize,
     pub max_pending_per_room: usize,
+    /// A video track that sent no keyframe for this long is asked for one (PLI).
+    pub keyframe_interval: Duration,
 }
 
 /// Who made an offer, for the per-token and per-room limits on offers still connecting.
@@ -120,12 +123,18 @@ pub enum IngestEvent {
     Closed {
         publication: PublicationId,
         reason: EndReason,
+        /// Why Reel gave up on it (ICE or DTLS failed, it went silent), for the log; none
+        /// when it left or was closed.
+        cause: Option<String>,
     },
 }
 
 #[derive(Debug)]
 pub enum IngestOutput {
     Transmit {
+        /// The local candidate it leaves from: a host with several addresses must answer
+        /// from the one the publisher paired with.
+        source: SocketAddr,
         destination: SocketAddr,
         contents: Vec<u8>,
     },
@@ -139,14 +148,32 @@ struct Track {
     codec: Codec,
     last_sr_ntp: Option<SystemTime>,
     last_keyframe_request: Option<Instant>,
-    seen_keyframe: bool,
+    /// When its last keyframe arrived (none yet: the recording cannot start decoding).
+    last_keyframe: Option<Instant>,
+}
+
+/// How far a publisher got: what a failure is called depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Answered; ICE has not completed.
+    Offered,
+    /// ICE completed; DTLS has not.
+    IceConnected,
+    /// DTLS and SRTP are up: media can flow.
+    Connected,
 }
 
 struct Publisher {
     rtc: Rtc,
     tracks: HashMap<(Mid, Option<Rid>), Track>,
     next_timeout: Instant,
+    stage: Stage,
+    /// Ask for a keyframe when none came for this long (zero: only at the start and after
+    /// loss).
+    keyframe_interval: Duration,
     closing: Option<EndReason>,
+    /// Why it is closing, when Reel gave up on it (for the log and the operator).
+    cause: Option<String>,
     connect_deadline: Option<Instant>,
     /// Until the publisher's first datagram.
     first_contact_deadline: Option<Instant>,
@@ -240,7 +267,7 @@ impl Ingest {
         check_offer(offer_sdp)?;
         let offer =
             SdpOffer::from_sdp_string(offer_sdp).map_err(|e| WhipError::BadSdp(e.to_string()))?;
-        let candidate_addr = self.config.candidate_addr;
+        let candidate_addrs = &self.config.candidate_addrs;
         let built = catch_unwind(AssertUnwindSafe(|| {
             // Recording only needs what we can remux without transcoding.
             let mut rtc = RtcConfig::new()
@@ -251,9 +278,11 @@ impl Ingest {
                 .enable_h264(true)
                 .set_ice_lite(true)
                 .build(now);
-            let candidate = Candidate::host(candidate_addr, "udp")
-                .map_err(|e| WhipError::Engine(e.to_string()))?;
-            rtc.add_local_candidate(candidate);
+            for addr in candidate_addrs {
+                let candidate =
+                    Candidate::host(*addr, "udp").map_err(|e| WhipError::Engine(e.to_string()))?;
+                rtc.add_local_candidate(candidate);
+            }
             let answer = rtc
                 .sdp_api()
                 .accept_offer(offer)
@@ -270,7 +299,10 @@ impl Ingest {
                 rtc,
                 tracks: HashMap::new(),
                 next_timeout: now,
+                stage: Stage::Offered,
+                keyframe_interval: self.config.keyframe_interval,
                 closing: None,
+                cause: None,
                 connect_deadline: Some(now + self.config.connect_timeout),
                 first_contact_deadline: Some(now + self.config.first_contact_timeout),
                 offerer: offerer.clone(),
@@ -347,9 +379,8 @@ impl Ingest {
         self.by_source.insert(source, id.clone());
         publisher.first_contact_deadline = None;
         let result = catch_unwind(AssertUnwindSafe(|| publisher.rtc.handle_input(input)));
-        if !matches!(result, Ok(Ok(()))) {
-            publisher.closing.get_or_insert(EndReason::Disconnected);
-            publisher.rtc.disconnect();
+        if let Some(error) = failure(result) {
+            publisher.give_up(error);
         }
         self.drain(&id, now);
         true
@@ -370,18 +401,32 @@ impl Ingest {
         for id in due {
             let publisher = self.publishers.get_mut(&id).expect("due publisher exists");
             let never_heard = publisher.first_contact_deadline.is_some_and(|d| d <= now);
-            if never_heard || publisher.connect_deadline.is_some_and(|d| d <= now) {
+            let too_slow = publisher.connect_deadline.is_some_and(|d| d <= now);
+            if never_heard || too_slow {
                 publisher.connect_deadline = None;
                 publisher.first_contact_deadline = None;
-                publisher.closing.get_or_insert(EndReason::Disconnected);
-                publisher.rtc.disconnect();
+                let cause = if never_heard {
+                    format!(
+                        "no ICE check reached Reel within {} s of the answer",
+                        self.config.first_contact_timeout.as_secs()
+                    )
+                } else {
+                    let what = match publisher.stage {
+                        Stage::Offered => "ICE",
+                        _ => "the DTLS handshake",
+                    };
+                    format!(
+                        "{what} did not complete within {} s of the answer",
+                        self.config.connect_timeout.as_secs()
+                    )
+                };
+                publisher.give_up(cause);
             }
             let result = catch_unwind(AssertUnwindSafe(|| {
                 publisher.rtc.handle_input(Input::Timeout(now))
             }));
-            if !matches!(result, Ok(Ok(()))) {
-                publisher.closing.get_or_insert(EndReason::Disconnected);
-                publisher.rtc.disconnect();
+            if let Some(error) = failure(result) {
+                publisher.give_up(error);
             }
             self.drain(&id, now);
         }
@@ -411,21 +456,29 @@ impl Ingest {
         };
         loop {
             if !publisher.rtc.is_alive() {
+                if publisher.closing.is_none() {
+                    publisher.give_up("the WebRTC engine closed the connection");
+                }
                 let reason = publisher.closing.unwrap_or(EndReason::Disconnected);
+                let cause = publisher.cause.take();
                 self.publishers.remove(id);
                 self.by_source.retain(|_, p| p != id);
                 self.queue
                     .push_back(IngestOutput::Event(IngestEvent::Closed {
                         publication: id.clone(),
                         reason,
+                        cause,
                     }));
                 return;
             }
             let output = match catch_unwind(AssertUnwindSafe(|| publisher.rtc.poll_output())) {
                 Ok(Ok(output)) => output,
-                _ => {
-                    publisher.closing.get_or_insert(EndReason::Disconnected);
-                    publisher.rtc.disconnect();
+                Ok(Err(e)) => {
+                    publisher.give_up(e.to_string());
+                    continue;
+                }
+                Err(_) => {
+                    publisher.give_up("the WebRTC engine panicked on it");
                     continue;
                 }
             };
@@ -435,12 +488,38 @@ impl Ingest {
                     return;
                 }
                 Output::Transmit(t) => self.queue.push_back(IngestOutput::Transmit {
+                    source: t.source,
                     destination: t.destination,
                     contents: t.contents.to_vec(),
                 }),
                 Output::Event(event) => handle_event(id, publisher, event, now, &mut self.queue),
             }
         }
+    }
+}
+
+impl Publisher {
+    /// Reel gives up on the publisher: the end reason says how far it got (a publisher that
+    /// never connected did not leave, it failed ICE or DTLS), the cause says why.
+    fn give_up(&mut self, cause: impl Into<String>) {
+        if self.closing.is_none() {
+            self.closing = Some(match self.stage {
+                Stage::Offered => EndReason::IceFailed,
+                Stage::IceConnected => EndReason::DtlsFailed,
+                Stage::Connected => EndReason::Disconnected,
+            });
+            self.cause = Some(cause.into());
+        }
+        self.rtc.disconnect();
+    }
+}
+
+/// What a failed call into str0m says: its error, or that it panicked.
+fn failure<T>(result: std::thread::Result<Result<T, RtcError>>) -> Option<String> {
+    match result {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("the WebRTC engine panicked on it".into()),
     }
 }
 
@@ -454,14 +533,17 @@ fn handle_event(
     let mut emit = |e: IngestEvent| queue.push_back(IngestOutput::Event(e));
     match event {
         Event::Connected => {
+            publisher.stage = Stage::Connected;
             publisher.connect_deadline = None;
             emit(IngestEvent::Connected {
                 publication: id.clone(),
             })
         }
+        Event::IceConnectionStateChange(
+            IceConnectionState::Connected | IceConnectionState::Completed,
+        ) if publisher.stage == Stage::Offered => publisher.stage = Stage::IceConnected,
         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-            publisher.closing.get_or_insert(EndReason::Disconnected);
-            publisher.rtc.disconnect();
+            publisher.give_up("ICE disconnected: no check from the publisher for 15 s");
         }
         Event::MediaData(data) => {
             let Some(codec) = map_codec(data.params.spec().codec) else {
@@ -475,7 +557,7 @@ fn handle_event(
                     codec,
                     last_sr_ntp: None,
                     last_keyframe_request: None,
-                    seen_keyframe: false,
+                    last_keyframe: None,
                 };
                 emit(IngestEvent::TrackOpened {
                     publication: id.clone(),
@@ -512,12 +594,21 @@ fn handle_event(
             if !data.contiguous {
                 frame_flags |= flags::DISCONTINUITY;
             }
-            // Ask at the start of every video track (a recording must open on a keyframe)
-            // and after loss the jitter buffer could not repair.
-            let first_frame = track.last_keyframe_request.is_none() && !track.seen_keyframe;
+            // Ask at the start of every video track (a recording must open on a keyframe),
+            // after loss the jitter buffer could not repair, and when none came for the
+            // keyframe interval: every output can then be cut and seeked (cues sit on
+            // keyframes) without a long run of undecodable frames.
+            if keyframe {
+                track.last_keyframe = Some(now);
+            }
+            let first_frame =
+                track.last_keyframe_request.is_none() && track.last_keyframe.is_none();
+            let stale = track.last_keyframe.is_none_or(|t| {
+                !publisher.keyframe_interval.is_zero()
+                    && now.duration_since(t) >= publisher.keyframe_interval
+            });
             let needs_keyframe = track.kind == MediaKind::Video
-                && (first_frame || (!keyframe && (!data.contiguous || !track.seen_keyframe)));
-            track.seen_keyframe |= keyframe;
+                && (first_frame || (!keyframe && (!data.contiguous || stale)));
             emit(IngestEvent::Frame {
                 publication: id.clone(),
                 track: track.id.clone(),

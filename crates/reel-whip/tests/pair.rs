@@ -21,12 +21,13 @@ fn ingest(
     pending_per_room: usize,
 ) -> Ingest {
     Ingest::new(IngestConfig {
-        candidate_addr: SERVER.parse().unwrap(),
+        candidate_addrs: vec![SERVER.parse().unwrap()],
         max_publishers,
         connect_timeout: Duration::from_secs(connect_secs),
         first_contact_timeout: Duration::from_secs(5),
         max_pending_per_token: pending_per_token,
         max_pending_per_room: pending_per_room,
+        keyframe_interval: Duration::from_secs(4),
     })
 }
 
@@ -43,10 +44,17 @@ struct Pair {
     ingest: Ingest,
     events: Vec<IngestEvent>,
     connected: bool,
+    /// Keyframe requests (PLI/FIR) the client received.
+    keyframe_requests: usize,
 }
 
 impl Pair {
     fn new(t0: Instant) -> (Pair, PublicationId, Mid, Mid) {
+        Self::with_offer(t0, |offer| offer)
+    }
+
+    /// With the client's offer changed by `edit` on its way to the server.
+    fn with_offer(t0: Instant, edit: impl Fn(String) -> String) -> (Pair, PublicationId, Mid, Mid) {
         let client_addr: SocketAddr = CLIENT.parse().unwrap();
         let mut ingest = ingest(4, 10, 2, 16);
         let mut client = RtcConfig::new()
@@ -61,7 +69,12 @@ impl Pair {
         let (offer, pending) = api.apply().unwrap();
         let publication = PublicationId::generate();
         let answer = ingest
-            .accept_offer(t0, publication.clone(), &offerer(), &offer.to_sdp_string())
+            .accept_offer(
+                t0,
+                publication.clone(),
+                &offerer(),
+                &edit(offer.to_sdp_string()),
+            )
             .unwrap();
         let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
         client.sdp_api().accept_answer(pending, answer).unwrap();
@@ -72,6 +85,7 @@ impl Pair {
                 ingest,
                 events: Vec::new(),
                 connected: false,
+                keyframe_requests: 0,
             },
             publication,
             audio,
@@ -95,6 +109,7 @@ impl Pair {
                             .handle_receive(self.now, client_addr, server, &t.contents);
                     }
                     Output::Event(Event::Connected) => self.connected = true,
+                    Output::Event(Event::KeyframeRequest(_)) => self.keyframe_requests += 1,
                     Output::Event(_) => {}
                 }
             };
@@ -104,6 +119,7 @@ impl Pair {
                     IngestOutput::Transmit {
                         destination,
                         contents,
+                        ..
                     } => {
                         moved = true;
                         assert_eq!(destination, client_addr);
@@ -139,6 +155,68 @@ fn vp8_frame(key: bool, n: u32) -> Vec<u8> {
     };
     f.extend((0..1500).map(|i| (i as u32 ^ n) as u8));
     f
+}
+
+/// A publisher that sends a keyframe only when asked (as browsers and hardware encoders do
+/// on a long GOP) is asked every `keyframe_interval` (4 s here): its recording has a
+/// keyframe at least every 4.5 s, so it can be seeked and cut anywhere.
+#[test]
+fn a_publisher_is_asked_for_a_keyframe_every_interval() {
+    let t0 = Instant::now();
+    let (mut pair, _publication, _audio, video) = Pair::new(t0);
+    while !pair.connected {
+        pair.step(pair.now + Duration::from_millis(10));
+        assert!(pair.now - t0 < Duration::from_secs(5), "no connection");
+    }
+    let start = pair.now;
+    let mut sent = 0u64;
+    let mut answered = 0;
+    while pair.now - start < Duration::from_secs(20) {
+        let elapsed = pair.now - start;
+        while Duration::from_micros(33_333 * sent) <= elapsed {
+            // A keyframe first, then only in answer to a request.
+            let key = sent == 0 || pair.keyframe_requests > answered;
+            answered = pair.keyframe_requests;
+            let w = pair.client.writer(video).unwrap();
+            let pt = w
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Vp8)
+                .unwrap()
+                .pt();
+            let at = start + Duration::from_micros(33_333 * sent);
+            let rtp = MediaTime::new(sent * 3000, Frequency::NINETY_KHZ);
+            w.write(pt, at, rtp, vp8_frame(key, sent as u32)).unwrap();
+            sent += 1;
+        }
+        pair.step(start + Duration::from_millis(5 * (elapsed.as_millis() as u64 / 5 + 1)));
+    }
+    let keyframes: Vec<Duration> = pair
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            IngestEvent::Frame { flags, arrival, .. }
+                if flags & reel_media::journal::flags::KEYFRAME != 0 =>
+            {
+                Some(arrival.saturating_duration_since(start))
+            }
+            _ => None,
+        })
+        .collect();
+    let longest = keyframes
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .chain(
+            keyframes
+                .last()
+                .map(|l| Duration::from_secs(20).saturating_sub(*l)),
+        )
+        .max()
+        .unwrap();
+    assert!(
+        (4..=7).contains(&keyframes.len()) && longest <= Duration::from_millis(4500),
+        "keyframes at {keyframes:?} ({} requests)",
+        pair.keyframe_requests
+    );
 }
 
 #[test]
@@ -266,6 +344,46 @@ fn publisher_connects_and_every_frame_reaches_the_journal_feed() {
     assert_eq!(pair.ingest.publisher_count(), 0);
 }
 
+/// The Closed events the pair saw: reason and cause.
+fn closings(pair: &Pair) -> Vec<(EndReason, Option<String>)> {
+    pair.events
+        .iter()
+        .filter_map(|e| match e {
+            IngestEvent::Closed { reason, cause, .. } => Some((*reason, cause.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A publisher whose DTLS certificate is not the one its offer announced (what a broken or
+/// hostile client, or one whose certificate Reel cannot accept, looks like): ICE completes,
+/// DTLS fails, and the end says so (`dtls_failed`, with str0m's reason), not "left".
+#[test]
+fn a_publisher_that_fails_dtls_ends_dtls_failed_with_its_cause() {
+    let t0 = Instant::now();
+    let (mut pair, _publication, _, _) = Pair::with_offer(t0, |offer| {
+        let line = offer
+            .lines()
+            .find(|l| l.starts_with("a=fingerprint:sha-256 "))
+            .expect("a fingerprint")
+            .to_string();
+        let forged = format!("a=fingerprint:sha-256 {}", ["AB"; 32].join(":"));
+        offer.replace(&line, &forged)
+    });
+    while pair.now - t0 < Duration::from_secs(3) && closings(&pair).is_empty() {
+        let next = pair.now + Duration::from_millis(50);
+        pair.step(next);
+    }
+    // The client may think itself connected: it is the server that checks the certificate.
+    let closed = closings(&pair);
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0].0, EndReason::DtlsFailed, "{closed:?}");
+    let cause = closed[0].1.clone().expect("a cause");
+    assert!(!cause.is_empty());
+    eprintln!("dtls failure cause: {cause}");
+    assert_eq!(pair.ingest.publisher_count(), 0);
+}
+
 #[test]
 fn a_publisher_that_never_connects_is_dropped_after_the_connect_timeout() {
     let t0 = Instant::now();
@@ -279,12 +397,20 @@ fn a_publisher_that_never_connects_is_dropped_after_the_connect_timeout() {
     let mut closed = None;
     loop {
         match pair.ingest.poll_output() {
-            IngestOutput::Event(IngestEvent::Closed { reason, .. }) => closed = Some(reason),
+            IngestOutput::Event(IngestEvent::Closed { reason, cause, .. }) => {
+                closed = Some((reason, cause))
+            }
             IngestOutput::Timeout(_) => break,
             _ => {}
         }
     }
-    assert_eq!(closed, Some(EndReason::Disconnected));
+    // Reel gave up on it: ICE failed, and the cause names what was missing.
+    let (reason, cause) = closed.expect("closed");
+    assert_eq!(reason, EndReason::IceFailed);
+    assert_eq!(
+        cause.as_deref(),
+        Some("no ICE check reached Reel within 5 s of the answer")
+    );
     assert_eq!(pair.ingest.publisher_count(), 0);
 }
 

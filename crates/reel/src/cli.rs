@@ -11,14 +11,14 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Target {
-    /// The Reel server.
+    /// The Reel server, for the API commands.
     #[arg(
         long,
         env = "REEL_SERVER",
         default_value = "http://127.0.0.1:8080",
         global = true
     )]
-    server: String,
+    pub server: String,
     /// API key (prefer the environment: command lines are visible to other users).
     #[arg(long, env = "REEL_API_KEY", hide_env_values = true, global = true)]
     api_key: Option<String>,
@@ -28,20 +28,22 @@ pub struct Target {
 pub enum Rooms {
     /// Create a room.
     Create {
+        /// A name of the application's (not unique).
         #[arg(long)]
         name: Option<String>,
+        /// How long an empty room keeps its session open for a rejoin (default 30).
         #[arg(long)]
         empty_timeout_seconds: Option<u64>,
+        /// A session ends after this long whatever happens (default 86400).
         #[arg(long)]
         max_duration_seconds: Option<u64>,
     },
+    /// List rooms.
     List,
-    Get {
-        id: String,
-    },
-    Delete {
-        id: String,
-    },
+    /// One room.
+    Get { id: String },
+    /// Delete a room (its recordings stay).
+    Delete { id: String },
     /// A publish token and WHIP URL for a participant.
     Token {
         room: String,
@@ -54,6 +56,7 @@ pub enum Rooms {
 
 #[derive(Subcommand)]
 pub enum Assets {
+    /// List recorded files, by session or type.
     List {
         #[arg(long)]
         session_id: Option<String>,
@@ -77,24 +80,21 @@ pub enum Assets {
 
 #[derive(Subcommand)]
 pub enum Webhooks {
+    /// Subscribe an endpoint; its signing secret is printed once.
     Create {
         url: String,
         /// Repeat for several; none means every event type.
         #[arg(long = "event-type")]
         event_types: Vec<String>,
     },
+    /// List endpoints.
     List,
-    Delete {
-        id: String,
-    },
+    /// Remove an endpoint.
+    Delete { id: String },
     /// The delivery log of an endpoint.
-    Deliveries {
-        id: String,
-    },
-    Redeliver {
-        id: String,
-        delivery: String,
-    },
+    Deliveries { id: String },
+    /// Send a delivery again, on a fresh retry schedule.
+    Redeliver { id: String, delivery: String },
 }
 
 #[derive(Subcommand)]
@@ -105,18 +105,15 @@ pub enum Recordings {
         #[arg(long, default_value = "stream")]
         mode: String,
     },
-    Pause {
-        id: String,
-    },
-    Resume {
-        id: String,
-    },
-    Stop {
-        id: String,
-    },
-    Get {
-        id: String,
-    },
+    /// Pause: nothing is stored until resumed.
+    Pause { id: String },
+    /// Resume a paused recording.
+    Resume { id: String },
+    /// Stop: its files are made and `recording_available` follows.
+    Stop { id: String },
+    /// One recording, with its state and failure if any.
+    Get { id: String },
+    /// List recordings, by room, session or state.
     List {
         #[arg(long)]
         room_id: Option<String>,
@@ -129,13 +126,13 @@ pub enum Recordings {
 
 #[derive(Subcommand)]
 pub enum Sessions {
+    /// List sessions, by room.
     List {
         #[arg(long)]
         room_id: Option<String>,
     },
-    Get {
-        id: String,
-    },
+    /// One session with its participants.
+    Get { id: String },
 }
 
 struct Client {

@@ -15,7 +15,7 @@ pub struct Settings {
     pub http: SocketAddr,
     pub media_port: u16,
     pub media_bind: IpAddr,
-    pub public_ip: IpAddr,
+    pub public_ip: crate::addresses::PublicIp,
     pub public_url: String,
     pub database_url: Secret,
     pub empty_timeout_secs: u64,
@@ -30,6 +30,7 @@ pub struct Settings {
     pub http_max_connections_per_address: usize,
     pub http_header_timeout_secs: u64,
     pub connect_timeout_secs: u64,
+    pub keyframe_interval_secs: u64,
     pub api_rate_limit_per_second: u64,
     pub api_rate_limit_burst: u64,
     pub test_clock_file: String,
@@ -280,6 +281,12 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
         return Err("retention: default_days and sweep_interval_secs must be at least 1".into());
     }
     settings.transcription.transcription()?;
+    if settings.public_ip == crate::addresses::PublicIp::Auto
+        && settings.media_bind.is_ipv6()
+        && settings.media_bind.is_unspecified()
+    {
+        return Err("media_bind = \"::\" needs public_ip: the address peers reach".into());
+    }
     if settings.max_publishers == 0 {
         return Err("max_publishers must be at least 1".into());
     }
@@ -329,6 +336,12 @@ fn set(table: &mut toml::Table, key: &str, value: String) -> Result<(), String> 
                 .trim()
                 .parse()
                 .map_err(|_| format!("{key}: expected a whole number, got {value:?}"))?,
+        ),
+        Some(toml::Value::Float(_)) => toml::Value::Float(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| format!("{key}: expected a number, got {value:?}"))?,
         ),
         Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match value.trim() {
             "true" | "1" | "yes" => true,
@@ -395,6 +408,53 @@ mod tests {
             format!("{packaged:?}"),
             format!("{:?}", load(None, vec![]).unwrap())
         );
+    }
+
+    /// Every key can be given as text (REEL_<KEY>, flags), whatever its type in the defaults:
+    /// each key is set to its own default written as text, and the settings must not change.
+    #[test]
+    fn every_key_of_every_type_can_be_set_from_text() {
+        let defaults: toml::Table = DEFAULTS.parse().unwrap();
+        let mut pairs: Overrides = vec![];
+        for (key, value) in &defaults {
+            let mut add = |name: String, v: &toml::Value| {
+                let text = match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => panic!("{name}: a {} in the defaults", other.type_str()),
+                };
+                pairs.push((Box::leak(name.into_boxed_str()), text));
+            };
+            match value {
+                toml::Value::Table(t) => t.iter().for_each(|(k, v)| add(format!("{key}.{k}"), v)),
+                v => add(key.clone(), v),
+            }
+        }
+        assert!(pairs
+            .iter()
+            .any(|(k, _)| *k == "whip_offers_per_second_per_address"));
+        let from_text = load(None, pairs).unwrap();
+        assert_eq!(
+            format!("{from_text:?}"),
+            format!("{:?}", load(None, vec![]).unwrap())
+        );
+        // A float accepts a whole number and a decimal one; anything else names the key.
+        for text in ["1000", "1000.0", " 2.5 "] {
+            load(
+                None,
+                vec![("whip_offers_per_second_per_address", text.into())],
+            )
+            .unwrap();
+        }
+        let err = load(
+            None,
+            vec![("whip_offers_per_second_per_address", "fast".into())],
+        );
+        assert!(err
+            .unwrap_err()
+            .contains("whip_offers_per_second_per_address"));
     }
 
     #[test]

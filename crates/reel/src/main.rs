@@ -1,5 +1,6 @@
 //! `reel`: wires config, sockets, the recorder and the API together. No business logic.
 
+mod addresses;
 mod cli;
 mod config;
 mod http_server;
@@ -22,6 +23,9 @@ use std::time::Duration;
     about = "Reel: a recording service for WebRTC and SIP calls"
 )]
 struct Cli {
+    /// Where the API commands (rooms, recordings, …) go; accepted before or after the group.
+    #[command(flatten)]
+    target: cli::Target,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,36 +51,26 @@ enum Command {
     },
     /// Rooms and publish tokens, through the API of a running server.
     Rooms {
-        #[command(flatten)]
-        target: cli::Target,
         #[command(subcommand)]
         command: cli::Rooms,
     },
     /// Recordings: start, pause, resume, stop, get, list.
     Recordings {
-        #[command(flatten)]
-        target: cli::Target,
         #[command(subcommand)]
         command: cli::Recordings,
     },
     /// Sessions (who published, when, and why it ended).
     Sessions {
-        #[command(flatten)]
-        target: cli::Target,
         #[command(subcommand)]
         command: cli::Sessions,
     },
     /// Recorded files: list, download, signed links.
     Assets {
-        #[command(flatten)]
-        target: cli::Target,
         #[command(subcommand)]
         command: cli::Assets,
     },
     /// Webhook endpoints and their delivery logs.
     Webhooks {
-        #[command(flatten)]
-        target: cli::Target,
         #[command(subcommand)]
         command: cli::Webhooks,
     },
@@ -98,7 +92,7 @@ struct ServeArgs {
     /// The SIPREC port, UDP and TCP (0: any free port).
     #[arg(long)]
     sip_port: Option<u16>,
-    /// The address put in ICE candidates and SDP answers.
+    /// The address put in ICE candidates and SDP answers (default: the host's own).
     #[arg(long)]
     public_ip: Option<String>,
     /// postgres://… or sqlite://… (default: SQLite in the data directory).
@@ -130,11 +124,11 @@ fn main() -> ExitCode {
         Command::Journal {
             command: JournalCommand::Inspect { file, records },
         } => inspect(&file, records),
-        Command::Rooms { target, command } => cli::rooms(target, command),
-        Command::Sessions { target, command } => cli::sessions(target, command),
-        Command::Recordings { target, command } => cli::recordings(target, command),
-        Command::Assets { target, command } => cli::assets(target, command),
-        Command::Webhooks { target, command } => cli::webhooks(target, command),
+        Command::Rooms { command } => cli::rooms(cli.target, command),
+        Command::Sessions { command } => cli::sessions(cli.target, command),
+        Command::Recordings { command } => cli::recordings(cli.target, command),
+        Command::Assets { command } => cli::assets(cli.target, command),
+        Command::Webhooks { command } => cli::webhooks(cli.target, command),
     }
 }
 
@@ -395,18 +389,23 @@ async fn run(s: config::Settings) -> Result<(), String> {
 
     let socket = bind_media_socket(std::net::SocketAddr::new(s.media_bind, s.media_port))
         .map_err(|e| format!("media port {}: {e}", s.media_port))?;
-    let media_port = socket.local_addr().map_err(|e| e.to_string())?.port();
-    let candidate = std::net::SocketAddr::new(s.public_ip, media_port);
+    let media_bound = socket.local_addr().map_err(|e| e.to_string())?;
+    let media_addresses =
+        addresses::MediaAddresses::new(s.public_ip, s.media_bind, media_bound.port());
+    if media_addresses.per_datagram {
+        addresses::want_destinations(&socket).map_err(|e| format!("media socket: {e}"))?;
+    }
     let media = media::MediaLoop {
         socket,
-        candidate,
+        addresses: media_addresses.clone(),
         ingest: reel_whip::IngestConfig {
-            candidate_addr: candidate,
+            candidate_addrs: media_addresses.candidates.clone(),
             max_publishers: s.max_publishers,
             connect_timeout: Duration::from_secs(s.connect_timeout_secs),
             first_contact_timeout: Duration::from_secs(s.whip_first_contact_timeout_secs),
             max_pending_per_token: s.whip_max_pending_per_token,
             max_pending_per_room: s.whip_max_pending_per_room,
+            keyframe_interval: Duration::from_secs(s.keyframe_interval_secs),
         },
         commands: parts.media_commands,
         recorder: recorder.clone(),
@@ -414,12 +413,11 @@ async fn run(s: config::Settings) -> Result<(), String> {
     let _media_thread = media.spawn();
 
     let (sip_udp, sip_tcp) = bind_sip(std::net::SocketAddr::new(s.siprec.bind, s.siprec.port))?;
-    let sip_port = sip_udp.local_addr().map_err(|e| e.to_string())?.port();
-    let sip_public = std::net::SocketAddr::new(s.public_ip, sip_port);
+    let sip_bound = sip_udp.local_addr().map_err(|e| e.to_string())?;
     let sip = siprec::SiprecLoop {
         udp: sip_udp,
         tcp: sip_tcp,
-        public_ip: s.public_ip,
+        answer_address: addresses::AnswerAddress::new(s.public_ip, s.siprec.bind),
         settings: s.siprec,
         commands: parts.call_commands,
         recorder: recorder.clone(),
@@ -495,8 +493,12 @@ async fn run(s: config::Settings) -> Result<(), String> {
         },
     );
     // One machine-readable line for scripts and tests that start reel on port 0.
-    println!("reel listening http={http_addr} media={candidate} sip={sip_public}");
-    tracing::info!(http = %http_addr, media = %candidate, sip = %sip_public, data_dir = %data_dir.display(), "reel serving");
+    // What is bound, truly (SIP on UDP and TCP), and what WebRTC publishers are told.
+    let candidates = media_addresses.list();
+    println!(
+        "reel listening http={http_addr} media={media_bound} sip={sip_bound} candidates={candidates}"
+    );
+    tracing::info!(http = %http_addr, media = %media_bound, sip = %sip_bound, %candidates, data_dir = %data_dir.display(), "reel serving");
     let limits = http_server::HttpLimits {
         max_connections: s.http_max_connections,
         max_per_address: s.http_max_connections_per_address,
@@ -582,5 +584,41 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command a user can see says what it does in `--help`.
+    #[test]
+    fn every_visible_command_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(&Cli::command(), "reel", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    /// `--server` and `--api-key` go before the group, after it, or after the command.
+    #[test]
+    fn the_server_flag_is_accepted_anywhere() {
+        for argv in [
+            &["reel", "--server", "http://h:1", "rooms", "list"][..],
+            &["reel", "rooms", "--server", "http://h:1", "list"],
+            &["reel", "rooms", "list", "--server", "http://h:1"],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert_eq!(cli.target.server, "http://h:1", "{argv:?}");
+        }
     }
 }

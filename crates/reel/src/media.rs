@@ -2,6 +2,7 @@
 //! produces to the capture thread (frames) and the recorder (tracks). It runs on its own
 //! thread with its own single-threaded runtime, so HTTP load can never delay a packet.
 
+use crate::addresses;
 use reel_core::{Codec, PublicationId, TrackId};
 use reel_db::{now_ms, Track};
 use reel_media::journal::{JournalHeader, Record};
@@ -10,7 +11,6 @@ use reel_recorder::{MediaCommand, PublicationContext, Recorder};
 use reel_whip::{Ingest, IngestConfig, IngestEvent, IngestOutput};
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -96,7 +96,7 @@ pub fn open_track(
 
 pub struct MediaLoop {
     pub socket: std::net::UdpSocket,
-    pub candidate: SocketAddr,
+    pub addresses: crate::addresses::MediaAddresses,
     pub ingest: IngestConfig,
     pub commands: UnboundedReceiver<MediaCommand>,
     pub recorder: Recorder,
@@ -130,11 +130,17 @@ impl MediaLoop {
             let timeout = loop {
                 match ingest.poll_output() {
                     IngestOutput::Transmit {
+                        source,
                         destination,
                         contents,
                     } => {
                         // Loss on send is like loss on the wire; RTP and ICE recover.
-                        let _ = socket.try_send_to(&contents, destination);
+                        if self.addresses.per_datagram {
+                            let _ =
+                                addresses::send_from(&socket, &contents, source.ip(), destination);
+                        } else {
+                            let _ = socket.try_send_to(&contents, destination);
+                        }
                     }
                     IngestOutput::Event(e) => self.handle_event(e, &mut contexts, &clock),
                     IngestOutput::Timeout(t) => break t,
@@ -165,22 +171,32 @@ impl MediaLoop {
                         ingest.request_keyframes(Instant::now(), &publication);
                     }
                 },
-                r = socket.recv_from(&mut buf) => {
-                    match r {
-                        Ok((n, source)) => {
-                            ingest.handle_receive(Instant::now(), source, self.candidate, &buf[..n]);
-                            // Drain what else is queued before polling timers again.
-                            for _ in 0..64 {
-                                match socket.try_recv_from(&mut buf) {
-                                    Ok((n, source)) => {
-                                        ingest.handle_receive(Instant::now(), source, self.candidate, &buf[..n]);
-                                    }
-                                    Err(_) => break,
-                                }
+                r = socket.readable() => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "media socket");
+                    }
+                    // Drain what is queued (up to a bound) before polling timers again.
+                    for _ in 0..64 {
+                        // Through try_io, so that a drained socket clears tokio's readiness.
+                        let received = if self.addresses.per_datagram {
+                            socket.try_io(tokio::io::Interest::READABLE, || {
+                                addresses::recv_with_destination(&socket, &mut buf)
+                            })
+                        } else {
+                            socket.try_recv_from(&mut buf).map(|(n, source)| (n, source, None))
+                        };
+                        match received {
+                            Ok((n, source, to)) => {
+                                let destination = self.addresses.destination(to);
+                                ingest.handle_receive(Instant::now(), source, destination, &buf[..n]);
+                            }
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "media socket receive");
+                                break;
                             }
                         }
-                        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
-                        Err(e) => tracing::warn!(error = %e, "media socket receive"),
                     }
                 }
                 _ = tokio::time::sleep_until(timeout.into()) => {}
@@ -254,7 +270,18 @@ impl MediaLoop {
             IngestEvent::Closed {
                 publication,
                 reason,
+                cause,
             } => {
+                // One line naming the cause when Reel gave up on a publisher: the operator's
+                // first question when a recording is missing.
+                match &cause {
+                    Some(cause) => {
+                        tracing::warn!(%publication, reason = reason.as_str(), %cause, "publisher gone")
+                    }
+                    None => {
+                        tracing::info!(%publication, reason = reason.as_str(), "publisher gone")
+                    }
+                }
                 if contexts.remove(&publication).is_some() {
                     capture.send(CaptureCommand::Finish {
                         publication,

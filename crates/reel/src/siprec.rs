@@ -47,7 +47,7 @@ pub struct SiprecLoop {
     pub tcp: std::net::TcpListener,
     pub settings: SiprecSettings,
     /// The address put in SDP answers and Contact.
-    pub public_ip: IpAddr,
+    pub answer_address: crate::addresses::AnswerAddress,
     pub commands: UnboundedReceiver<MediaCommand>,
     pub recorder: Recorder,
     pub db: Db,
@@ -147,7 +147,7 @@ impl SiprecLoop {
             UdpSocket::from_std(self.udp.try_clone().expect("clone socket")).expect("tokio socket");
         let port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
         let mut engine = Engine::new(EngineConfig {
-            address: self.public_ip,
+            address: self.answer_address.fallback(),
             port,
             max_calls: self.settings.max_calls,
             max_unconfirmed: self.settings.max_unconfirmed_calls,
@@ -210,14 +210,18 @@ impl SiprecLoop {
                     Some(MediaCommand::Offer { .. } | MediaCommand::Attach { .. }) => {}
                 },
                 r = udp.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => engine.handle_datagram(Instant::now(), from, &buf[..n]),
+                    Ok((n, from)) => {
+                        let local = self.answer_address.toward(from.ip());
+                        engine.handle_datagram_at(Instant::now(), from, local, &buf[..n]);
+                    }
                     Err(e) => tracing::debug!(error = %e, "sip socket receive"),
                 },
                 Some(msg) = internal.recv() => self.handle_internal(&mut engine, &mut state, msg),
                 Some(event) = tcp_inbox.recv() => {
                     let now = Instant::now();
                     if let Some((peer, data)) = state.tcp.handle(now, event) {
-                        engine.handle_datagram(now, peer, &data);
+                        let local = self.answer_address.toward(peer.ip());
+                        engine.handle_datagram_at(now, peer, local, &data);
                     }
                 }
                 _ = tokio::time::sleep_until(timeout.into()) => engine.handle_timeout(Instant::now()),

@@ -1,7 +1,10 @@
-//! A real browser publishes: headless Chromium (Debian's) with fake camera and microphone,
-//! and a second page sharing a canvas "screen", both over WHIP to a running `reel serve`.
-//! Needs node with playwright-core installed in tests/browser (scripts/test does it); it
-//! fails, never skips, when they are missing.
+//! Real browsers publish on the user's own path: Debian's headless Chromium and Firefox ESR,
+//! with fake camera and microphone and no WebRTC flag a user would not have, to `reel serve`
+//! started with no configuration at all. Each test runs in a network namespace of its own
+//! (`common::netns`) whose host has one real interface address beside loopback, as a user's
+//! machine does: browsers refuse loopback candidates, so the server must offer that address
+//! by itself. Needs node with playwright-core and puppeteer-core in tests/browser, chromium
+//! and firefox-esr (scripts/test installs them); it fails, never skips, when they are missing.
 
 mod common;
 
@@ -39,8 +42,11 @@ fn chromium_publish(whip: &str, token: &str, kind: &str, seconds: u32) -> Value 
 
 #[test]
 fn chromium_camera_and_screen_share_are_recorded() {
+    if !netns::inside("chromium_camera_and_screen_share_are_recorded") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = Server::start_as_installed(dir.path());
     let room = server.room(2);
     let (cam_token, whip) = server.token(&room, "dr-who", "camera");
     let (screen_token, _) = server.token(&room, "dr-who", "screen");
@@ -87,28 +93,62 @@ fn chromium_camera_and_screen_share_are_recorded() {
     }
 }
 
-/// Reel's own `/publish` page, in a real browser: the WHIP URL and token after `#`, Start,
-/// a live preview (its pixels, not just an element), Stop; the recording is there.
-#[test]
-fn the_publish_page_records_a_browser_camera() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
-    let room = server.room(1);
-    let (token, whip) = server.token(&room, "visitor", "camera");
+/// Reel's own `/publish` page in `browser`, on the README's path: the WHIP URL and token
+/// after `#`, Start, a live preview (its pixels), Stop. Returns what the page reported.
+fn publish_page(browser: &str, server: &Server, whip: &str, token: &str) -> Value {
+    let dir = browser_dir();
+    assert!(
+        dir.join("node_modules/puppeteer-core").exists(),
+        "puppeteer-core is not installed: run scripts/test (or npm ci in tests/browser)"
+    );
     let out = Command::new("node")
-        .arg(browser_dir().join("publish-page.mjs"))
-        .args([&server.url(""), &whip, &token, "4"])
+        .arg(dir.join("publish-page.mjs"))
+        .args([browser, &server.url(""), whip, token, "4"])
         .output()
         .expect("node is required (apt-get install nodejs)");
     assert!(
         out.status.success(),
-        "the /publish page failed: {}\n{}",
+        "the /publish page failed in {browser}: {}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// The recording of a /publish page run is there, plays, and lasts what was published; the
+/// token never reached the server's log (it rode after `#`).
+fn check_page_recording(server: &Server, dir: &std::path::Path, result: &Value, token: &str) {
+    let session = result["sessionId"].as_str().unwrap();
+    let assets = server.wait_assets(session, 1, Duration::from_secs(30));
+    let file = server.download(&assets[0], dir);
+    let probe = ffprobe(&file);
+    assert_eq!(probe.codecs, ["vp8", "opus"]);
+    let published = result["publishedFor"].as_f64().unwrap();
+    assert!(
+        (probe.duration - published).abs() <= 0.6,
+        "recorded {} s, published {published} s",
+        probe.duration
+    );
+    let (errors, frames) = decode(&file);
+    assert!(errors.is_empty(), "{errors}");
+    assert!(frames as f64 >= published * 10.0, "only {frames} frames");
+    assert!(!server.log_text().contains(token));
+}
+
+/// The README's browser step exactly: `reel serve` with no configuration, Chromium with no
+/// loopback flag, Reel's own `/publish` page.
+#[test]
+fn the_publish_page_records_a_chromium_camera() {
+    if !netns::inside("the_publish_page_records_a_chromium_camera") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_as_installed(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "visitor", "camera");
+    let result = publish_page("chromium", &server, &whip, &token);
     let preview = &result["preview"];
     assert_eq!(
         (preview["width"].as_u64(), preview["height"].as_u64()),
@@ -120,17 +160,25 @@ fn the_publish_page_records_a_browser_camera() {
         preview["mean"].as_f64().unwrap() > 20.0 && preview["std"].as_f64().unwrap() > 5.0,
         "{result}"
     );
-    let session = result["sessionId"].as_str().unwrap();
-    let assets = server.wait_assets(session, 1, Duration::from_secs(30));
-    let file = server.download(&assets[0], dir.path());
-    let probe = ffprobe(&file);
-    assert_eq!(probe.codecs, ["vp8", "opus"]);
-    let published = result["publishedFor"].as_f64().unwrap();
+    check_page_recording(&server, dir.path(), &result, &token);
+}
+
+/// The same path in Firefox ESR, whose WebRTC stack (its own ICE, NSS DTLS) is not
+/// Chromium's.
+#[test]
+fn the_publish_page_records_a_firefox_camera() {
+    if !netns::inside("the_publish_page_records_a_firefox_camera") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_as_installed(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "visitor", "camera");
+    let result = publish_page("firefox", &server, &whip, &token);
+    // Firefox's fake camera is a picture that changes colour: not black.
     assert!(
-        (probe.duration - published).abs() <= 0.6,
-        "recorded {} s, published {published} s",
-        probe.duration
+        result["preview"]["mean"].as_f64().unwrap() > 20.0,
+        "{result}"
     );
-    // The token never reached the server's log (it rode after `#`).
-    assert!(!server.log_text().contains(&token));
+    check_page_recording(&server, dir.path(), &result, &token);
 }

@@ -238,3 +238,36 @@ fn a_one_token_offer_flood_writes_nothing_and_leaves_another_room_publishing() {
         .count();
     assert!(failures <= 2, "{failures} failures for the flooded room");
 }
+
+/// A class or a clinic behind one NAT: 100 participants of one room, each with its own
+/// token, offer within seconds from one address. The default limits admit every one (the
+/// flood limits above are per token, per address rate and per room, sized for this).
+#[test]
+fn a_hundred_participants_of_one_room_behind_one_address_all_get_in_on_the_defaults() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[]);
+    let addr: SocketAddr = server.http.parse().unwrap();
+    let room = server.room(30);
+    let tokens: Vec<(String, String)> = (0..100)
+        .map(|i| server.token(&room, &format!("student-{i}"), "camera"))
+        .collect();
+    let offer = reel_testkit::audio_offer();
+    let started = std::time::Instant::now();
+    let refused: Vec<(u16, String)> = tokens
+        .iter()
+        .map(|(token, whip)| {
+            let path = whip.split_once(&server.http).unwrap().1;
+            post_offer(&addr, [127, 0, 3, 2], path, token, &offer)
+        })
+        .filter(|(status, _)| *status != 201)
+        .collect();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "100 offers took {took:?}");
+    assert!(
+        refused.is_empty(),
+        "{} of 100 refused: {:?}",
+        refused.len(),
+        refused.first()
+    );
+}

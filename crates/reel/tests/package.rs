@@ -2,7 +2,7 @@
 //! its contents and its unit's hardening checked (`systemd-analyze security --offline`),
 //! then installed with apt and run the way its unit runs it, as the `reel` user with the
 //! packaged settings and /var/lib/reel, recording one publisher. systemd is not PID 1 on the
-//! CI machine, so the unit's ExecStart is run by hand, under `runuser`, as its User=.
+//! CI machine, so the unit's ExecStart is run by hand, under `setpriv`, as its User=.
 //!
 //! Installing changes the machine (a package, a system user): it is done in CI
 //! (`CI=true`) or with `REEL_TEST_INSTALL_PACKAGE=1`; elsewhere the test builds and checks
@@ -63,6 +63,79 @@ fn build_package(dir: &Path) -> PathBuf {
     deb
 }
 
+/// The Debian package that ships `file` on this machine (`dpkg -S`; plugins are listed under
+/// /usr/lib though GStreamer reports the merged /lib path).
+fn package_of(file: &str) -> Option<String> {
+    let usr = file
+        .strip_prefix("/lib/")
+        .map(|rest| format!("/usr/lib/{rest}"));
+    [Some(file.to_string()), usr]
+        .into_iter()
+        .flatten()
+        .find_map(|f| {
+            let out = Command::new("dpkg").args(["-S", &f]).output().ok()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let first = text.lines().next()?;
+            Some(first.split(':').next()?.trim().to_string())
+        })
+}
+
+/// What the server loads at run time and no linker sees: every GStreamer element the
+/// renderer and the transcriber make (read from their source, so the list cannot go stale)
+/// and the default speech model. Each must come from a package the .deb depends on, or a
+/// machine with only its Depends renders no composite labels or no transcript.
+fn runtime_needs_are_in_depends(deb: &Path) {
+    let depends_text = run(Command::new("dpkg-deb")
+        .args(["-f"])
+        .arg(deb)
+        .arg("Depends"));
+    let depends: Vec<String> = depends_text
+        .split([',', '|'])
+        .filter_map(|d| d.split_whitespace().next().map(str::to_string))
+        .collect();
+    let mut elements = std::collections::BTreeSet::new();
+    for dir in ["crates/reel-compose/src", "crates/reel-transcribe/src"] {
+        for file in std::fs::read_dir(workspace().join(dir)).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap_or_default();
+            for part in text.split("make(\"").skip(1) {
+                if let Some((name, _)) = part.split_once("\")") {
+                    elements.insert(name.to_string());
+                }
+            }
+        }
+    }
+    assert!(
+        elements.contains("textoverlay") && elements.len() > 20,
+        "{elements:?}"
+    );
+    let mut files: Vec<(String, String)> = vec![];
+    for element in &elements {
+        let out = run(Command::new("gst-inspect-1.0").arg(element));
+        let file = out
+            .lines()
+            .find_map(|l| l.strip_prefix("  Filename"))
+            .map(|f| f.trim().to_string())
+            .unwrap_or_else(|| panic!("{element}: no plugin file in gst-inspect-1.0"));
+        files.push((element.clone(), file));
+    }
+    files.push((
+        "the PocketSphinx model".into(),
+        "/usr/share/pocketsphinx/model/en-us/en-us.lm.bin".into(),
+    ));
+    let missing: Vec<String> = files
+        .iter()
+        .filter_map(|(what, file)| {
+            let package =
+                package_of(file).unwrap_or_else(|| panic!("{what}: {file} has no package"));
+            (!depends.contains(&package)).then(|| format!("{what} ({package})"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the .deb's Depends ({depends_text}) lack what the server loads at run time: {missing:?}"
+    );
+}
+
 #[test]
 fn the_debian_package_installs_and_records_as_its_unit_runs_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,6 +148,7 @@ fn the_debian_package_installs_and_records_as_its_unit_runs_it() {
     ] {
         assert!(contents.contains(file), "{file} missing:\n{contents}");
     }
+    runtime_needs_are_in_depends(&deb);
     let control = run(Command::new("dpkg-deb").arg("-I").arg(&deb));
     assert!(
         control.contains("conffiles") && control.contains("postinst"),
@@ -153,10 +227,15 @@ fn the_debian_package_installs_and_records_as_its_unit_runs_it() {
     // ExecStart as the unit runs it, on ports of its own for the test.
     let log = dir.path().join("reel-package.log");
     let mut argv = exec.split_whitespace();
-    let mut child = Command::new("runuser")
-        .args(["-u", "reel", "--"])
+    // setpriv execs the server itself (runuser forks and waits): the child killed at the
+    // end is the server, which no longer outlives the suite.
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=reel", "--regid=reel", "--init-groups", "--"])
         .arg(argv.next().unwrap())
         .args(argv)
+        // On the machine's own network the test stays on loopback.
+        .env("REEL_MEDIA_BIND", "127.0.0.1")
+        .env("REEL_SIPREC_BIND", "127.0.0.1")
         .env("REEL_HTTP", "127.0.0.1:0")
         .env("REEL_MEDIA_PORT", "0")
         .env("REEL_SIPREC_PORT", "0")

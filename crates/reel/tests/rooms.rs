@@ -271,3 +271,48 @@ fn malformed_requests_get_reels_own_messages_naming_the_field() {
         (405, Some("method_not_allowed"))
     );
 }
+
+/// A room reads its limits as it is written (seconds) and as it first read (milliseconds);
+/// either spelling is accepted, and a room as read can be sent back unchanged.
+#[test]
+fn a_room_read_can_be_sent_back_and_either_spelling_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let created = server.post(
+        "/v1/rooms",
+        json!({"name": "clinic", "empty_timeout_ms": 45_000}),
+    );
+    assert_eq!(created["empty_timeout_seconds"], 45);
+    assert_eq!(created["empty_timeout_ms"], 45_000);
+    let path = format!("/v1/rooms/{}", created["id"].as_str().unwrap());
+    let url = server.url(&path);
+    let read = server.get(&path);
+    let back = http::json("PATCH", &url, Some(ADMIN_KEY), &read).unwrap();
+    assert_eq!(
+        back.status,
+        200,
+        "a room as read, sent back: {}",
+        back.text()
+    );
+    // Unchanged (an empty policy sent back now reads with its defaults spelled out).
+    let (mut after, mut before) = (back.json(), read.clone());
+    after["policy"].take();
+    before["policy"].take();
+    assert_eq!(after, before);
+    let changed = http::json(
+        "PATCH",
+        &url,
+        Some(ADMIN_KEY),
+        &json!({"max_duration_ms": 120_000}),
+    )
+    .unwrap();
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    assert_eq!(changed.json()["max_duration_seconds"], 120);
+    for bad in [
+        json!({"empty_timeout_seconds": 10, "empty_timeout_ms": 20_000}),
+        json!({"id": "room_someone_else"}),
+    ] {
+        let r = http::json("PATCH", &url, Some(ADMIN_KEY), &bad).unwrap();
+        assert_eq!(r.status, 422, "{bad}: {}", r.text());
+    }
+}

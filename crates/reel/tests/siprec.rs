@@ -297,6 +297,23 @@ fn a_two_party_call_gives_an_mp3_with_both_tones_and_a_dual_channel_file() {
     for freq in [440.0, 1000.0] {
         assert!(tone_between(samples, freq, 0.5, 3.5) > 0.15, "{freq} Hz");
     }
+    // At the call's own rate and a bit rate for speech: 8 kHz G.711 is not made a 48 kHz,
+    // 128 kbit/s file (58 MB an hour); this one is about 7 MB an hour.
+    let stream = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=sample_rate,bit_rate",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stream = String::from_utf8_lossy(&stream.stdout).trim().to_string();
+    let (rate, bits) = stream.split_once(',').unwrap();
+    assert_eq!(rate, "8000", "{stream}");
+    assert!(bits.parse::<u64>().unwrap() <= 32_000, "{stream}");
 
     // Dual channel: the caller (first to join) on the left, the agent on the right.
     let r = reel_testkit::http::json(

@@ -173,6 +173,16 @@ fn events_arrive_signed_and_verify_with_the_reference_library() {
         .map(|e| e["id"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&r.headers["webhook-id"].as_str()));
+    // The outbox reads as the webhook delivers: the same type, timestamp and data.
+    let listed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == r.headers["webhook-id"].as_str())
+        .unwrap();
+    for field in ["type", "timestamp", "data"] {
+        assert_eq!(listed[field], body[field], "{field}");
+    }
     // A tampered body does not verify.
     let mut forged = r.clone();
     forged.body = forged.body.replace("success", "failure");

@@ -2,6 +2,8 @@
 //! HTTP like any client, and outputs judged with ffprobe like a person would.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use reel_testkit::http;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -43,14 +45,8 @@ impl Server {
         if let Some(url) = postgres_database(data_dir) {
             env.push(("REEL_DATABASE_URL".into(), url));
         }
-        let log = data_dir.join(format!(
-            "server-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reel"));
+        command
             .args([
                 "serve",
                 "--http",
@@ -62,12 +58,38 @@ impl Server {
                 "--data-dir",
             ])
             .arg(data_dir.join("data"))
-            .env("REEL_ADMIN_KEY", ADMIN_KEY)
             .env("REEL_LOG", "info,str0m=warn")
             // Tests run side by side: RTP ports from the OS, not from a shared range.
             .env("REEL_SIPREC_RTP_PORT_MIN", "0")
             .env("REEL_SIPREC_RTP_PORT_MAX", "0")
-            .envs(env)
+            // On the machine's own network, tests stay on loopback: bound there, media and
+            // SIP answers name 127.0.0.1 only. The default (every address of the host) is
+            // tested in a network namespace of the test's own (`netns`).
+            .env("REEL_MEDIA_BIND", "127.0.0.1")
+            .env("REEL_SIPREC_BIND", "127.0.0.1")
+            .envs(env);
+        Self::launch(command, data_dir)
+    }
+
+    /// `reel serve` exactly as a new user runs it: no flag, no setting, in the directory it
+    /// keeps its data in (`./data`), on the default ports. Only the admin key is given, so
+    /// the harness knows it. For tests in a network namespace of their own (`netns`).
+    pub fn start_as_installed(dir: &Path) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reel"));
+        command.arg("serve").current_dir(dir);
+        Self::launch(command, dir)
+    }
+
+    fn launch(mut command: Command, data_dir: &Path) -> Server {
+        let log = data_dir.join(format!(
+            "server-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut child = command
+            .env("REEL_ADMIN_KEY", ADMIN_KEY)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -295,10 +317,11 @@ fn postgres_database(data_dir: &Path) -> Option<String> {
 }
 
 fn parse_listening(line: &str) -> Option<(String, String, String)> {
+    // A socket bound to every address (0.0.0.0, the default) is reached on loopback here.
     let field = |name: &str| {
         line.split_whitespace()
             .find_map(|part| part.strip_prefix(name))
-            .map(str::to_string)
+            .map(|addr| addr.replace("0.0.0.0:", "127.0.0.1:"))
     };
     Some((field("http=")?, field("media=")?, field("sip=")?))
 }
