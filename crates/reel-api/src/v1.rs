@@ -291,12 +291,10 @@ pub(crate) async fn create_token(
     {
         return Err(invalid("participant: 1 to 128 printable characters".into()));
     }
-    let kind: PublicationKind = body
-        .kind
-        .as_deref()
-        .unwrap_or("camera")
-        .parse()
-        .map_err(|e| invalid(format!("kind: {e}")))?;
+    let kind = match body.kind.as_deref().unwrap_or("camera").parse() {
+        Ok(kind @ (PublicationKind::Camera | PublicationKind::Screen)) => kind,
+        _ => return Err(invalid("kind: camera or screen".into())),
+    };
     let ttl = body.expires_in_seconds.unwrap_or(24 * 3600);
     if ttl == 0 || ttl > 30 * 24 * 3600 {
         return Err(invalid("expires_in_seconds: between 1 and 2592000".into()));

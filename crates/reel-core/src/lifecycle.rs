@@ -148,7 +148,11 @@ impl Lifecycle {
                 active
                     .empty_since
                     .filter(|since| now.duration_since(*since) >= active.limits.empty_timeout)
-                    .map(|_| EndReason::Empty)
+                    // A call's session ends with the call, not because a room went quiet.
+                    .map(|_| match venue.call {
+                        Some(_) => EndReason::CallEnded,
+                        None => EndReason::Empty,
+                    })
             };
             let Some(reason) = reason else { return true };
             for publication in std::mem::take(&mut active.publishers) {
@@ -298,5 +302,16 @@ mod tests {
         assert!(first.started && second.started && meeting.started);
         assert_ne!(first.session, second.session);
         assert_ne!(first.session, meeting.session);
+        // A call's session ends with the call (its parties gone), not "empty".
+        let party = lc.venues[&a].publishers.iter().next().unwrap().clone();
+        lc.leave(t0, &a, &party);
+        let actions = lc.handle_timeout(t0);
+        assert!(actions.iter().any(|x| matches!(
+            x,
+            Action::EndSession {
+                reason: EndReason::CallEnded,
+                ..
+            }
+        )));
     }
 }

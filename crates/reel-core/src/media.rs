@@ -92,12 +92,14 @@ impl fmt::Display for Codec {
 }
 
 named_enum! {
-    /// What a publisher publishes, as named in its publish token.
+    /// What a publisher publishes: as named in its publish token, or a SIP call's party.
     pub enum PublicationKind as "publication kind" {
         /// Camera and microphone.
         Camera = "camera",
         /// Screen share, with its audio if any.
         Screen = "screen",
+        /// A party of a recorded SIP call: its audio (and video under `audio_video`).
+        Sip = "sip",
     }
 }
 
@@ -127,8 +129,8 @@ impl AssetType {
     pub fn for_publication(kind: PublicationKind, has_video: bool) -> AssetType {
         match (kind, has_video) {
             (PublicationKind::Screen, _) => AssetType::Screen,
-            (PublicationKind::Camera, true) => AssetType::Regular,
-            (PublicationKind::Camera, false) => AssetType::Audio,
+            (PublicationKind::Camera | PublicationKind::Sip, true) => AssetType::Regular,
+            (PublicationKind::Camera | PublicationKind::Sip, false) => AssetType::Audio,
         }
     }
 }
@@ -187,6 +189,8 @@ named_enum! {
         Shutdown = "shutdown",
         /// A recorded SIP call sent no RTP for `rtp_timeout_secs`.
         MediaTimeout = "media_timeout",
+        /// A recorded SIP call ended (its session: the parties' publications say how).
+        CallEnded = "call_ended",
     }
 }
 

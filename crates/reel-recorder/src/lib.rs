@@ -178,12 +178,13 @@ impl Recorder {
         data_dir: PathBuf,
         uploads: uploads::UploadContext,
         render: composites::RenderContext,
+        capture: capture::CaptureConfig,
     ) -> RecorderParts {
         let (tx, rx) = mpsc::unbounded_channel();
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (calls_tx, calls_rx) = mpsc::unbounded_channel();
         let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();
-        let (capture, capture_thread) = capture::spawn(notice_tx);
+        let (capture, capture_thread) = capture::spawn(capture, notice_tx);
         // Capture notices join the brain's queue, behind whatever was sent before them.
         let forward = tx.clone();
         tokio::spawn(async move {
@@ -297,7 +298,7 @@ impl Recorder {
                 publication: PublicationId::generate(),
                 room,
                 participant,
-                kind: PublicationKind::Camera,
+                kind: PublicationKind::Sip,
                 call: Some(call_id.to_string()),
                 reply,
             })

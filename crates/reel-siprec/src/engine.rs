@@ -12,8 +12,11 @@
 //! - What a recording server refuses: an INVITE without SIPREC (421 with `Require:
 //!   siprec`), unknown `Require` options (420), malformed requests (400 with the reason),
 //!   and new calls at capacity (503 with Retry-After, so the SRC fails over). Capacity counts
-//!   confirmed calls; INVITEs not yet ACKed have a cap of their own, the oldest given up
-//!   first, so INVITEs that are never ACKed cannot keep real calls out.
+//!   confirmed calls; INVITEs not yet ACKed have caps of their own, per source and in all:
+//!   past them a new INVITE gets 503 with Retry-After. An answered call is never given up
+//!   for a newer one (its ACK may be queued behind the burst that filled the cap; giving it
+//!   up lost answered calls in a burst of 300): only timer H ends it. A flood of INVITEs
+//!   that are never ACKed fills its own source's cap, not the others'.
 //! - Sources outside `allowed_sources` get no answer at all.
 //!   Session timers (RFC 4028) are tolerated: `timer` is supported and refreshes are
 //!   ordinary re-INVITEs/UPDATEs.
@@ -42,11 +45,12 @@ pub struct Config {
     pub port: u16,
     /// Calls recorded at once (confirmed by their ACK); beyond, new INVITEs get 503.
     pub max_calls: usize,
-    /// Calls offered and not yet confirmed by their ACK. A new INVITE beyond it pushes out
-    /// the oldest such call: an SRC's ACK follows its 200 OK within a round trip, so only
-    /// INVITEs that are never ACKed (a flood, a spoofed source) ever get pushed out, and
-    /// they cannot hold `max_calls` from real calls.
+    /// Calls offered and not yet confirmed by their ACK, in all and from one source address;
+    /// a new INVITE beyond either gets 503 with Retry-After. Unconfirmed calls end at timer
+    /// H (32 s), so a flood of INVITEs that are never ACKed holds places that long, and only
+    /// its own source's.
     pub max_unconfirmed: usize,
+    pub max_unconfirmed_per_source: usize,
     /// Who may send SIP at all; datagrams from elsewhere are dropped unanswered.
     pub allowed_sources: AllowedSources,
 }
@@ -115,6 +119,8 @@ struct Call {
     offered_at: Instant,
     /// The address of ours its SRC reached: what the SDP answer, Contact and Via name.
     local: IpAddr,
+    /// Where its INVITE came from: what the per-source cap counts.
+    source: SocketAddr,
 }
 
 /// A BYE of ours (non-INVITE client transaction, RFC 3261 §17.1.2): re-sent on timer E
@@ -356,12 +362,19 @@ impl Engine {
             let confirmed = self.calls.values().filter(|c| c.established).count();
             if confirmed >= self.config.max_calls {
                 let extra = [("Retry-After", "5".to_string())];
-                return self.final_for_new(
-                    now,
+                return self.refuse_statelessly(from, r, "at capacity", &extra);
+            }
+            let waiting = self.calls.values().filter(|c| !c.established && !c.refused);
+            let (all, mine) = waiting.fold((0, 0), |(all, mine), c| {
+                (all + 1, mine + usize::from(c.source == from))
+            });
+            if all >= self.config.max_unconfirmed || mine >= self.config.max_unconfirmed_per_source
+            {
+                let extra = [("Retry-After", "1".to_string())];
+                return self.refuse_statelessly(
                     from,
                     r,
-                    503,
-                    "Service Unavailable: at capacity",
+                    "too many calls waiting for their ACK",
                     &extra,
                 );
             }
@@ -380,9 +393,6 @@ impl Engine {
                 return self.final_for_new(now, from, r, code, &reason, &[]);
             }
         };
-        if !in_dialog {
-            self.make_room_for_unconfirmed();
-        }
         let trying = r.respond(100, "Trying", None, &[], None);
         self.send(from, trying);
         let call_id = r.ids.call_id.clone();
@@ -422,6 +432,7 @@ impl Engine {
                     refused: false,
                     offered_at: now,
                     local: self.arrived_at,
+                    source: from,
                 },
             );
             self.event(Event::Offered {
@@ -433,26 +444,36 @@ impl Engine {
         }
     }
 
-    /// At `max_unconfirmed`, the oldest INVITE still waiting for its ACK (or for the
-    /// application's answer) is given up, as timer H would give it up later. Refused INVITEs
-    /// kept to absorb their ACK count too: a flood of them must not grow the table either.
-    fn make_room_for_unconfirmed(&mut self) {
-        let unconfirmed = || self.calls.iter().filter(|(_, c)| !c.established);
-        if unconfirmed().count() < self.config.max_unconfirmed {
+    /// A 503 under load, sent once and not kept: an INVITE server transaction would re-send
+    /// it until the ACK, which a flood never sends (the refusals of a flood of 300 came back
+    /// as 2.5× its bytes). A real SRC that misses it re-sends its INVITE and is answered
+    /// again; its ACK, matching no call, is dropped.
+    fn refuse_statelessly(
+        &mut self,
+        from: SocketAddr,
+        r: Request,
+        why: &str,
+        extra: &[(&str, String)],
+    ) {
+        let tag = self.tag();
+        let reason = format!("Service Unavailable: {why}");
+        let resp = r.respond(503, &reason, Some(&tag), extra, None);
+        self.send(from, resp);
+    }
+
+    /// Refused INVITEs are kept only to absorb the ACK of their error response; at
+    /// `max_unconfirmed` of them the oldest is forgotten (its ACK, if it ever comes, is then
+    /// ignored), so a flood of refused INVITEs cannot grow the table.
+    fn make_room_for_refused(&mut self) {
+        let refused = || self.calls.iter().filter(|(_, c)| c.refused);
+        if refused().count() < self.config.max_unconfirmed {
             return;
         }
-        let Some((oldest, refused)) = unconfirmed()
+        if let Some(oldest) = refused()
             .min_by_key(|(_, c)| c.offered_at)
-            .map(|(id, c)| (id.clone(), c.refused))
-        else {
-            return;
-        };
-        self.calls.remove(&oldest);
-        if !refused {
-            self.event(Event::Ended {
-                call_id: oldest,
-                reason: "unconfirmed: no ACK before newer calls needed its place".into(),
-            });
+            .map(|(id, _)| id.clone())
+        {
+            self.calls.remove(&oldest);
         }
     }
 
@@ -500,7 +521,7 @@ impl Engine {
         reason: &str,
         extra: &[(&str, String)],
     ) {
-        self.make_room_for_unconfirmed();
+        self.make_room_for_refused();
         let tag = self.tag();
         let resp = r.respond(code, reason, Some(&tag), extra, None);
         let call_id = r.ids.call_id.clone();
@@ -518,6 +539,7 @@ impl Engine {
                 origin: None,
                 offered_at: now,
                 local: self.arrived_at,
+                source: from,
             },
         );
         self.pending(now, from, r, resp, false);

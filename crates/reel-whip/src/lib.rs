@@ -11,6 +11,7 @@
 //! A publisher is a bulkhead: input that makes its `Rtc` fail, or even panic, ends that
 //! publisher (`EndReason::Disconnected`) and no other.
 
+mod keepalive;
 mod sdp_policy;
 
 pub use sdp_policy::{check_offer, MAX_OFFER_BYTES, SUPPORTED_CODECS};
@@ -152,6 +153,60 @@ struct Track {
     last_keyframe: Option<Instant>,
 }
 
+/// What the ICE-lite keepalive knows of one publisher (`keepalive`).
+#[derive(Default)]
+struct Consent {
+    credentials: Option<keepalive::IceCredentials>,
+    /// The pair media arrives on: (the peer's address, ours).
+    pair: Option<(SocketAddr, SocketAddr)>,
+    last_request: Option<Instant>,
+    last_media: Option<Instant>,
+    /// Requests made in the peer's name: str0m's answers to them are not sent.
+    made: VecDeque<[u8; 12]>,
+    count: u64,
+}
+
+/// While media arrives (within this), a pair whose peer sent no Binding request for
+/// `CONSENT_REFRESH` gets one in its name; str0m drops a pair after 15 s without.
+const MEDIA_RECENT: Duration = Duration::from_secs(3);
+const CONSENT_REFRESH: Duration = Duration::from_secs(5);
+
+impl Consent {
+    /// A Binding request to hand str0m now, if media flows and the peer has gone quiet.
+    fn due(&mut self, now: Instant) -> Option<(SocketAddr, SocketAddr, Vec<u8>)> {
+        let media = self
+            .last_media
+            .is_some_and(|t| now.duration_since(t) < MEDIA_RECENT);
+        let quiet = self
+            .last_request
+            .is_none_or(|t| now.duration_since(t) >= CONSENT_REFRESH);
+        let (remote, local) = self.pair?;
+        if !(media && quiet) {
+            return None;
+        }
+        let creds = self.credentials.as_ref()?;
+        self.count += 1;
+        let mut transaction = [0u8; 12];
+        transaction[..4].copy_from_slice(b"reel");
+        transaction[4..].copy_from_slice(&self.count.to_be_bytes());
+        self.made.push_back(transaction);
+        if self.made.len() > 4 {
+            self.made.pop_front();
+        }
+        self.last_request = Some(now);
+        Some((
+            remote,
+            local,
+            keepalive::binding_request(creds, transaction),
+        ))
+    }
+
+    /// str0m's answer to a request made in the peer's name: not for the wire.
+    fn is_answer_to_ours(&self, contents: &[u8]) -> bool {
+        keepalive::success_transaction(contents).is_some_and(|t| self.made.contains(&t))
+    }
+}
+
 /// How far a publisher got: what a failure is called depends on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -174,6 +229,8 @@ struct Publisher {
     closing: Option<EndReason>,
     /// Why it is closing, when Reel gave up on it (for the log and the operator).
     cause: Option<String>,
+    /// Keeping the pair alive while media flows (`keepalive`).
+    consent: Consent,
     connect_deadline: Option<Instant>,
     /// Until the publisher's first datagram.
     first_contact_deadline: Option<Instant>,
@@ -265,8 +322,9 @@ impl Ingest {
             });
         }
         check_offer(offer_sdp)?;
-        let offer =
-            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| WhipError::BadSdp(e.to_string()))?;
+        let bundled = sdp_policy::bundle_single_section(offer_sdp);
+        let offer = SdpOffer::from_sdp_string(bundled.as_deref().unwrap_or(offer_sdp))
+            .map_err(|e| WhipError::BadSdp(e.to_string()))?;
         let candidate_addrs = &self.config.candidate_addrs;
         let built = catch_unwind(AssertUnwindSafe(|| {
             // Recording only needs what we can remux without transcoding.
@@ -293,6 +351,8 @@ impl Ingest {
             Ok(result) => result?,
             Err(_) => return Err(WhipError::BadSdp("offer crashed the WebRTC engine".into())),
         };
+        let answer = answer.to_sdp_string();
+        let answer_sdp = answer.clone();
         self.publishers.insert(
             publication,
             Publisher {
@@ -303,12 +363,22 @@ impl Ingest {
                 keyframe_interval: self.config.keyframe_interval,
                 closing: None,
                 cause: None,
+                consent: Consent {
+                    credentials: keepalive::IceCredentials::from_sdp(
+                        bundled.as_deref().unwrap_or(offer_sdp),
+                        &answer_sdp,
+                    ),
+                    ..Default::default()
+                },
                 connect_deadline: Some(now + self.config.connect_timeout),
                 first_contact_deadline: Some(now + self.config.first_contact_timeout),
                 offerer: offerer.clone(),
             },
         );
-        Ok(answer.to_sdp_string())
+        Ok(match bundled {
+            Some(_) => sdp_policy::unbundle_answer(&answer),
+            None => answer,
+        })
     }
 
     /// Ends a publication (WHIP DELETE, or the session ended under it). Its `Closed` event
@@ -378,6 +448,10 @@ impl Ingest {
         }
         self.by_source.insert(source, id.clone());
         publisher.first_contact_deadline = None;
+        if keepalive::is_binding_request(datagram) {
+            publisher.consent.last_request = Some(now);
+        }
+        publisher.consent.pair = Some((source, destination));
         let result = catch_unwind(AssertUnwindSafe(|| publisher.rtc.handle_input(input)));
         if let Some(error) = failure(result) {
             publisher.give_up(error);
@@ -421,6 +495,21 @@ impl Ingest {
                     )
                 };
                 publisher.give_up(cause);
+            }
+            if let Some((source, destination, request)) = publisher.consent.due(now) {
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination,
+                        contents: request.as_slice().try_into().expect("a STUN message"),
+                    },
+                );
+                let result = catch_unwind(AssertUnwindSafe(|| publisher.rtc.handle_input(input)));
+                if let Some(error) = failure(result) {
+                    publisher.give_up(error);
+                }
             }
             let result = catch_unwind(AssertUnwindSafe(|| {
                 publisher.rtc.handle_input(Input::Timeout(now))
@@ -487,6 +576,7 @@ impl Ingest {
                     publisher.next_timeout = t;
                     return;
                 }
+                Output::Transmit(t) if publisher.consent.is_answer_to_ours(&t.contents) => {}
                 Output::Transmit(t) => self.queue.push_back(IngestOutput::Transmit {
                     source: t.source,
                     destination: t.destination,
@@ -546,6 +636,7 @@ fn handle_event(
             publisher.give_up("ICE disconnected: no check from the publisher for 15 s");
         }
         Event::MediaData(data) => {
+            publisher.consent.last_media = Some(now);
             let Some(codec) = map_codec(data.params.spec().codec) else {
                 return;
             };

@@ -54,9 +54,69 @@ pub fn check_offer(sdp: &str) -> Result<(), WhipError> {
     Ok(())
 }
 
+/// An offer of one media section without a BUNDLE group (GStreamer's `webrtcbin` with
+/// `bundle-policy=none`, many audio-only clients) needs no BUNDLE, but str0m refuses an
+/// offer without one ("Session attribute a=group missing"). Such an offer is given the
+/// group of its one section (and a mid, if it has none) before str0m sees it; the answer
+/// then drops the group again ([`unbundle_answer`]), as RFC 8843 wants of an answer to an
+/// offer without one. `None`: the offer is used as it is.
+pub fn bundle_single_section(sdp: &str) -> Option<String> {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let lines: Vec<&str> = sdp.lines().map(str::trim_end).collect();
+    let sections = lines.iter().filter(|l| l.starts_with("m=")).count();
+    if sections != 1 || lines.iter().any(|l| l.starts_with("a=group:BUNDLE")) {
+        return None;
+    }
+    let first_media = lines.iter().position(|l| l.starts_with("m="))?;
+    let mid = lines[first_media..]
+        .iter()
+        .find_map(|l| l.strip_prefix("a=mid:"))
+        .map(str::to_string);
+    let mut out: Vec<String> = vec![];
+    for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+        if i == first_media {
+            out.push(format!("a=group:BUNDLE {}", mid.as_deref().unwrap_or("0")));
+        }
+        out.push(line.to_string());
+        if i == first_media && mid.is_none() {
+            out.push("a=mid:0".into());
+        }
+    }
+    Some(out.join(eol) + eol)
+}
+
+/// The answer to an offer `bundle_single_section` rewrote, without the BUNDLE group.
+pub fn unbundle_answer(answer: &str) -> String {
+    answer
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("a=group:BUNDLE"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_section_without_bundle_is_given_its_group() {
+        let offer = "v=0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:audio0\r\na=rtpmap:111 opus/48000/2\r\n";
+        let bundled = bundle_single_section(offer).unwrap();
+        assert_eq!(
+            bundled,
+            "v=0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE audio0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:audio0\r\na=rtpmap:111 opus/48000/2\r\n"
+        );
+        assert_eq!(bundle_single_section(&bundled), None);
+        let two = format!("{offer}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\n");
+        assert_eq!(bundle_single_section(&two), None);
+        let no_mid = "v=0\r\ns=-\r\nm=audio 9 RTP/SAVPF 0\r\n";
+        assert!(bundle_single_section(no_mid)
+            .unwrap()
+            .contains("a=group:BUNDLE 0\r\nm=audio 9 RTP/SAVPF 0\r\na=mid:0\r\n"));
+        assert_eq!(
+            unbundle_answer("v=0\r\na=group:BUNDLE audio0\r\nm=audio 9 X 111\r\n"),
+            "v=0\r\nm=audio 9 X 111\r\n"
+        );
+    }
 
     #[test]
     fn verdicts() {

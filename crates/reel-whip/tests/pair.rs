@@ -46,6 +46,9 @@ struct Pair {
     connected: bool,
     /// Keyframe requests (PLI/FIR) the client received.
     keyframe_requests: usize,
+    /// The client's STUN Binding requests are lost from now on (a peer like libnice that
+    /// sends none once connected).
+    silent_ice: bool,
 }
 
 impl Pair {
@@ -86,6 +89,7 @@ impl Pair {
                 events: Vec::new(),
                 connected: false,
                 keyframe_requests: 0,
+                silent_ice: false,
             },
             publication,
             audio,
@@ -105,8 +109,11 @@ impl Pair {
                     Output::Timeout(t) => break t,
                     Output::Transmit(t) => {
                         moved = true;
-                        self.ingest
-                            .handle_receive(self.now, client_addr, server, &t.contents);
+                        let binding_request = t.contents.starts_with(&[0, 1]);
+                        if !(self.silent_ice && binding_request) {
+                            self.ingest
+                                .handle_receive(self.now, client_addr, server, &t.contents);
+                        }
                     }
                     Output::Event(Event::Connected) => self.connected = true,
                     Output::Event(Event::KeyframeRequest(_)) => self.keyframe_requests += 1,
@@ -342,6 +349,113 @@ fn publisher_connects_and_every_frame_reaches_the_journal_feed() {
         .collect();
     assert_eq!(closed, vec![EndReason::Left]);
     assert_eq!(pair.ingest.publisher_count(), 0);
+}
+
+/// An audio-only offer of one m= line without a BUNDLE group (what webrtcbin with
+/// bundle-policy=none and many audio clients send) is answered without one, connects, and
+/// its audio arrives.
+#[test]
+fn an_audio_offer_without_a_bundle_group_is_recorded() {
+    let t0 = Instant::now();
+    let client_addr: SocketAddr = CLIENT.parse().unwrap();
+    let mut ingest = ingest(4, 10, 2, 16);
+    let mut client = RtcConfig::new()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(t0);
+    client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
+    let mut api = client.sdp_api();
+    let audio = api.add_media(Kind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    let unbundled: String = offer
+        .to_sdp_string()
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("a=group:BUNDLE"))
+        .collect();
+    let answer = ingest
+        .accept_offer(t0, PublicationId::generate(), &offerer(), &unbundled)
+        .expect("a single-section offer needs no BUNDLE group");
+    assert!(!answer.contains("a=group:BUNDLE"), "{answer}");
+    // str0m as the client insists on a group in any answer (real clients that offer none
+    // expect none): it gets one back here, the server side is what is tested.
+    let mid = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=mid:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let answer = answer.replacen("m=audio", &format!("a=group:BUNDLE {mid}\r\nm=audio"), 1);
+    let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+    client.sdp_api().accept_answer(pending, answer).unwrap();
+    let mut pair = Pair {
+        now: t0,
+        client,
+        ingest,
+        events: Vec::new(),
+        connected: false,
+        keyframe_requests: 0,
+        silent_ice: false,
+    };
+    while !pair.connected {
+        pair.step(pair.now + Duration::from_millis(10));
+        assert!(pair.now - t0 < Duration::from_secs(5), "no connection");
+    }
+    let start = pair.now;
+    for n in 0..100u64 {
+        let at = start + Duration::from_millis(20 * n);
+        pair.step(at);
+        let w = pair.client.writer(audio).unwrap();
+        let pt = w.payload_params().next().unwrap().pt();
+        let rtp = MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ);
+        w.write(pt, at, rtp, vec![0xfc; 80]).unwrap();
+    }
+    for _ in 0..20 {
+        pair.step(pair.now + Duration::from_millis(10));
+    }
+    let frames = pair
+        .events
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::Frame { .. }))
+        .count();
+    assert!(frames >= 98, "{frames} of 100 audio frames");
+}
+
+/// A peer that sends no STUN Binding request once connected (libnice: only an indication
+/// every 25 s) keeps its pair while its media arrives: 40 s of audio recorded whole, where
+/// str0m alone dropped the pair 15 s after the last request.
+#[test]
+fn media_keeps_a_pair_alive_when_the_peer_sends_no_binding_requests() {
+    let t0 = Instant::now();
+    let (mut pair, _publication, audio, _video) = Pair::new(t0);
+    while !pair.connected {
+        pair.step(pair.now + Duration::from_millis(10));
+        assert!(pair.now - t0 < Duration::from_secs(5), "no connection");
+    }
+    pair.silent_ice = true;
+    let start = pair.now;
+    let packets = 40 * 50u64;
+    for n in 0..packets {
+        let at = start + Duration::from_millis(20 * n);
+        pair.step(at);
+        let w = pair.client.writer(audio).unwrap();
+        let pt = w
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .unwrap()
+            .pt();
+        let rtp = MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ);
+        w.write(pt, at, rtp, vec![0xfc; 80]).unwrap();
+    }
+    for _ in 0..20 {
+        pair.step(pair.now + Duration::from_millis(10));
+    }
+    assert!(closings(&pair).is_empty(), "{:?}", closings(&pair));
+    let frames = pair
+        .events
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::Frame { .. }))
+        .count() as u64;
+    assert!(frames >= packets - 2, "{frames} of {packets} frames");
 }
 
 /// The Closed events the pair saw: reason and cause.

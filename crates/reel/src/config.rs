@@ -31,6 +31,7 @@ pub struct Settings {
     pub http_header_timeout_secs: u64,
     pub connect_timeout_secs: u64,
     pub keyframe_interval_secs: u64,
+    pub capture_buffer_secs: u64,
     pub api_rate_limit_per_second: u64,
     pub api_rate_limit_burst: u64,
     pub test_clock_file: String,
@@ -102,6 +103,7 @@ pub struct SiprecSettings {
     pub max_calls: usize,
     pub rtp_timeout_secs: u64,
     pub max_unconfirmed_calls: usize,
+    pub max_unconfirmed_calls_per_source: usize,
     pub max_tcp_connections: usize,
     pub tcp_idle_timeout_secs: u64,
     pub allowed_sources: String,
@@ -266,11 +268,12 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
     if sip.rtp_timeout_secs == 0
         || sip.max_calls == 0
         || sip.max_unconfirmed_calls == 0
+        || sip.max_unconfirmed_calls_per_source == 0
         || sip.max_tcp_connections == 0
         || sip.tcp_idle_timeout_secs == 0
     {
         return Err(
-            "siprec: rtp_timeout_secs, max_calls, max_unconfirmed_calls, \
+            "siprec: rtp_timeout_secs, max_calls, max_unconfirmed_calls(_per_source), \
                     max_tcp_connections and tcp_idle_timeout_secs must be at least 1"
                 .into(),
         );

@@ -376,7 +376,23 @@ async fn run(s: config::Settings) -> Result<(), String> {
         attempts: 2,
         transcription: s.transcription.transcription()?,
     };
-    let parts = Recorder::start(db.clone(), data_dir.clone(), uploads.clone(), render);
+    let capture = reel_recorder::capture::CaptureConfig::for_load(
+        s.capture_buffer_secs,
+        s.max_publishers,
+        s.siprec.max_calls,
+    );
+    tracing::info!(
+        budget_mib = capture.budget_bytes >> 20,
+        threads = capture.threads,
+        "capture: media that may wait for the disk"
+    );
+    let parts = Recorder::start(
+        db.clone(),
+        data_dir.clone(),
+        uploads.clone(),
+        render,
+        capture,
+    );
     let recorder = parts.recorder.clone();
     {
         let (recorder, db) = (recorder.clone(), db.clone());

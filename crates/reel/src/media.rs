@@ -238,12 +238,12 @@ impl MediaLoop {
                 open_track(&self.recorder, ctx, opened, clock.unix_us(Instant::now()));
             }
             IngestEvent::Frame {
+                publication,
                 track,
                 rtp_time,
                 arrival,
                 flags,
                 data,
-                ..
             } => {
                 let record = Record::Frame {
                     rtp_time,
@@ -251,15 +251,20 @@ impl MediaLoop {
                     flags,
                     data: data.to_vec(),
                 };
-                capture.send(CaptureCommand::Append { track, record });
+                capture.send(CaptureCommand::Append {
+                    publication,
+                    track,
+                    record,
+                });
             }
             IngestEvent::SenderReport {
+                publication,
                 track,
                 rtp_time,
                 ntp_unix_us,
-                ..
             } => {
                 capture.send(CaptureCommand::Append {
+                    publication,
                     track,
                     record: Record::SenderReport {
                         rtp_time,

@@ -151,6 +151,7 @@ impl SiprecLoop {
             port,
             max_calls: self.settings.max_calls,
             max_unconfirmed: self.settings.max_unconfirmed_calls,
+            max_unconfirmed_per_source: self.settings.max_unconfirmed_calls_per_source,
             allowed_sources: self.settings.allowed_sources(),
         });
         let (tx, mut internal) = unbounded_channel();
@@ -794,6 +795,7 @@ impl StreamTask {
                     if admitted == Admit::Rtcp {
                         if let (Some(t), Some((_, ntp, rtp_time))) = (&track, rtp::sender_report(data)) {
                             self.recorder.capture().send(CaptureCommand::Append {
+                                publication: self.ctx.publication.clone(),
                                 track: t.clone(),
                                 record: Record::SenderReport { rtp_time, ntp_unix_us: ntp },
                             });
@@ -843,6 +845,7 @@ impl StreamTask {
                 f |= flags::DISCONTINUITY;
             }
             self.recorder.capture().send(CaptureCommand::Append {
+                publication: self.ctx.publication.clone(),
                 track: id,
                 record: Record::Frame {
                     rtp_time: frame.rtp_time,

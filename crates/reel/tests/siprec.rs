@@ -253,6 +253,12 @@ fn a_two_party_call_gives_an_mp3_with_both_tones_and_a_dual_channel_file() {
     let room = server.room(5);
     let (session, assets) = tone_call(&server, dir.path(), &room, "call.xml", 4, 4500);
     let id = session["id"].as_str().unwrap();
+    // A call's session ends with the call; its parties are SIP parties, not cameras.
+    assert_eq!(session["end_reason"], "call_ended", "{session:#}");
+    let detail = server.get(&format!("/v1/sessions/{id}"));
+    for party in detail["participants"].as_array().unwrap() {
+        assert_eq!(party["kind"], "sip", "{detail:#}");
+    }
     // Per-participant audio, named from the metadata, caller first.
     let mut parties: Vec<(String, &Value)> = of_type(&assets, "audio")
         .into_iter()
@@ -1290,8 +1296,9 @@ fn sip_tcp_connections_are_capped_and_idle_ones_closed_but_a_call_keeps_its_own(
     );
 }
 
-/// 300 SIPREC INVITEs from one source that never ACKs (at most `max_unconfirmed_calls` of
-/// them held at once) leave a real call answered and recorded, get back less than twice the
+/// 300 SIPREC INVITEs from one source that never ACKs (at most
+/// `max_unconfirmed_calls_per_source` of them held, the rest refused 503) leave a real call
+/// from another source answered and recorded, get back less than twice the
 /// bytes they sent, and leave no session, publication or event behind (a call's rows wait
 /// for its ACK).
 #[test]
@@ -1302,7 +1309,7 @@ fn half_open_invites_leave_a_real_call_answered() {
         dir.path(),
         &[
             ("REEL_SIPREC_MAX_CALLS", "4"),
-            ("REEL_SIPREC_MAX_UNCONFIRMED_CALLS", "8"),
+            ("REEL_SIPREC_MAX_UNCONFIRMED_CALLS_PER_SOURCE", "8"),
         ],
     );
     let room = server.room(3);

@@ -9,7 +9,8 @@ fn engine(max_calls: usize) -> Engine {
         address: "127.0.0.1".parse().unwrap(),
         port: 5060,
         max_calls,
-        max_unconfirmed: 4,
+        max_unconfirmed: 16,
+        max_unconfirmed_per_source: 4,
         allowed_sources: Default::default(),
     })
 }
@@ -460,56 +461,62 @@ To: <sip:src@127.0.0.1>;tag=src1\r\nCall-ID: hang@x\r\nCSeq: 2 BYE\r\nContent-Le
     assert!(drain(&mut e).0.is_empty());
 }
 
-/// INVITEs that are never ACKed hold at most `max_unconfirmed` places: the next INVITE
-/// pushes the oldest out (and stops its retransmissions), so a real call is still answered
-/// and confirmed calls are never touched.
+/// Everything the engine has to say, to whomever: (destination, text) and events.
+fn drain_any(e: &mut Engine) -> (Vec<(SocketAddr, String)>, Vec<Event>) {
+    let (mut sent, mut events) = (Vec::new(), Vec::new());
+    while let Some(o) = e.poll_output() {
+        match o {
+            Output::Send { to, data } => sent.push((to, String::from_utf8(data).unwrap())),
+            Output::Event(ev) => events.push(ev),
+        }
+    }
+    (sent, events)
+}
+
+/// INVITEs that are never ACKed hold at most `max_unconfirmed_per_source` places of their
+/// own source: past it that source gets 503 with Retry-After, nothing already answered is
+/// given up, and a real call from another source is answered. Only timer H ends the
+/// unACKed ones.
 #[test]
 fn unacked_invites_cannot_hold_the_places_of_real_calls() {
     let mut e = engine(6);
+    let flood: SocketAddr = "127.0.0.9:5070".parse().unwrap();
     let t0 = Instant::now();
     let ok = established(&mut e, t0, "real-1");
     drain(&mut e);
+    let mut refused = 0;
     for n in 0..20u32 {
         let now = t0 + Duration::from_millis(n as u64);
-        e.handle_datagram(
-            now,
-            SRC.parse().unwrap(),
-            &invite(
-                &format!("bogus-{n}"),
-                &format!("z9hG4bK-f{n}"),
-                1,
-                None,
-                SDP,
-                &metadata("X"),
-                true,
-            ),
+        let call = format!("bogus-{n}");
+        let branch = format!("z9hG4bK-f{n}");
+        let data = invite(&call, &branch, 1, None, SDP, &metadata("X"), true);
+        e.handle_datagram(now, flood, &data);
+        let (sent, events) = drain_any(&mut e);
+        assert!(sent.iter().all(|(to, _)| *to == flood));
+        assert!(
+            !events.iter().any(|ev| matches!(ev, Event::Ended { .. })),
+            "nothing answered is given up: {events:?}"
         );
-        let (sent, events) = drain(&mut e);
-        assert_eq!(status(&sent[0]), 100, "INVITE {n} answered {sent:?}");
-        let Some(Event::Offered { offer, .. }) = events.last() else {
-            panic!("{events:?}")
-        };
-        let offer = offer.clone();
-        e.accept(
-            now,
-            &format!("bogus-{n}"),
-            &offer,
-            &[LineAnswer::Reject, LineAnswer::Reject],
-        );
-        drain(&mut e);
-        if n >= 4 {
-            // The one four INVITEs back is given up, with the reason.
-            assert!(
-                events
-                    .iter()
-                    .any(|ev| matches!(ev, Event::Ended { call_id, reason }
-                    if *call_id == format!("bogus-{}", n - 4) && reason.contains("unconfirmed"))),
-                "{events:?}"
-            );
+        if let Some(Event::Offered { offer, .. }) = events.last() {
+            let offer = offer.clone();
+            let lines = [LineAnswer::Reject, LineAnswer::Reject];
+            e.accept(now, &call, &offer, &lines);
+            drain_any(&mut e);
+        } else {
+            assert_eq!(status(&sent[0].1), 503, "INVITE {n}: {sent:?}");
+            assert!(sent[0].1.contains("Retry-After: 1"));
+            refused += 1;
         }
-        assert!(e.calls() <= 5);
     }
-    // A real call is still answered with its 200, and the first one still stands.
+    assert_eq!(refused, 16, "the flood's source holds 4 places");
+    // The refusals are sent once, not kept: only the four answered calls re-send their 200.
+    e.handle_timeout(t0 + Duration::from_millis(600));
+    let (sent, _) = drain_any(&mut e);
+    assert!(
+        sent.len() == 4 && sent.iter().all(|(_, m)| status(m) == 200),
+        "{sent:?}"
+    );
+    // A real call from the SRC is still answered and confirmed; the first one stands.
     let t1 = t0 + Duration::from_secs(1);
     established(&mut e, t1, "real-2");
     assert!(e.calls.contains_key("real-1") && e.calls.contains_key("real-2"));
@@ -520,10 +527,64 @@ fn unacked_invites_cannot_hold_the_places_of_real_calls() {
     );
     let (sent, _) = drain(&mut e);
     assert_eq!(status(&sent[0]), 200);
-    // Given-up calls send no more 200 OKs: only the four still waiting retransmit.
-    e.handle_timeout(t1 + Duration::from_secs(5));
-    let (sent, _) = drain(&mut e);
-    assert!(sent.len() <= 4, "{} retransmissions", sent.len());
+    // Timer H ends the four that were never ACKed, and nothing else.
+    e.handle_timeout(t0 + 65 * T1);
+    let (_, events) = drain_any(&mut e);
+    let ended: Vec<_> = events
+        .iter()
+        .filter(|ev| matches!(ev, Event::Ended { .. }))
+        .collect();
+    assert_eq!(ended.len(), 4, "{events:?}");
+    assert!(e.calls.contains_key("real-2"));
+}
+
+/// A burst of answered calls whose ACKs arrive only after the whole burst (as they do when
+/// an SRC's ACKs queue behind its own INVITEs): every one is confirmed, none given up.
+#[test]
+fn a_burst_of_answered_calls_waits_for_its_acks() {
+    let mut e = Engine::new(Config {
+        address: "127.0.0.1".parse().unwrap(),
+        port: 5060,
+        max_calls: 1000,
+        max_unconfirmed: 2000,
+        max_unconfirmed_per_source: 1000,
+        allowed_sources: Default::default(),
+    });
+    let t0 = Instant::now();
+    let mut tags = vec![];
+    for n in 0..300u32 {
+        let call = format!("burst-{n}");
+        let data = invite(
+            &call,
+            &format!("z9hG4bK-{n}"),
+            1,
+            None,
+            SDP,
+            &metadata("B"),
+            true,
+        );
+        e.handle_datagram(t0, SRC.parse().unwrap(), &data);
+        let (_, events) = drain(&mut e);
+        let Some(Event::Offered { offer, .. }) = events.last() else {
+            panic!("INVITE {n} not offered: {events:?}")
+        };
+        let offer = offer.clone();
+        e.accept(t0, &call, &offer, &[LineAnswer::Reject, LineAnswer::Reject]);
+        let (sent, _) = drain(&mut e);
+        tags.push((call, to_tag(sent.last().unwrap())));
+    }
+    for (n, (call, tag)) in tags.iter().enumerate() {
+        let now = t0 + Duration::from_millis(500);
+        e.handle_datagram(
+            now,
+            SRC.parse().unwrap(),
+            &request("ACK", call, &format!("z9hG4bK-a{n}"), 1, tag),
+        );
+    }
+    let (_, events) = drain(&mut e);
+    assert!(!events.iter().any(|ev| matches!(ev, Event::Ended { .. })));
+    assert_eq!(e.calls(), 300);
+    assert_eq!(e.calls.values().filter(|c| c.established).count(), 300);
 }
 
 #[test]
@@ -533,6 +594,7 @@ fn sources_outside_the_allow_list_get_no_answer() {
         port: 5060,
         max_calls: 10,
         max_unconfirmed: 4,
+        max_unconfirmed_per_source: 4,
         allowed_sources: AllowedSources::parse("10.0.0.0/8").unwrap(),
     });
     let t0 = Instant::now();

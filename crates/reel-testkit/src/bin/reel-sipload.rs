@@ -52,6 +52,8 @@ fn parse() -> Result<Args, String> {
 
 struct Call {
     id: String,
+    /// Its place in the run (names its tags and branches).
+    n: usize,
     to_tag: Option<String>,
     ports: Vec<u16>,
 }
@@ -109,12 +111,14 @@ fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Reads SIP responses until every call has a final response to `method` (retransmissions
-/// counted once); returns how many calls got a 200.
+/// counted once); returns how many calls got a 200. Every 200 to an INVITE, retransmissions
+/// too, is handed to `ack` the moment it arrives, as a UAC acknowledges it (RFC 3261 §13.2.2.4).
 fn collect(
     sock: &UdpSocket,
     calls: &mut HashMap<String, Call>,
     until: Instant,
     method: &str,
+    ack: &mut dyn FnMut(&Call),
 ) -> usize {
     let mut buf = vec![0u8; 65_536];
     let mut finals = std::collections::HashSet::new();
@@ -137,6 +141,12 @@ fn collect(
         let Some(call) = header(&msg, "Call-ID").and_then(|id| calls.get_mut(id)) else {
             continue;
         };
+        if method == "INVITE" && code == 200 {
+            call.to_tag = header(&msg, "To")
+                .and_then(|t| t.split(";tag=").nth(1))
+                .map(|t| t.split(';').next().unwrap_or(t).to_string());
+            ack(call);
+        }
         if !finals.insert(call.id.clone()) {
             continue;
         }
@@ -150,9 +160,6 @@ fn collect(
                 );
                 continue;
             }
-            call.to_tag = header(&msg, "To")
-                .and_then(|t| t.split(";tag=").nth(1))
-                .map(|t| t.split(';').next().unwrap_or(t).to_string());
             call.ports = msg
                 .lines()
                 .filter_map(|l| l.strip_prefix("m=audio "))
@@ -209,6 +216,7 @@ fn main() {
             id.clone(),
             Call {
                 id,
+                n,
                 to_tag: None,
                 ports: Vec::new(),
             },
@@ -223,14 +231,10 @@ fn main() {
         &mut calls,
         Instant::now() + Duration::from_secs(60),
         "INVITE",
+        &mut |c| {
+            let _ = sock.send_to(&in_dialog(&args, local, "ACK", 1, c, c.n), args.sip);
+        },
     );
-    for (n, id) in order.iter().enumerate() {
-        let c = &calls[id];
-        if c.to_tag.is_some() {
-            sock.send_to(&in_dialog(&args, local, "ACK", 1, c, n), args.sip)
-                .unwrap();
-        }
-    }
     let targets: Vec<SocketAddr> = order
         .iter()
         .flat_map(|id| calls[id].ports.iter())
@@ -288,6 +292,7 @@ fn main() {
         &mut calls,
         Instant::now() + Duration::from_secs(30),
         "BYE",
+        &mut |_| {},
     );
 
     // Every stream's journal, once the server has closed them all.
