@@ -182,3 +182,69 @@ fn the_publish_page_records_a_firefox_camera() {
     );
     check_page_recording(&server, dir.path(), &result, &token);
 }
+
+/// Keyframe times (seconds) of the first video stream, as ffprobe reads them.
+fn keyframe_times(file: &std::path::Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-skip_frame",
+            "nokey",
+        ])
+        .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+/// A minute from Chromium (which sends a keyframe only when asked) can be cut and seeked
+/// anywhere: Reel asks for one every 4 s, and `ffmpeg -ss` at any offset yields a frame.
+#[test]
+fn a_minute_of_chromium_has_keyframes_every_few_seconds_and_seeks_anywhere() {
+    if !netns::inside("a_minute_of_chromium_has_keyframes_every_few_seconds_and_seeks_anywhere") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_as_installed(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "long", "camera");
+    let result = chromium_publish(&whip, &token, "camera", 60);
+    let session = result["sessionId"].as_str().unwrap();
+    let assets = server.wait_assets(session, 1, Duration::from_secs(60));
+    let file = server.download(&assets[0], dir.path());
+    let duration = ffprobe(&file).duration;
+    assert!(duration > 55.0, "{duration} s");
+    let keys = keyframe_times(&file);
+    let gaps = keys
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .chain(keys.last().map(|l| duration - l));
+    let longest = gaps.fold(0.0f64, f64::max);
+    assert!(
+        keys.len() >= 12 && longest <= 5.0,
+        "keyframes at {keys:?} (longest gap {longest:.2} s)"
+    );
+    for at in [7.5, 21.0, 33.3, 48.0, 57.0] {
+        let frame = dir.path().join(format!("at-{at}.png"));
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-ss", &at.to_string(), "-i"])
+            .arg(&file)
+            .args(["-frames:v", "1", "-y"])
+            .arg(&frame)
+            .output()
+            .unwrap();
+        let size = std::fs::metadata(&frame).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            out.status.success() && size > 1000,
+            "ffmpeg -ss {at}: no frame: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

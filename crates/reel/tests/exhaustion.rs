@@ -237,6 +237,30 @@ fn a_one_token_offer_flood_writes_nothing_and_leaves_another_room_publishing() {
         .filter(|(t, p)| t == "stream.recording.failure" && p["room_id"] == flooded.as_str())
         .count();
     assert!(failures <= 2, "{failures} failures for the flooded room");
+    // Reel gave up on them: they failed ICE (not "left"), and the log says why, once each.
+    let ended: Vec<String> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            server.get(&format!("/v1/sessions/{}", s["id"].as_str().unwrap()))["participants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["end_reason"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(ended, ["ice_failed", "ice_failed"]);
+    let log = server.log_text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("publisher gone") && l.contains("ice_failed"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("no ICE check reached Reel within 2 s of the answer")));
 }
 
 /// A class or a clinic behind one NAT: 100 participants of one room, each with its own
