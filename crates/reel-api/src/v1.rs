@@ -228,7 +228,14 @@ pub(crate) async fn update_room(
         room.auto_stream_recording = on;
     }
     if let Some(options) = body.default_recording_options {
-        apply_default_options(&s, &mut room, options)?;
+        // A room sent back as it reads carries its options without their write-only
+        // credentials: options that did not change keep the credentials they have.
+        let unchanged = options.credentials.is_none()
+            && serde_json::to_value(options.public()).ok().as_ref()
+                == Some(&room.default_recording_options);
+        if !unchanged {
+            apply_default_options(&s, &mut room, options)?;
+        }
     }
     if let Some(policy) = body.policy {
         apply_policy(&mut room, policy)?;

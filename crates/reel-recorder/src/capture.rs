@@ -47,8 +47,11 @@ impl CaptureConfig {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         let call_bytes_per_sec = 2 * 50 * (160 + RECORD_OVERHEAD);
         CaptureConfig {
-            budget_bytes: seconds
-                * (publishers as u64 * 250_000 + calls as u64 * call_bytes_per_sec),
+            budget_bytes: seconds.saturating_mul(
+                (publishers as u64)
+                    .saturating_mul(250_000)
+                    .saturating_add((calls as u64).saturating_mul(call_bytes_per_sec)),
+            ),
             threads,
         }
     }
@@ -226,11 +229,15 @@ impl CaptureHandle {
                 }
                 self.queued.peak.fetch_max(before + size, Ordering::Relaxed);
                 let to = thread_of(&publication, self.threads.len());
-                let _ = self.threads[to].send(ThreadCommand::One(CaptureCommand::Append {
+                let sent = self.threads[to].send(ThreadCommand::One(CaptureCommand::Append {
                     publication,
                     track,
                     record,
                 }));
+                if sent.is_err() {
+                    // That thread is gone: what it will never write must not hold the budget.
+                    self.queued.bytes.fetch_sub(size, Ordering::AcqRel);
+                }
             }
             CaptureCommand::Open {
                 ref publication, ..

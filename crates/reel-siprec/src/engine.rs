@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 pub const T1: Duration = Duration::from_millis(500);
 pub const T2: Duration = Duration::from_secs(4);
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
+/// Refused INVITEs kept for their ACK at once (`make_room_for_refused`).
+const MAX_KEPT_REFUSALS: usize = 64;
 const SUPPORTED: &str = "siprec, timer, replaces";
 
 #[derive(Debug, Clone)]
@@ -45,7 +47,7 @@ pub struct Config {
     pub port: u16,
     /// Calls recorded at once (confirmed by their ACK); beyond, new INVITEs get 503.
     pub max_calls: usize,
-    /// Calls offered and not yet confirmed by their ACK, in all and from one source address;
+    /// Calls offered and not yet confirmed by their ACK, in all and from one source IP address;
     /// a new INVITE beyond either gets 503 with Retry-After. Unconfirmed calls end at timer
     /// H (32 s), so a flood of INVITEs that are never ACKed holds places that long, and only
     /// its own source's.
@@ -366,7 +368,7 @@ impl Engine {
             }
             let waiting = self.calls.values().filter(|c| !c.established && !c.refused);
             let (all, mine) = waiting.fold((0, 0), |(all, mine), c| {
-                (all + 1, mine + usize::from(c.source == from))
+                (all + 1, mine + usize::from(c.source.ip() == from.ip()))
             });
             if all >= self.config.max_unconfirmed || mine >= self.config.max_unconfirmed_per_source
             {
@@ -445,9 +447,9 @@ impl Engine {
     }
 
     /// A 503 under load, sent once and not kept: an INVITE server transaction would re-send
-    /// it until the ACK, which a flood never sends (the refusals of a flood of 300 came back
-    /// as 2.5× its bytes). A real SRC that misses it re-sends its INVITE and is answered
-    /// again; its ACK, matching no call, is dropped.
+    /// it on timer G until the ACK, which a flood never sends (about five copies of each
+    /// refusal in ten seconds: a reflector). A real SRC that misses it re-sends its INVITE
+    /// and is answered again; its ACK, matching no call, is dropped.
     fn refuse_statelessly(
         &mut self,
         from: SocketAddr,
@@ -461,12 +463,13 @@ impl Engine {
         self.send(from, resp);
     }
 
-    /// Refused INVITEs are kept only to absorb the ACK of their error response; at
-    /// `max_unconfirmed` of them the oldest is forgotten (its ACK, if it ever comes, is then
-    /// ignored), so a flood of refused INVITEs cannot grow the table.
+    /// Refused INVITEs are kept only to absorb the ACK of their error response (re-sent on
+    /// timer G until then); at `MAX_KEPT_REFUSALS` of them the oldest is forgotten (its ACK,
+    /// if it ever comes, is then ignored), so a flood of refused INVITEs can neither grow the
+    /// table nor have many refusals re-sent at once.
     fn make_room_for_refused(&mut self) {
         let refused = || self.calls.iter().filter(|(_, c)| c.refused);
-        if refused().count() < self.config.max_unconfirmed {
+        if refused().count() < MAX_KEPT_REFUSALS {
             return;
         }
         if let Some(oldest) = refused()

@@ -376,7 +376,7 @@ impl Ingest {
             },
         );
         Ok(match bundled {
-            Some(_) => sdp_policy::unbundle_answer(&answer),
+            Some(_) => sdp_policy::unbundle_answer(&answer, offer_sdp),
             None => answer,
         })
     }

@@ -85,11 +85,14 @@ pub fn bundle_single_section(sdp: &str) -> Option<String> {
     Some(out.join(eol) + eol)
 }
 
-/// The answer to an offer `bundle_single_section` rewrote, without the BUNDLE group.
-pub fn unbundle_answer(answer: &str) -> String {
+/// The answer to an offer `bundle_single_section` rewrote, without the BUNDLE group, and
+/// without the mid when the offer had none (`original`: the offer as the client sent it).
+pub fn unbundle_answer(answer: &str, original: &str) -> String {
+    let offer_had_mid = original.lines().any(|l| l.starts_with("a=mid:"));
     answer
         .split_inclusive('\n')
         .filter(|l| !l.starts_with("a=group:BUNDLE"))
+        .filter(|l| offer_had_mid || !l.starts_with("a=mid:"))
         .collect()
 }
 
@@ -113,8 +116,18 @@ mod tests {
             .unwrap()
             .contains("a=group:BUNDLE 0\r\nm=audio 9 RTP/SAVPF 0\r\na=mid:0\r\n"));
         assert_eq!(
-            unbundle_answer("v=0\r\na=group:BUNDLE audio0\r\nm=audio 9 X 111\r\n"),
-            "v=0\r\nm=audio 9 X 111\r\n"
+            unbundle_answer(
+                "v=0\r\na=group:BUNDLE audio0\r\nm=audio 9 X 111\r\na=mid:audio0\r\n",
+                offer
+            ),
+            "v=0\r\nm=audio 9 X 111\r\na=mid:audio0\r\n"
+        );
+        assert_eq!(
+            unbundle_answer(
+                "v=0\r\na=group:BUNDLE 0\r\nm=audio 9 X 0\r\na=mid:0\r\n",
+                no_mid
+            ),
+            "v=0\r\nm=audio 9 X 0\r\n"
         );
     }
 

@@ -186,6 +186,16 @@ impl AnswerAddress {
         self.fixed.unwrap_or(Ipv4Addr::LOCALHOST.into())
     }
 
+    /// The address for a SIP message from `peer`: looked up only for an INVITE (the one
+    /// request that begins a call), so other traffic, spoofed or not, costs no lookup.
+    pub fn for_message(&mut self, peer: IpAddr, message: &[u8]) -> IpAddr {
+        if message.starts_with(b"INVITE ") {
+            self.toward(peer)
+        } else {
+            self.fallback()
+        }
+    }
+
     pub fn toward(&mut self, peer: IpAddr) -> IpAddr {
         if let Some(ip) = self.fixed {
             return ip;

@@ -293,6 +293,11 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
     if settings.max_publishers == 0 {
         return Err("max_publishers must be at least 1".into());
     }
+    if settings.capture_buffer_secs == 0 {
+        return Err(
+            "capture_buffer_secs must be at least 1: capture would drop every frame".into(),
+        );
+    }
     if settings.whip_first_contact_timeout_secs == 0
         || settings.whip_max_pending_per_token == 0
         || settings.whip_max_pending_per_room == 0

@@ -212,7 +212,7 @@ impl SiprecLoop {
                 },
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
-                        let local = self.answer_address.toward(from.ip());
+                        let local = self.answer_address.for_message(from.ip(), &buf[..n]);
                         engine.handle_datagram_at(Instant::now(), from, local, &buf[..n]);
                     }
                     Err(e) => tracing::debug!(error = %e, "sip socket receive"),
@@ -221,7 +221,7 @@ impl SiprecLoop {
                 Some(event) = tcp_inbox.recv() => {
                     let now = Instant::now();
                     if let Some((peer, data)) = state.tcp.handle(now, event) {
-                        let local = self.answer_address.toward(peer.ip());
+                        let local = self.answer_address.for_message(peer.ip(), &data);
                         engine.handle_datagram_at(now, peer, local, &data);
                     }
                 }

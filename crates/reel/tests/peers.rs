@@ -53,9 +53,11 @@ fn a_gstreamer_publisher_is_recorded_whole_for_a_minute() {
     let file = server.download(&assets[0], dir.path());
     let probe = ffprobe(&file);
     assert_eq!(probe.codecs, ["vp8", "opus"]);
+    // Counted from webrtcbin's "connected", which it reports about a second after its media
+    // starts to flow: the recording may hold that second more, never less.
     let published = report["publishedFor"].as_f64().unwrap();
     assert!(
-        (probe.duration - published).abs() <= 1.5,
+        probe.duration >= published - 0.5 && probe.duration <= published + 1.5,
         "recorded {} s of {published} s",
         probe.duration
     );
@@ -87,9 +89,11 @@ fn an_audio_only_gstreamer_offer_without_bundle_is_recorded() {
     let file = server.download(&assets[0], dir.path());
     let probe = ffprobe(&file);
     assert_eq!(probe.codecs, ["opus"]);
+    // Counted from webrtcbin's "connected", which it reports about a second after its media
+    // starts to flow: the recording may hold that second more, never less.
     let published = report["publishedFor"].as_f64().unwrap();
     assert!(
-        (probe.duration - published).abs() <= 1.0,
+        probe.duration >= published - 0.5 && probe.duration <= published + 1.5,
         "recorded {} s of {published} s",
         probe.duration
     );

@@ -366,6 +366,12 @@ fn a_rooms_default_options_apply_to_its_recordings() {
         "gs://reel-test-bucket/room/"
     );
     let room_id = room["id"].as_str().unwrap();
+    // The room sent back as it reads (its credentials are write-only, so not in it) keeps
+    // them: the recording below still has credentials.
+    let path = format!("/v1/rooms/{room_id}");
+    let read = server.get(&path);
+    let back = http::json("PATCH", &server.url(&path), Some(ADMIN_KEY), &read).unwrap();
+    assert_eq!(back.status, 200, "{}", back.text());
 
     let (token, whip) = server.token(room_id, "uma", "camera");
     let media = pattern_and_tone(&media_dir(), 10, "320x240", "400k").unwrap();

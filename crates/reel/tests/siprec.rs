@@ -1313,7 +1313,8 @@ fn half_open_invites_leave_a_real_call_answered() {
         ],
     );
     let room = server.room(3);
-    let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // The flood's own address: the real SRC (sipp) sends from 127.0.0.1.
+    let flood = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     let local = flood.local_addr().unwrap().to_string();
     let sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=label:1\r\na=sendonly\r\n";
     let body = format!(
