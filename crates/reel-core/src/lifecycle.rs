@@ -305,7 +305,7 @@ mod tests {
         // A call's session ends with the call (its parties gone), not "empty".
         let party = lc.venues[&a].publishers.iter().next().unwrap().clone();
         lc.leave(t0, &a, &party);
-        let actions = lc.handle_timeout(t0);
+        let actions = lc.handle_timeout(t0 + limits().empty_timeout);
         assert!(actions.iter().any(|x| matches!(
             x,
             Action::EndSession {

@@ -421,18 +421,9 @@ impl Ingest {
         destination: SocketAddr,
         datagram: &[u8],
     ) -> bool {
-        let Ok(contents) = datagram.try_into() else {
+        let Some(input) = udp_input(now, source, destination, datagram) else {
             return false;
         };
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination,
-                contents,
-            },
-        );
         let owner = match self.by_source.get(&source) {
             Some(id) if self.publishers.contains_key(id) => Some(id.clone()),
             _ => self
@@ -496,16 +487,10 @@ impl Ingest {
                 };
                 publisher.give_up(cause);
             }
-            if let Some((source, destination, request)) = publisher.consent.due(now) {
-                let input = Input::Receive(
-                    now,
-                    Receive {
-                        proto: Protocol::Udp,
-                        source,
-                        destination,
-                        contents: request.as_slice().try_into().expect("a STUN message"),
-                    },
-                );
+            let due = publisher.consent.due(now);
+            if let Some(input) = due.as_ref().and_then(|(source, destination, request)| {
+                udp_input(now, *source, *destination, request)
+            }) {
                 let result = catch_unwind(AssertUnwindSafe(|| publisher.rtc.handle_input(input)));
                 if let Some(error) = failure(result) {
                     publisher.give_up(error);
@@ -602,6 +587,25 @@ impl Publisher {
         }
         self.rtc.disconnect();
     }
+}
+
+/// A datagram as str0m takes it; none when it is not one str0m could take (too large).
+fn udp_input(
+    now: Instant,
+    source: SocketAddr,
+    destination: SocketAddr,
+    datagram: &[u8],
+) -> Option<Input<'_>> {
+    let contents = datagram.try_into().ok()?;
+    Some(Input::Receive(
+        now,
+        Receive {
+            proto: Protocol::Udp,
+            source,
+            destination,
+            contents,
+        },
+    ))
 }
 
 /// What a failed call into str0m says: its error, or that it panicked.

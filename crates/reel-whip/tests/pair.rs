@@ -97,6 +97,15 @@ impl Pair {
         )
     }
 
+    /// Steps until the client is connected (within 5 s).
+    fn connect(&mut self) {
+        let t0 = self.now;
+        while !self.connected {
+            self.step(self.now + Duration::from_millis(10));
+            assert!(self.now - t0 < Duration::from_secs(5), "no connection");
+        }
+    }
+
     /// Moves datagrams both ways until both sides only have timeouts, then advances the
     /// clock to the earliest of them (or `until`).
     fn step(&mut self, until: Instant) {
@@ -171,10 +180,7 @@ fn vp8_frame(key: bool, n: u32) -> Vec<u8> {
 fn a_publisher_is_asked_for_a_keyframe_every_interval() {
     let t0 = Instant::now();
     let (mut pair, _publication, _audio, video) = Pair::new(t0);
-    while !pair.connected {
-        pair.step(pair.now + Duration::from_millis(10));
-        assert!(pair.now - t0 < Duration::from_secs(5), "no connection");
-    }
+    pair.connect();
     let start = pair.now;
     let mut sent = 0u64;
     let mut answered = 0;
@@ -230,10 +236,7 @@ fn a_publisher_is_asked_for_a_keyframe_every_interval() {
 fn publisher_connects_and_every_frame_reaches_the_journal_feed() {
     let t0 = Instant::now();
     let (mut pair, publication, audio, video) = Pair::new(t0);
-    while !pair.connected {
-        pair.step(pair.now + Duration::from_millis(10));
-        assert!(pair.now - t0 < Duration::from_secs(5), "no connection");
-    }
+    pair.connect();
     // Ten virtual seconds: audio every 20 ms, video every 33 ms, keyframe every second.
     let start = pair.now;
     let (mut audio_sent, mut video_sent) = (0u64, 0u64);
@@ -396,10 +399,7 @@ fn an_audio_offer_without_a_bundle_group_is_recorded() {
         keyframe_requests: 0,
         silent_ice: false,
     };
-    while !pair.connected {
-        pair.step(pair.now + Duration::from_millis(10));
-        assert!(pair.now - t0 < Duration::from_secs(5), "no connection");
-    }
+    pair.connect();
     let start = pair.now;
     for n in 0..100u64 {
         let at = start + Duration::from_millis(20 * n);
@@ -427,10 +427,7 @@ fn an_audio_offer_without_a_bundle_group_is_recorded() {
 fn media_keeps_a_pair_alive_when_the_peer_sends_no_binding_requests() {
     let t0 = Instant::now();
     let (mut pair, _publication, audio, _video) = Pair::new(t0);
-    while !pair.connected {
-        pair.step(pair.now + Duration::from_millis(10));
-        assert!(pair.now - t0 < Duration::from_secs(5), "no connection");
-    }
+    pair.connect();
     pair.silent_ice = true;
     let start = pair.now;
     let packets = 40 * 50u64;
