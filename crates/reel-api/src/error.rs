@@ -36,6 +36,18 @@ impl ApiError {
     pub fn unauthorized(message: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
+    /// The database cannot answer now; the client should try again shortly.
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %e, "answered 503: the database is unavailable");
+        ApiError {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable; try again shortly",
+            )
+        }
+    }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         // The detail goes to the log, not to the client.
         tracing::error!(error = %e, "internal error");
@@ -63,6 +75,7 @@ impl From<reel_db::DbError> for ApiError {
     fn from(e: reel_db::DbError) -> Self {
         match e {
             reel_db::DbError::NotFound => ApiError::not_found("resource"),
+            other if other.is_unavailable() => ApiError::unavailable(other),
             other => ApiError::internal(other),
         }
     }
@@ -113,6 +126,7 @@ impl From<RecorderError> for ApiError {
                     "the server is shutting down",
                 )
             },
+            RecorderError::Unavailable(e) => ApiError::unavailable(e),
             other => ApiError::internal(other),
         }
     }

@@ -8,6 +8,7 @@ pub mod dto;
 mod error;
 mod extract;
 mod files;
+mod live_resources;
 pub mod openapi;
 mod publish_page;
 mod recordings;
@@ -51,6 +52,8 @@ pub struct Inner {
     pub config: ApiConfig,
     /// Per API key: tokens left and when they were counted.
     pub buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+    /// This process's WHIP resources, for leaving while the database is unavailable.
+    pub live_resources: live_resources::LiveResources,
 }
 
 /// Requests per key: `per_second` on average, `burst` at once.
@@ -122,6 +125,7 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
         recorder,
         config,
         buckets: Default::default(),
+        live_resources: Default::default(),
     });
     let router = Router::new()
         .route(

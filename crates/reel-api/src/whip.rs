@@ -139,15 +139,20 @@ async fn publish(
         .map_err(|_| ApiError::bad_request("invalid_sdp", "the offer is not UTF-8 text"))?;
     // Cheap checks first, so a bad offer never creates a session.
     reel_whip::check_offer(offer)?;
-    let room =
-        s.db.get_room(None, &room_id)
-            .await
-            .map_err(|_| ApiError::not_found("room"))?;
+    let room = match s.db.get_room(None, &room_id).await {
+        Err(e) if e.is_unavailable() => return Err(ApiError::unavailable(e)),
+        other => other.map_err(|_| ApiError::not_found("room"))?,
+    };
     let kind: PublicationKind = token.kind.parse().map_err(ApiError::internal)?;
     let (ctx, answer) = s
         .recorder
         .publish(room, token.participant, kind, offer.to_string())
         .await?;
+    s.live_resources.remember(
+        ctx.publication.as_str(),
+        &room_id,
+        bearer(&headers).unwrap_or_default(),
+    );
     let location = format!("/whip/{}/{}", room_id, ctx.publication);
     let mut resp = (StatusCode::CREATED, answer).into_response();
     let h = resp.headers_mut();
@@ -175,16 +180,31 @@ async fn unpublish(
     Path((room_id, publication_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let token = authorize(&s, &headers, &room_id).await?;
     let id = PublicationId::parse(&publication_id)
         .ok_or_else(|| ApiError::not_found("WHIP resource"))?;
-    let publication =
-        s.db.get_publication(id.as_str())
-            .await
-            .map_err(|_| ApiError::not_found("WHIP resource"))?;
-    if publication.room_id != room_id || publication.participant != token.participant {
-        return Err(ApiError::not_found("WHIP resource"));
+    let checked = async {
+        let token = authorize(&s, &headers, &room_id).await?;
+        let publication = match s.db.get_publication(id.as_str()).await {
+            Err(e) if e.is_unavailable() => return Err(ApiError::unavailable(e)),
+            other => other.map_err(|_| ApiError::not_found("WHIP resource"))?,
+        };
+        if publication.room_id != room_id || publication.participant != token.participant {
+            return Err(ApiError::not_found("WHIP resource"));
+        }
+        Ok(())
+    };
+    match checked.await {
+        Ok(()) => {}
+        // The database cannot say; this process can, for the resources it created.
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+            let bearer = bearer(&headers).unwrap_or_default();
+            if !s.live_resources.allows(id.as_str(), &room_id, bearer) {
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
     }
+    s.live_resources.forget(id.as_str());
     s.recorder.unpublish(id);
     Ok(StatusCode::OK.into_response())
 }

@@ -38,6 +38,40 @@ pub enum DbError {
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
+impl DbError {
+    /// The database could not take the request now (locked past `busy_timeout`, disk full,
+    /// unreachable, no connection free) and the same request may succeed later. Callers
+    /// keep such work and retry it; the API answers 503 with `Retry-After`.
+    pub fn is_unavailable(&self) -> bool {
+        let DbError::Sql(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // SQLite primary result codes (an extended code keeps the primary in its
+                // low byte): BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, FULL 13,
+                // CANTOPEN 14. PostgreSQL SQLSTATE classes: 08 connection, 53 resources,
+                // 57 operator intervention (shutdown, admin_shutdown), 40001 serialization.
+                if let Ok(n) = code.parse::<i64>() {
+                    matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14)
+                } else {
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57")
+                        || code == "40001"
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
@@ -56,6 +90,9 @@ impl Db {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 10 })
+            // An unreachable PostgreSQL answers within this, not sqlx's 30 s: the recorder
+            // keeps refused work and retries it, and the API answers 503 at once.
+            .acquire_timeout(std::time::Duration::from_secs(3))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
@@ -66,7 +103,10 @@ impl Db {
                         sqlx::query("PRAGMA busy_timeout=5000")
                             .execute(&mut *conn)
                             .await?;
-                        sqlx::query("PRAGMA synchronous=NORMAL")
+                        // FULL: a commit is on disk when it returns (NORMAL in WAL mode may
+                        // lose the last commits to an OS crash or a disk turned read-only,
+                        // while the journals they describe, fsynced, survive as orphans).
+                        sqlx::query("PRAGMA synchronous=FULL")
                             .execute(&mut *conn)
                             .await?;
                     }
@@ -93,12 +133,114 @@ impl Db {
     /// once with SQLITE_BUSY when another connection wrote in between, without waiting out
     /// `busy_timeout`. (Found by schemathesis on a loaded machine: a 500 on a recording stop
     /// racing the webhook worker.)
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
         let statement = if self.is_sqlite {
             "BEGIN IMMEDIATE"
         } else {
             "BEGIN"
         };
-        Ok(self.pool.begin_with(statement).await?)
+        let conn = self.pool.acquire().await?;
+        let mut tx = WriteTx {
+            conn,
+            committed: false,
+        };
+        sqlx::query(statement).execute(&mut *tx.conn).await?;
+        Ok(tx)
+    }
+}
+
+/// A write transaction that owns its connection's fate: committed, the connection goes back
+/// to the pool; failed or dropped at any step (a refused COMMIT included), the connection
+/// is closed, which rolls the transaction back. sqlx's own `Transaction` returns the
+/// connection to the pool with its transaction depth still counted after a failed COMMIT,
+/// and every later `begin` on it fails until restart (seen after a disk-full COMMIT).
+pub(crate) struct WriteTx {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    committed: bool,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::repo::tests::{postgres, sqlite};
+    use crate::Db;
+
+    /// A COMMIT the database refuses (here a deferred foreign key; a full disk in the field)
+    /// leaves every pooled connection usable: the failed one is closed, not reused.
+    async fn a_refused_commit_poisons_no_connection(db: Db) {
+        for statement in [
+            "CREATE TABLE fault_parent (id BIGINT PRIMARY KEY)",
+            "CREATE TABLE fault_child (parent BIGINT REFERENCES fault_parent (id) DEFERRABLE INITIALLY DEFERRED)",
+        ] {
+            sqlx::query(statement).execute(db.pool()).await.unwrap();
+        }
+        for _ in 0..3 {
+            let mut tx = db.begin_write().await.unwrap();
+            sqlx::query("INSERT INTO fault_child (parent) VALUES (7)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            assert!(tx.commit().await.is_err(), "the COMMIT must fail");
+        }
+        // More writes than the pool has connections: each one works.
+        for i in 0..12i64 {
+            let mut tx = db.begin_write().await.unwrap();
+            sqlx::query("INSERT INTO fault_parent (id) VALUES ($1)")
+                .bind(i)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fault_parent")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 12);
+        let children: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fault_child")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(children, 0, "a refused transaction left rows behind");
+    }
+
+    #[tokio::test]
+    async fn a_refused_commit_on_sqlite() {
+        a_refused_commit_poisons_no_connection(sqlite().await).await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_commit_on_postgres() {
+        if let Some(db) = postgres().await {
+            a_refused_commit_poisons_no_connection(db).await;
+        }
     }
 }

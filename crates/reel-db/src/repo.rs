@@ -65,7 +65,7 @@ pub(crate) fn json_column(r: &AnyRow, name: &str) -> Result<serde_json::Value> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Application, Asset, Db, Publication, Room, Session, Track};
     use reel_core::{Codec, EndReason, MediaKind, PublicationKind, PublicationState, SessionState};
@@ -91,7 +91,7 @@ mod tests {
         Some(Db::connect(&url).await.unwrap())
     }
 
-    async fn sqlite() -> Db {
+    pub(crate) async fn sqlite() -> Db {
         let dir = std::env::temp_dir().join(format!("reel-db-test-{}", reel_core::random_token(8)));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}/t.db", dir.display());

@@ -2,7 +2,9 @@
 //! asset and event in one transaction) and reports back on the brain's queue.
 
 use crate::engine::{Input, JobResult, JobSpec};
-use crate::{assets, composites, retention, transcripts, uploads, Msg, Outcome, Result};
+use crate::{
+    assets, composites, retention, transcripts, uploads, Msg, Outcome, RecorderError, Result,
+};
 use reel_core::recording::FailureCode;
 use reel_db::Db;
 use std::path::PathBuf;
@@ -45,7 +47,49 @@ async fn after(flushed: Option<Flushed>) {
     }
 }
 
-pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>) {
+/// Runs `spec` once the brain's changes enqueued before it are in the database (the job
+/// reads them), again with backoff while the database is unavailable: every job is
+/// idempotent, and one refused for now is not a failed recording.
+pub(crate) async fn run(
+    cx: JobContext,
+    spec: JobSpec,
+    flushed: Option<Flushed>,
+    (needs, mut written): (u64, tokio::sync::watch::Receiver<u64>),
+) {
+    let _ = written.wait_for(|w| *w >= needs).await;
+    let mut backoff = std::time::Duration::from_millis(500);
+    loop {
+        match run_once(&cx, &spec, flushed.clone()).await {
+            Attempt::Report(report) => {
+                let _ = cx.report.send(Msg::Input(*report));
+                return;
+            }
+            Attempt::Done => return,
+            Attempt::Unavailable(e) => {
+                tracing::warn!(error = %e, ?backoff, "job: the database is unavailable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Report(Box<Input>),
+    Done,
+    Unavailable(String),
+}
+
+/// The database was unavailable: the job is tried again rather than reported failed.
+fn unavailable<T>(r: &Result<T>) -> Option<String> {
+    match r {
+        Err(RecorderError::Db(e)) if e.is_unavailable() => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+async fn run_once(cx: &JobContext, spec: &JobSpec, flushed: Option<Flushed>) -> Attempt {
+    let spec = spec.clone();
     let report = match spec {
         JobSpec::StreamAsset {
             recording,
@@ -57,6 +101,9 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
             let r =
                 assets::process_publication(&cx.db, &cx.data_dir, &publication, &recording, window)
                     .await;
+            if let Some(e) = unavailable(&r) {
+                return Attempt::Unavailable(e);
+            }
             if let Err(e) = &r {
                 tracing::error!(%publication, error = %e, "asset job");
             }
@@ -69,6 +116,9 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
             after(flushed).await;
             let r =
                 composites::process_recording(&cx.db, &cx.data_dir, &cx.render, &recording).await;
+            if let Some(e) = unavailable(&r) {
+                return Attempt::Unavailable(e);
+            }
             if let Err(e) = &r {
                 tracing::error!(%recording, error = %e, "composite job");
             }
@@ -81,7 +131,11 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
             recording,
             name_objects,
         } => {
-            let outcome = match upload(&cx, &recording, name_objects).await {
+            let r = upload(cx, &recording, name_objects).await;
+            if let Some(e) = unavailable(&r) {
+                return Attempt::Unavailable(e);
+            }
+            let outcome = match r {
                 Ok(o) => o,
                 Err(e) => uploads::UploadOutcome::Failed {
                     asset_id: None,
@@ -93,13 +147,15 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
         }
         JobSpec::Transcribe { recording } => {
             // Returns at once for a recording that wants no transcript.
-            if let Err(e) =
-                transcripts::process(&cx.db, &cx.data_dir, &cx.render, &cx.uploads, &recording)
-                    .await
-            {
+            let r = transcripts::process(&cx.db, &cx.data_dir, &cx.render, &cx.uploads, &recording)
+                .await;
+            if let Some(e) = unavailable(&r) {
+                return Attempt::Unavailable(e);
+            }
+            if let Err(e) = r {
                 tracing::error!(%recording, error = %e, "transcription job");
             }
-            return;
+            return Attempt::Done;
         }
         JobSpec::Retention {
             default_days,
@@ -124,13 +180,17 @@ pub(crate) async fn run(cx: JobContext, spec: JobSpec, flushed: Option<Flushed>)
                 let rec = cx.db.recording_by_id(&recording).await?;
                 transcripts::finish_upload(&cx.db, &cx.uploads, &rec, event).await
             };
-            if let Err(e) = finished.await {
+            let r = finished.await;
+            if let Some(e) = unavailable(&r) {
+                return Attempt::Unavailable(e);
+            }
+            if let Err(e) = r {
                 tracing::error!(%recording, error = %e, "transcript upload");
             }
-            return;
+            return Attempt::Done;
         }
     };
-    let _ = cx.report.send(Msg::Input(report));
+    Attempt::Report(Box::new(report))
 }
 
 async fn upload(

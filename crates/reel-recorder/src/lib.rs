@@ -25,6 +25,7 @@ pub mod recovery;
 pub mod retention;
 pub mod transcripts;
 pub mod uploads;
+mod write_behind;
 
 use capture::{CaptureCommand, CaptureHandle, CaptureNotice};
 use engine::{Engine, Input, JobSpec, MediaOrder, Now, Output, Reply, ReplyTo, RoomFacts};
@@ -60,6 +61,9 @@ pub enum RecorderError {
     InvalidState(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// The database cannot take the change now; it is kept and written when it can.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = RecorderError> = std::result::Result<T, E>;
@@ -196,6 +200,7 @@ impl Recorder {
         });
         let brain = Brain {
             engine: Engine::new(data_dir.clone()),
+            writes: write_behind::WriteBehind::new(db.clone()),
             db: db.clone(),
             media: media_tx.clone(),
             calls: calls_tx,
@@ -513,6 +518,7 @@ struct Brain {
     flushes: HashMap<SessionId, jobs::Flushed>,
     shutdown: Option<oneshot::Sender<()>>,
     drained: bool,
+    writes: write_behind::WriteBehind,
 }
 
 fn now() -> Now {
@@ -530,17 +536,21 @@ impl Brain {
                 while self.jobs.join_next().await.is_some() {}
                 self.engine.handle(now(), Input::EndAll);
                 self.execute().await;
+                self.writes.finish().await;
                 if let Some(reply) = self.shutdown.take() {
                     let _ = reply.send(());
                 }
                 return;
             }
+            let retry_at = self.writes.retry_at();
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { return };
                     self.input(msg).await;
                 }
                 _ = tokio::time::sleep_until(wake.into()) => self.engine.handle_timeout(now()),
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => self.writes.retry(),
+                _ = self.writes.retried() => {}
                 Some(_) = self.jobs.join_next(), if !self.jobs.is_empty() => {}
             }
         }
@@ -670,19 +680,24 @@ impl Brain {
     }
 
     /// Executes the engine's outputs in order until it has none; returns when to wake it.
-    /// A write that fails turns the replies that follow it into errors (and undoes a join):
-    /// nothing is answered as done that the database does not hold.
+    /// A write that is refused or kept for later turns the replies that follow it into
+    /// errors (and undoes a join): nothing is answered as done that the database does not
+    /// hold. Kept writes still happen, in order, when the database takes them.
     async fn execute(&mut self) -> Instant {
-        let mut refused: Option<String> = None;
+        // Every reply after a kept (true) or refused (false) batch becomes an error.
+        let mut refused: Option<(bool, String)> = None;
         loop {
             match self.engine.poll_output() {
                 Output::Timeout(at) => return at,
-                Output::Persist(changes) => {
-                    if let Err(e) = self.db.commit(&changes).await {
-                        tracing::error!(error = %e, "recorder: the database refused a change");
-                        refused = Some(e.to_string());
+                Output::Persist(changes) => match self.writes.persist(changes).await {
+                    write_behind::Persisted::Written => {}
+                    write_behind::Persisted::Held(e) => {
+                        refused = Some((true, e));
                     }
-                }
+                    write_behind::Persisted::Refused(e) => {
+                        refused = Some((false, format!("the database refused the change: {e}")));
+                    }
+                },
                 Output::SetCapture {
                     session,
                     on,
@@ -730,12 +745,13 @@ impl Brain {
                         } => self.flushes.get(s).cloned(),
                         _ => None,
                     };
+                    let written = self.writes.written_up_to();
                     self.jobs
-                        .spawn(jobs::run(self.job_context.clone(), spec, flushed));
+                        .spawn(jobs::run(self.job_context.clone(), spec, flushed, written));
                 }
                 Output::Reply { to, result } => {
                     let result = match (&refused, result) {
-                        (Some(e), Ok(reply)) => {
+                        (Some((kept, e)), Ok(reply)) => {
                             if let Reply::Joined(ctx) = &reply {
                                 self.engine.handle(
                                     now(),
@@ -744,9 +760,11 @@ impl Brain {
                                     },
                                 );
                             }
-                            Err(RecorderError::Internal(format!(
-                                "the database refused the change: {e}"
-                            )))
+                            Err(if *kept {
+                                RecorderError::Unavailable(e.clone())
+                            } else {
+                                RecorderError::Internal(e.clone())
+                            })
                         }
                         (_, result) => result,
                     };

@@ -27,7 +27,7 @@ use reel_media::journal::{flags, Record};
 use reel_media::rtp::{self, StreamConfig, StreamReceiver};
 use reel_media::source_latch::{Admit, SourceLatch};
 use reel_recorder::capture::CaptureCommand;
-use reel_recorder::{MediaCommand, PublicationContext, Recorder};
+use reel_recorder::{MediaCommand, PublicationContext, Recorder, RecorderError};
 use reel_siprec::engine::{Config as EngineConfig, Engine, Event, Output};
 use reel_siprec::metadata::Metadata;
 use reel_siprec::plan::{self, MediaPolicy, PlannedParty};
@@ -685,14 +685,27 @@ impl Decide {
 
     /// The confirmed call's parties join its session, in SDP order (the caller, whose
     /// stream comes first, joins first). On a failure the ones already joined are undone.
+    /// A party refused because the database is unavailable for now is tried again (the
+    /// call is answered: it is recorded from the moment the database takes it).
     async fn join(&self, call_id: &str, prepared: &Prepared) -> Result<Vec<Party>, String> {
         let mut parties: Vec<Party> = Vec::new();
         for planned in &prepared.parties {
-            match self
-                .recorder
-                .join_call(prepared.room.clone(), call_id, planned.name.clone())
-                .await
-            {
+            let mut backoff = Duration::from_millis(500);
+            let joined = loop {
+                match self
+                    .recorder
+                    .join_call(prepared.room.clone(), call_id, planned.name.clone())
+                    .await
+                {
+                    Err(RecorderError::Unavailable(e)) if backoff < Duration::from_secs(60) => {
+                        tracing::warn!(call = %call_id, error = %e, "joining the call: the database is unavailable; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                    other => break other,
+                }
+            };
+            match joined {
                 Ok(ctx) => parties.push(Party {
                     ctx,
                     planned: planned.clone(),
