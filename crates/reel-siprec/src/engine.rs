@@ -24,6 +24,7 @@
 use crate::message::{self, Message, Request};
 use crate::metadata::Metadata;
 use crate::multipart::siprec_body;
+use crate::plan;
 use crate::sdp::{self, LineAnswer, Offer};
 use crate::sources::AllowedSources;
 use crate::SiprecError;
@@ -53,6 +54,11 @@ pub struct Config {
     /// its own source's.
     pub max_unconfirmed: usize,
     pub max_unconfirmed_per_source: usize,
+    /// RTP ports the unconfirmed calls from one source IP address may hold in all: a few
+    /// INVITEs of many lines fill a port range as surely as many INVITEs of one.
+    pub max_unconfirmed_ports_per_source: usize,
+    /// Lines recorded per call; an offer's lines beyond it are declined (port 0).
+    pub max_lines_per_call: usize,
     /// Who may send SIP at all; datagrams from elsewhere are dropped unanswered.
     pub allowed_sources: AllowedSources,
 }
@@ -123,6 +129,8 @@ struct Call {
     local: IpAddr,
     /// Where its INVITE came from: what the per-source cap counts.
     source: SocketAddr,
+    /// RTP ports its answer holds (one per recorded line, at most `max_lines_per_call`).
+    ports: usize,
 }
 
 /// A BYE of ours (non-INVITE client transaction, RFC 3261 §17.1.2): re-sent on timer E
@@ -366,20 +374,6 @@ impl Engine {
                 let extra = [("Retry-After", "5".to_string())];
                 return self.refuse_statelessly(from, r, "at capacity", &extra);
             }
-            let waiting = self.calls.values().filter(|c| !c.established && !c.refused);
-            let (all, mine) = waiting.fold((0, 0), |(all, mine), c| {
-                (all + 1, mine + usize::from(c.source.ip() == from.ip()))
-            });
-            if all >= self.config.max_unconfirmed || mine >= self.config.max_unconfirmed_per_source
-            {
-                let extra = [("Retry-After", "1".to_string())];
-                return self.refuse_statelessly(
-                    from,
-                    r,
-                    "too many calls waiting for their ACK",
-                    &extra,
-                );
-            }
         }
         let parsed = self.offer_of(&r, r.ids.call_id.as_str());
         let (offer, metadata) = match parsed {
@@ -395,6 +389,32 @@ impl Engine {
                 return self.final_for_new(now, from, r, code, &reason, &[]);
             }
         };
+        // A new call holds an RTP port per recorded line from its answer to its ACK: the
+        // unconfirmed budget counts calls and, per source, their ports.
+        let ports = plan::ports_needed(&offer, self.config.max_lines_per_call);
+        if !in_dialog {
+            let waiting = self.calls.values().filter(|c| !c.established && !c.refused);
+            let (all, mine, mine_ports) = waiting.fold((0, 0, 0), |(all, mine, p), c| {
+                let here = c.source.ip() == from.ip();
+                (
+                    all + 1,
+                    mine + usize::from(here),
+                    p + if here { c.ports } else { 0 },
+                )
+            });
+            if all >= self.config.max_unconfirmed
+                || mine >= self.config.max_unconfirmed_per_source
+                || mine_ports + ports > self.config.max_unconfirmed_ports_per_source
+            {
+                let extra = [("Retry-After", "1".to_string())];
+                return self.refuse_statelessly(
+                    from,
+                    r,
+                    "too many calls waiting for their ACK",
+                    &extra,
+                );
+            }
+        }
         let trying = r.respond(100, "Trying", None, &[], None);
         self.send(from, trying);
         let call_id = r.ids.call_id.clone();
@@ -435,6 +455,7 @@ impl Engine {
                     offered_at: now,
                     local: self.arrived_at,
                     source: from,
+                    ports,
                 },
             );
             self.event(Event::Offered {
@@ -543,6 +564,7 @@ impl Engine {
                 offered_at: now,
                 local: self.arrived_at,
                 source: from,
+                ports: 0,
             },
         );
         self.pending(now, from, r, resp, false);

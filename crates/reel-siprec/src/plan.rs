@@ -53,12 +53,26 @@ pub fn room_candidates<'a>(user: Option<&'a str>, default_room: &'a str) -> Vec<
     out
 }
 
-/// Plans a new call: the lines to record under `policy` and the parties sending them.
+/// The most RTP ports a new call's answer can hold: its recordable lines (whatever the room's
+/// policy), at most `max_lines`.
+pub fn ports_needed(offer: &Offer, max_lines: usize) -> usize {
+    offer
+        .media
+        .iter()
+        .filter(|m| m.port != 0 && m.recordable().is_some())
+        .count()
+        .min(max_lines)
+}
+
+/// Plans a new call: the lines to record under `policy` (the first `max_lines` of them; the
+/// others are declined) and the parties sending them.
 pub fn plan_call(
     offer: &Offer,
     metadata: Option<&Metadata>,
     policy: MediaPolicy,
+    max_lines: usize,
 ) -> Result<CallPlan, Refusal> {
+    let mut recorded = 0;
     let formats: Vec<Option<&Format>> = offer
         .media
         .iter()
@@ -69,7 +83,9 @@ pub fn plan_call(
                     MediaType::Video => policy == MediaPolicy::AudioVideo,
                     MediaType::Other => false,
                 };
-            m.recordable().filter(|_| wanted)
+            let format = m.recordable().filter(|_| wanted && recorded < max_lines);
+            recorded += usize::from(format.is_some());
+            format
         })
         .collect();
     if formats.iter().all(Option::is_none) {
@@ -209,7 +225,7 @@ m=audio 6006 RTP/AVP 0\r\na=label:9\r\na=sendonly\r\n";
     fn lines_go_to_their_senders_in_the_order_of_their_first_line() {
         let offer = Offer::parse(SDP).unwrap();
         let md = metadata("Alice");
-        let plan = plan_call(&offer, Some(&md), MediaPolicy::Audio).unwrap();
+        let plan = plan_call(&offer, Some(&md), MediaPolicy::Audio, 16).unwrap();
         // The caller first; a line the metadata does not attribute is a party of its own.
         assert_eq!(
             parties_of(&plan),
@@ -228,7 +244,7 @@ m=audio 6006 RTP/AVP 0\r\na=label:9\r\na=sendonly\r\n";
         assert_eq!(party_of, [Some(0), None, Some(1), Some(2)]);
         assert_eq!(plan.lines[2].as_ref().unwrap().format.encoding, "PCMA");
         // Under audio_video the caller's video line is the caller's.
-        let plan = plan_call(&offer, Some(&md), MediaPolicy::AudioVideo).unwrap();
+        let plan = plan_call(&offer, Some(&md), MediaPolicy::AudioVideo, 16).unwrap();
         assert_eq!(plan.lines[1].as_ref().unwrap().party, 0);
         assert_eq!(plan.parties.len(), 3);
     }
@@ -236,7 +252,7 @@ m=audio 6006 RTP/AVP 0\r\na=label:9\r\na=sendonly\r\n";
     #[test]
     fn no_metadata_gives_a_party_per_line_and_no_recordable_line_is_refused() {
         let offer = Offer::parse(SDP).unwrap();
-        let plan = plan_call(&offer, None, MediaPolicy::Audio).unwrap();
+        let plan = plan_call(&offer, None, MediaPolicy::Audio, 16).unwrap();
         assert_eq!(
             parties_of(&plan),
             [
@@ -248,20 +264,42 @@ m=audio 6006 RTP/AVP 0\r\na=label:9\r\na=sendonly\r\n";
         let video_only =
             "v=0\r\no=SRC 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
 m=video 6002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=sendonly\r\n";
-        let refused = plan_call(&Offer::parse(video_only).unwrap(), None, MediaPolicy::Audio);
+        let refused = plan_call(
+            &Offer::parse(video_only).unwrap(),
+            None,
+            MediaPolicy::Audio,
+            16,
+        );
         assert_eq!(refused.unwrap_err().status, 488);
         assert!(plan_call(
             &Offer::parse(video_only).unwrap(),
             None,
-            MediaPolicy::AudioVideo
+            MediaPolicy::AudioVideo,
+            16
         )
         .is_ok());
     }
 
     #[test]
+    fn lines_beyond_the_cap_are_declined() {
+        let mut sdp = String::from(
+            "v=0\r\no=SRC 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n",
+        );
+        for n in 0..500 {
+            sdp += &format!("m=audio {} RTP/AVP 0\r\na=sendonly\r\n", 6000 + 2 * n);
+        }
+        let offer = Offer::parse(&sdp).unwrap();
+        assert_eq!(ports_needed(&offer, 16), 16);
+        let plan = plan_call(&offer, None, MediaPolicy::Audio, 16).unwrap();
+        assert_eq!(plan.lines.len(), 500, "one answer line per offered line");
+        assert_eq!(plan.lines.iter().flatten().count(), 16);
+        assert!(plan.lines[..16].iter().all(Option::is_some));
+    }
+
+    #[test]
     fn a_reoffer_keeps_the_lines_and_a_stop_in_sending_is_a_hold() {
         let offer = Offer::parse(SDP).unwrap();
-        let plan = plan_call(&offer, None, MediaPolicy::Audio).unwrap();
+        let plan = plan_call(&offer, None, MediaPolicy::Audio, 16).unwrap();
         let recorded: Vec<Option<(u16, &Format)>> = plan
             .lines
             .iter()
@@ -294,7 +332,7 @@ m=video 6002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=sendonly\r\n";
     #[test]
     fn a_metadata_update_renames_only_who_changed_and_never_to_a_number() {
         let offer = Offer::parse(SDP).unwrap();
-        let plan = plan_call(&offer, Some(&metadata("Alice")), MediaPolicy::Audio).unwrap();
+        let plan = plan_call(&offer, Some(&metadata("Alice")), MediaPolicy::Audio, 16).unwrap();
         assert_eq!(
             renames(&plan.parties, &metadata("Alice Liddell")),
             [(0, "Alice Liddell".to_string())]

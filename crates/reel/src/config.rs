@@ -104,6 +104,8 @@ pub struct SiprecSettings {
     pub rtp_timeout_secs: u64,
     pub max_unconfirmed_calls: usize,
     pub max_unconfirmed_calls_per_source: usize,
+    pub max_unconfirmed_ports_per_source: usize,
+    pub max_lines_per_call: usize,
     pub max_tcp_connections: usize,
     pub tcp_idle_timeout_secs: u64,
     pub allowed_sources: String,
@@ -269,12 +271,14 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
         || sip.max_calls == 0
         || sip.max_unconfirmed_calls == 0
         || sip.max_unconfirmed_calls_per_source == 0
+        || sip.max_unconfirmed_ports_per_source == 0
+        || sip.max_lines_per_call == 0
         || sip.max_tcp_connections == 0
         || sip.tcp_idle_timeout_secs == 0
     {
         return Err(
             "siprec: rtp_timeout_secs, max_calls, max_unconfirmed_calls(_per_source), \
-                    max_tcp_connections and tcp_idle_timeout_secs must be at least 1"
+                    max_unconfirmed_ports_per_source, max_lines_per_call, max_tcp_connections and tcp_idle_timeout_secs must be at least 1"
                 .into(),
         );
     }

@@ -152,6 +152,8 @@ impl SiprecLoop {
             max_calls: self.settings.max_calls,
             max_unconfirmed: self.settings.max_unconfirmed_calls,
             max_unconfirmed_per_source: self.settings.max_unconfirmed_calls_per_source,
+            max_unconfirmed_ports_per_source: self.settings.max_unconfirmed_ports_per_source,
+            max_lines_per_call: self.settings.max_lines_per_call,
             allowed_sources: self.settings.allowed_sources(),
         });
         let (tx, mut internal) = unbounded_channel();
@@ -245,6 +247,7 @@ impl SiprecLoop {
             recorder: self.recorder.clone(),
             settings: DecideSettings {
                 default_room: self.settings.default_room.clone(),
+                max_lines_per_call: self.settings.max_lines_per_call,
                 // Checked when the configuration was read.
                 media_policy: self.settings.media_policy.parse().unwrap_or_default(),
                 rtp_ports: (self.settings.rtp_port_min, self.settings.rtp_port_max),
@@ -632,6 +635,7 @@ impl State {
 
 struct DecideSettings {
     default_room: String,
+    max_lines_per_call: usize,
     media_policy: MediaPolicy,
     rtp_ports: (u16, u16),
     bind: IpAddr,
@@ -659,8 +663,13 @@ impl Decide {
             .ok()
             .and_then(|p| p.sip_media)
             .unwrap_or(self.settings.media_policy);
-        let planned =
-            plan::plan_call(offer, metadata.as_ref(), policy).map_err(|r| (r.status, r.reason))?;
+        let planned = plan::plan_call(
+            offer,
+            metadata.as_ref(),
+            policy,
+            self.settings.max_lines_per_call,
+        )
+        .map_err(|r| (r.status, r.reason))?;
         let mut lines = Vec::new();
         for line in planned.lines {
             let Some(line) = line else {

@@ -1392,3 +1392,86 @@ fn half_open_invites_leave_a_real_call_answered() {
         .collect();
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+/// Sockets the server process holds open (UDP and TCP), from /proc.
+fn open_sockets(server: &Server) -> usize {
+    let pid = server.child.as_ref().expect("server running").id();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+#[test]
+fn invites_of_500_lines_hold_at_most_the_line_cap_and_a_real_call_is_recorded() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let room = server.room(3);
+    let before = open_sockets(&server);
+    let flood = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    flood
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let local = flood.local_addr().unwrap().to_string();
+    let mut sdp =
+        String::from("v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n");
+    for n in 0..500 {
+        sdp += &format!("m=audio {} RTP/AVP 0\r\na=sendonly\r\n", 4000 + 2 * n);
+    }
+    let body = format!(
+        "--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b\r\nContent-Type: application/rs-metadata+xml\r\n\r\n<recording xmlns='urn:ietf:params:xml:ns:recording:1'/>\r\n--b--\r\n"
+    );
+    for n in 0..4 {
+        let invite = sip_request(
+            "INVITE",
+            &format!("wide-{n}"),
+            "Require: siprec\r\n",
+            "multipart/mixed;boundary=b",
+            &body,
+        )
+        .replace("sip:rec@127.0.0.1", &format!("sip:{room}@127.0.0.1"))
+        .replace("LOCAL", &local);
+        flood.send_to(invite.as_bytes(), &server.sip).unwrap();
+    }
+    // The 200 OKs (never ACKed): each records the first 16 lines and declines the rest.
+    let mut answers = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while answers.len() < 4 && std::time::Instant::now() < deadline {
+        if let Ok(n) = flood.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("SIP/2.0 200") {
+                answers.push(text);
+            }
+        }
+    }
+    assert_eq!(answers.len(), 4, "every INVITE answered");
+    for answer in &answers {
+        let lines: Vec<&str> = answer.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(lines.len(), 500, "one answer line per offered line");
+        let recorded = lines
+            .iter()
+            .filter(|l| !l.starts_with("m=audio 0 "))
+            .count();
+        assert_eq!(recorded, 16, "{:?}", &lines[..20]);
+    }
+    let held = open_sockets(&server) - before;
+    eprintln!("4 INVITEs of 500 lines: {held} sockets held before their ACK");
+    assert!(
+        held <= 4 * 16,
+        "{held} sockets for 4 calls of at most 16 lines"
+    );
+
+    // A real SRC's call, from another address, meanwhile: answered and recorded.
+    let media = media_script(dir.path(), &[Media::Tone(440), Media::Tone(1000)], 2);
+    sipp(&server, dir.path(), "call.xml", &room, &media, 2500, 1);
+    let sessions = ended_calls(&server, &room, 1);
+    let real = sessions
+        .iter()
+        .find(|s| !s["call_id"].as_str().unwrap().starts_with("wide-"))
+        .expect("the real call");
+    let assets = server.wait_assets(real["id"].as_str().unwrap(), 3, Duration::from_secs(60));
+    assert_eq!(of_type(&assets, "audio").len(), 2);
+}

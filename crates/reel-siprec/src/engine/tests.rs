@@ -11,6 +11,8 @@ fn engine(max_calls: usize) -> Engine {
         max_calls,
         max_unconfirmed: 16,
         max_unconfirmed_per_source: 4,
+        max_unconfirmed_ports_per_source: 2000,
+        max_lines_per_call: 16,
         allowed_sources: Default::default(),
     })
 }
@@ -548,6 +550,8 @@ fn a_burst_of_answered_calls_waits_for_its_acks() {
         max_calls: 1000,
         max_unconfirmed: 2000,
         max_unconfirmed_per_source: 1000,
+        max_unconfirmed_ports_per_source: 2000,
+        max_lines_per_call: 16,
         allowed_sources: Default::default(),
     });
     let t0 = Instant::now();
@@ -595,6 +599,8 @@ fn sources_outside_the_allow_list_get_no_answer() {
         max_calls: 10,
         max_unconfirmed: 4,
         max_unconfirmed_per_source: 4,
+        max_unconfirmed_ports_per_source: 2000,
+        max_lines_per_call: 16,
         allowed_sources: AllowedSources::parse("10.0.0.0/8").unwrap(),
     });
     let t0 = Instant::now();
@@ -645,4 +651,55 @@ fn tags_and_branches_differ_across_restarts() {
             "branch {branch} repeated"
         );
     }
+}
+
+/// Unconfirmed calls from one source are counted in the RTP ports their answers hold: a
+/// call of many lines weighs its lines (at most `max_lines_per_call`), not one.
+#[test]
+fn unconfirmed_calls_are_counted_in_ports_per_source() {
+    let mut e = Engine::new(Config {
+        address: "127.0.0.1".parse().unwrap(),
+        port: 5060,
+        max_calls: 10,
+        max_unconfirmed: 100,
+        max_unconfirmed_per_source: 100,
+        max_unconfirmed_ports_per_source: 20,
+        max_lines_per_call: 16,
+        allowed_sources: Default::default(),
+    });
+    let mut wide =
+        String::from("v=0\r\no=SRC 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n");
+    for n in 0..500 {
+        wide += &format!(
+            "m=audio {} RTP/AVP 0\r\na=label:{}\r\na=sendonly\r\n",
+            6000 + 2 * n,
+            n + 1
+        );
+    }
+    let t0 = Instant::now();
+    let src = SRC.parse().unwrap();
+    e.handle_datagram(
+        t0,
+        src,
+        &invite("w1", "z9hG4bK-w1", 1, None, &wide, &metadata("A"), true),
+    );
+    let (_, events) = drain(&mut e);
+    assert!(matches!(events[..], [Event::Offered { .. }]), "{events:?}");
+    // 16 ports held; another 16 would pass 20.
+    e.handle_datagram(
+        t0,
+        src,
+        &invite("w2", "z9hG4bK-w2", 1, None, &wide, &metadata("A"), true),
+    );
+    let (sent, events) = drain(&mut e);
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(status(sent.last().unwrap()), 503);
+    // A two-line call still fits (16 + 2 ≤ 20).
+    e.handle_datagram(
+        t0,
+        src,
+        &invite("c1", "z9hG4bK-c1", 1, None, SDP, &metadata("A"), true),
+    );
+    let (_, events) = drain(&mut e);
+    assert!(matches!(events[..], [Event::Offered { .. }]), "{events:?}");
 }
