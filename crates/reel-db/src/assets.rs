@@ -276,6 +276,13 @@ impl Db {
             .collect()
     }
 
+    /// The file of every asset (deleted ones too): what the start-up sweep keeps.
+    pub async fn asset_paths(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT path FROM assets")
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// Every asset, oldest first, for the retention sweep.
     pub async fn all_assets(&self) -> Result<Vec<Asset>> {
         sqlx::query("SELECT * FROM assets ORDER BY created_at, id")

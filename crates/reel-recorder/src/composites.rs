@@ -204,7 +204,9 @@ pub(crate) async fn run_child(
         .map_err(|e| e.to_string())?;
     let mut reason = String::new();
     for attempt in 1..=ctx.attempts.max(1) {
-        let child = tokio::process::Command::new(&ctx.program)
+        let mut child = tokio::process::Command::new(&ctx.program);
+        dies_with_this_process(&mut child);
+        let child = child
             .arg(command)
             .arg(&job_file)
             .envs(
@@ -255,6 +257,29 @@ pub(crate) async fn run_child(
     }
     let _ = std::fs::remove_file(&job_file);
     Err(reason)
+}
+
+/// The child is killed when this process dies, however it dies: after a `kill -9` of the
+/// server, a renderer left running would render beside the restarted server's own render of
+/// the same recording and leave its output named by no row. (`PR_SET_PDEATHSIG` follows the
+/// thread that forked: children are spawned from the runtime's worker threads, which live as
+/// long as the process.)
+fn dies_with_this_process(command: &mut tokio::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (prctl, getppid, _exit).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The server died between the fork and the prctl: nothing would kill us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
 }
 
 fn describe(status: std::process::ExitStatus) -> String {

@@ -20,6 +20,7 @@ pub mod capture;
 pub mod composites;
 pub mod engine;
 mod jobs;
+pub mod orphans;
 pub mod recordings;
 pub mod recovery;
 pub mod retention;

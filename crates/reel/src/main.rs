@@ -364,6 +364,10 @@ async fn run(s: config::Settings) -> Result<(), String> {
             "recovered recordings interrupted by a crash"
         );
     }
+    // Before any job runs: a job started now could be mistaken for a crash's leftovers.
+    reel_recorder::orphans::sweep(&db, &data_dir)
+        .await
+        .map_err(|e| format!("start-up sweep of assets/: {e}"))?;
     let secrets_key = master_key(&s, &data_dir)?;
     let uploads = reel_recorder::uploads::UploadContext {
         settings: s.storage.blob_settings(),

@@ -727,3 +727,104 @@ fn a_pause_is_cut_from_the_composite_and_its_mix() {
         "the marked 1 kHz tone is in the mix: {max_tone} dB"
     );
 }
+
+/// The children of `pid` whose command line has `word`, by pid.
+fn children_running(pid: u32, word: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // pid (comm) state ppid …: comm may hold spaces, so read after its ')'.
+            let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+            let mut fields = after.split_whitespace();
+            let state = fields.next();
+            let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+            let cmdline =
+                std::fs::read_to_string(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            ppid == Some(pid) && state != Some("Z") && cmdline.contains(word)
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s
+                .rsplit_once(')')
+                .map(|(_, a)| a.trim_start())
+                .unwrap_or("");
+            !state.starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn kill_9_during_a_render_leaves_no_renderer_and_no_unnamed_file() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let (room, rec) = room_with_recording(&server, "composite", json!({}));
+    let report = publisher(&server, &room, "alice", camera("red", 440), 12)
+        .join()
+        .unwrap();
+    let session = report.session_id;
+    let server_pid = server.child.as_ref().unwrap().id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let renderer = loop {
+        if let Some(&pid) = children_running(server_pid, "render").first() {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no render started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Mid-render: let it write some of its output first.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        alive(renderer),
+        "the render ended before the kill; make it longer"
+    );
+    server.kill9();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while alive(renderer) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(renderer), "the renderer outlived the server");
+
+    let server = Server::start(dir.path());
+    let r = wait_recording(&server, &rec, Duration::from_secs(120));
+    assert_eq!(r["state"], "available", "{r:#}");
+    let assets = server.get(&format!("/v1/assets?recording_id={rec}"))["data"].clone();
+    assert_eq!(assets.as_array().unwrap().len(), 1, "{assets:#}");
+    // Every file in assets/ is named by an asset of the session.
+    let ids: Vec<String> = server.get(&format!("/v1/assets?session_id={session}"))["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("data/assets").join(&session))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    for f in &files {
+        let stem = f.split('.').next().unwrap();
+        assert!(
+            ids.iter().any(|id| id == stem),
+            "{f} is named by no asset: {ids:?}"
+        );
+    }
+    // What the killed render left (its job file, its partial output) was swept at start-up.
+    let quarantined: Vec<_> = std::fs::read_dir(dir.path().join("data/quarantine").join(&session))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    eprintln!("after kill -9 mid-render: assets/ {files:?}; quarantined {quarantined:?}");
+    assert!(
+        server.log_text().contains("no asset names"),
+        "{}",
+        server.log_text()
+    );
+    let (_, file) = asset_of(&server, &rec, dir.path());
+    let probe = ffprobe(&file);
+    assert!((probe.duration - 12.0).abs() < 1.5, "{probe:?}");
+}
