@@ -236,13 +236,23 @@ impl Db {
         Ok(events.len())
     }
 
-    pub async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DueDelivery>> {
+    /// The deliveries due at `now`: the first `per_endpoint` of each endpoint (those in
+    /// flight among them), `limit` in all, so one endpoint's backlog never hides another's.
+    pub async fn due_deliveries(
+        &self,
+        now: i64,
+        per_endpoint: i64,
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>> {
         let rows = sqlx::query(
             "SELECT d.id AS delivery_id, d.attempts, d.schedule_from, e.id AS event_id, e.event_type, e.payload, e.created_at AS event_created_at, d.endpoint_id \
-             FROM webhook_deliveries d JOIN events e ON e.id = d.event_id \
-             WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at, d.id LIMIT $2",
+             FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS place \
+                   FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1) d \
+             JOIN events e ON e.id = d.event_id \
+             WHERE d.place <= $2 ORDER BY d.next_attempt_at, d.id LIMIT $3",
         )
         .bind(now)
+        .bind(per_endpoint)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;

@@ -5,6 +5,7 @@
 
 use crate::{schedule, sign, target};
 use reel_db::{AttemptOutcome, Db, DueDelivery};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,100 +109,189 @@ pub fn loggable_url(url: &str) -> String {
     }
 }
 
-/// One pass: fan out new events, send what is due. Returns how many attempts it made.
-pub async fn tick(db: &Db, clock: &dyn Clock, cfg: &WorkerConfig) -> reel_db::Result<usize> {
-    let now = clock.now_ms();
-    while db.fan_out_events(100, now).await? == 100 {}
-    let due = db.due_deliveries(now, 32).await?;
-    let mut jobs = tokio::task::JoinSet::new();
-    for d in due {
-        let cfg = cfg.clone();
-        jobs.spawn_blocking(move || {
-            let started = Instant::now();
-            let sent = send(&d, &cfg, now);
-            (d, sent, started.elapsed())
-        });
-    }
-    let mut attempts = 0;
-    while let Some(joined) = jobs.join_next().await {
-        let Ok((d, sent, took)) = joined else {
-            continue;
-        };
-        attempts += 1;
-        let attempt = d.attempts + 1;
-        let at = clock.now_ms();
-        let (status, error, state, next) = match sent {
-            Sent::Status(s) if (200..300).contains(&s) => (Some(s as i64), None, "delivered", at),
-            Sent::Status(410) => {
-                db.disable_endpoint(&d.endpoint.id, "receiver answered 410 Gone")
-                    .await?;
-                (
-                    Some(410),
-                    Some("410 Gone: endpoint disabled".to_string()),
-                    "failed",
-                    at,
-                )
+/// Attempts in flight at once to one endpoint, and in all. A receiver that never answers
+/// holds its own endpoint's places for the timeout, never another endpoint's.
+const PER_ENDPOINT: usize = 4;
+const IN_FLIGHT: usize = 64;
+
+type Attempted = (DueDelivery, Sent, Duration);
+
+/// The attempts in flight, each recorded as it ends (not when a batch does).
+#[derive(Default)]
+struct Dispatcher {
+    jobs: tokio::task::JoinSet<Attempted>,
+    in_flight: HashSet<String>,
+    per_endpoint: HashMap<String, usize>,
+}
+
+impl Dispatcher {
+    /// Fans out new events and starts the due deliveries that have a place.
+    async fn dispatch(
+        &mut self,
+        db: &Db,
+        clock: &dyn Clock,
+        cfg: &WorkerConfig,
+    ) -> reel_db::Result<()> {
+        let now = clock.now_ms();
+        while db.fan_out_events(100, now).await? == 100 {}
+        let room = IN_FLIGHT.saturating_sub(self.in_flight.len());
+        if room == 0 {
+            return Ok(());
+        }
+        let due = db
+            .due_deliveries(
+                now,
+                PER_ENDPOINT as i64,
+                (room + self.in_flight.len()) as i64,
+            )
+            .await?;
+        for d in due {
+            let busy = self.per_endpoint.get(&d.endpoint.id).copied().unwrap_or(0);
+            if self.in_flight.contains(&d.id)
+                || busy >= PER_ENDPOINT
+                || self.in_flight.len() >= IN_FLIGHT
+            {
+                continue;
             }
-            other => {
-                let (status, error) = match other {
-                    Sent::Status(s) => (Some(s as i64), format!("HTTP {s}")),
-                    Sent::Failed(e) => (None, e),
-                };
-                match schedule::next_attempt_at(
-                    at,
-                    (attempt - d.schedule_from) as u32,
-                    rand::random::<f64>() * 2.0 - 1.0,
-                ) {
-                    Some(next) => (status, Some(error), "pending", next),
-                    None => (
-                        status,
-                        Some(format!("{error}; retries exhausted")),
-                        "failed",
-                        at,
-                    ),
+            self.in_flight.insert(d.id.clone());
+            *self.per_endpoint.entry(d.endpoint.id.clone()).or_default() += 1;
+            let cfg = cfg.clone();
+            self.jobs.spawn_blocking(move || {
+                let started = Instant::now();
+                let sent = send(&d, &cfg, now);
+                (d, sent, started.elapsed())
+            });
+        }
+        Ok(())
+    }
+
+    fn is_busy(&self) -> bool {
+        !self.jobs.is_empty()
+    }
+
+    /// The next attempt to end (pending forever when none is in flight).
+    async fn next(&mut self) -> Option<Attempted> {
+        loop {
+            match self.jobs.join_next().await {
+                None => return None,
+                Some(Ok(done)) => {
+                    self.in_flight.remove(&done.0.id);
+                    if let Some(n) = self.per_endpoint.get_mut(&done.0.endpoint.id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.per_endpoint.remove(&done.0.endpoint.id);
+                        }
+                    }
+                    return Some(done);
+                }
+                // A send that panicked: its delivery stays pending and is tried again; its
+                // place is freed when the bookkeeping is rebuilt below.
+                Some(Err(_)) => {
+                    if self.jobs.is_empty() {
+                        self.in_flight.clear();
+                        self.per_endpoint.clear();
+                    }
                 }
             }
-        };
-        let outcome = AttemptOutcome {
-            at,
-            status,
-            error: error.as_deref(),
-            duration_ms: took.as_millis() as i64,
-            state,
-            next_attempt_at: next,
-        };
-        db.record_attempt(&d.id, attempt, &outcome).await?;
-        if state == "delivered" {
-            tracing::info!(delivery = %d.id, event = %d.event_type, attempt, status, "webhook delivered");
-        } else {
-            // What an operator needs to act: where it went, what came back, what happens next.
-            let next = match state {
-                "pending" => format!("in {} s", ((next - at).max(0) as u64).div_ceil(1000)),
-                _ => "none: the delivery failed for good".into(),
-            };
-            tracing::warn!(
-                delivery = %d.id,
-                event = %d.event_type,
-                endpoint = %loggable_url(&d.endpoint.url),
-                attempt,
-                status,
-                error = error.as_deref().unwrap_or(""),
-                next_attempt = %next,
-                "webhook delivery failed"
-            );
         }
+    }
+}
+
+/// One pass: fan out new events, send what is due and record every attempt. Returns how
+/// many attempts it made.
+pub async fn tick(db: &Db, clock: &dyn Clock, cfg: &WorkerConfig) -> reel_db::Result<usize> {
+    let mut dispatcher = Dispatcher::default();
+    dispatcher.dispatch(db, clock, cfg).await?;
+    let mut attempts = 0;
+    while let Some(done) = dispatcher.next().await {
+        record(db, clock, done).await?;
+        attempts += 1;
     }
     Ok(attempts)
 }
 
-/// Runs until `stop` is notified.
+/// Logs one attempt and schedules what follows it.
+async fn record(db: &Db, clock: &dyn Clock, (d, sent, took): Attempted) -> reel_db::Result<()> {
+    let attempt = d.attempts + 1;
+    let at = clock.now_ms();
+    let (status, error, state, next) = match sent {
+        Sent::Status(s) if (200..300).contains(&s) => (Some(s as i64), None, "delivered", at),
+        Sent::Status(410) => {
+            db.disable_endpoint(&d.endpoint.id, "receiver answered 410 Gone")
+                .await?;
+            (
+                Some(410),
+                Some("410 Gone: endpoint disabled".to_string()),
+                "failed",
+                at,
+            )
+        }
+        other => {
+            let (status, error) = match other {
+                Sent::Status(s) => (Some(s as i64), format!("HTTP {s}")),
+                Sent::Failed(e) => (None, e),
+            };
+            match schedule::next_attempt_at(
+                at,
+                (attempt - d.schedule_from) as u32,
+                rand::random::<f64>() * 2.0 - 1.0,
+            ) {
+                Some(next) => (status, Some(error), "pending", next),
+                None => (
+                    status,
+                    Some(format!("{error}; retries exhausted")),
+                    "failed",
+                    at,
+                ),
+            }
+        }
+    };
+    let outcome = AttemptOutcome {
+        at,
+        status,
+        error: error.as_deref(),
+        duration_ms: took.as_millis() as i64,
+        state,
+        next_attempt_at: next,
+    };
+    db.record_attempt(&d.id, attempt, &outcome).await?;
+    if state == "delivered" {
+        tracing::info!(delivery = %d.id, event = %d.event_type, attempt, status, "webhook delivered");
+    } else {
+        // What an operator needs to act: where it went, what came back, what happens next.
+        let next = match state {
+            "pending" => format!("in {} s", ((next - at).max(0) as u64).div_ceil(1000)),
+            _ => "none: the delivery failed for good".into(),
+        };
+        tracing::warn!(
+            delivery = %d.id,
+            event = %d.event_type,
+            endpoint = %loggable_url(&d.endpoint.url),
+            attempt,
+            status,
+            error = error.as_deref().unwrap_or(""),
+            next_attempt = %next,
+            "webhook delivery failed"
+        );
+    }
+    Ok(())
+}
+
+/// Runs until `stop` is notified: attempts run side by side, each recorded as it ends.
 pub async fn run(db: Db, clock: Arc<dyn Clock>, cfg: WorkerConfig, stop: Arc<Notify>) {
+    let mut dispatcher = Dispatcher::default();
     loop {
-        if let Err(e) = tick(&db, clock.as_ref(), &cfg).await {
+        if let Err(e) = dispatcher.dispatch(&db, clock.as_ref(), &cfg).await {
             tracing::warn!(error = %e, "webhook worker");
         }
+        let busy = dispatcher.is_busy();
         tokio::select! {
             _ = stop.notified() => return,
+            Some(done) = dispatcher.next(), if busy => {
+                if let Err(e) = record(&db, clock.as_ref(), done).await {
+                    tracing::warn!(error = %e, "webhook worker");
+                }
+            }
             _ = tokio::time::sleep(cfg.poll) => {}
         }
     }

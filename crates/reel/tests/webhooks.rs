@@ -21,6 +21,8 @@ struct Received {
     headers: HashMap<String, String>,
     body: String,
     answered: u16,
+    /// Unix milliseconds when the request was read.
+    at_ms: i64,
 }
 
 /// A webhook receiver answering `status` to every request and keeping what it got.
@@ -64,6 +66,7 @@ impl Receiver {
                     headers,
                     body: String::from_utf8_lossy(&body).into(),
                     answered,
+                    at_ms: unix_ms(),
                 });
                 let _ = write!(
                     conn,
@@ -77,6 +80,13 @@ impl Receiver {
     fn received(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn record_one(server: &Server, seconds: u64) -> String {
@@ -521,4 +531,68 @@ fn json_logs_are_one_object_a_line() {
             .any(|l| l["fields"]["path"] == "/v1/rooms" && l["level"] == "INFO"),
         "{log}"
     );
+}
+
+/// A receiver that accepts connections and never answers: each attempt to it lasts the
+/// whole delivery timeout (10 s).
+fn hanging_receiver() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/never", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    url
+}
+
+#[test]
+fn a_hanging_receiver_does_not_delay_another_endpoints_webhooks() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[("REEL_WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true")],
+    );
+    let healthy = Receiver::start(200);
+    create_endpoint(&server, &healthy.url, json!([]));
+    create_endpoint(&server, &hanging_receiver(), json!([]));
+    // Four recordings at once: a few dozen events, each for both endpoints.
+    let sessions: Vec<_> = (0..4)
+        .map(|_| {
+            let room = server.room(1);
+            let (token, whip) = server.token(&room, "wanda", "camera");
+            std::thread::spawn(move || publish(&camera(&whip, &token, 2)).unwrap().session_id)
+        })
+        .collect();
+    for s in sessions {
+        let session = s.join().unwrap();
+        server.wait_assets(&session, 1, Duration::from_secs(30));
+    }
+    // The events that follow an asset (recording_available, …) come within a second or two.
+    std::thread::sleep(Duration::from_secs(3));
+    let events = server.get("/v1/events")["data"].as_array().unwrap().len();
+    wait_for(
+        "every event at the healthy receiver",
+        Duration::from_secs(30),
+        || healthy.received().len() >= events,
+    );
+    let mut latencies: Vec<i64> = healthy
+        .received()
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            r.at_ms - body["timestamp"].as_i64().unwrap()
+        })
+        .collect();
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let max = *latencies.last().unwrap();
+    eprintln!(
+        "healthy endpoint beside a hanging one: {} deliveries, p50 {p50} ms, max {max} ms",
+        latencies.len()
+    );
+    // The hanging receiver holds each attempt for 10 s; the healthy one waits for none.
+    assert!(max < 3_000, "latencies {latencies:?}");
 }
