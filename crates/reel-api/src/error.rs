@@ -127,6 +127,14 @@ impl From<RecorderError> for ApiError {
                 )
             },
             RecorderError::Unavailable(e) => ApiError::unavailable(e),
+            e @ RecorderError::DiskFull { .. } => ApiError {
+                retry_after: Some(30),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "insufficient_storage",
+                    e.to_string(),
+                )
+            },
             other => ApiError::internal(other),
         }
     }

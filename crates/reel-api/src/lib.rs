@@ -92,6 +92,35 @@ impl Inner {
 
 pub type AppState = Arc<Inner>;
 
+/// 200 when Reel can record: its database answers (and, on SQLite, is still the file it
+/// opened) and free space is above the floor new publishers need; else 503, saying which.
+async fn healthz(
+    axum::extract::State(s): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let database = s.db.check().await;
+    let disk = s.recorder.disk();
+    let ok = database.is_ok() && !disk.is_low();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "database": match &database {
+            Ok(()) => serde_json::json!({"ok": true}),
+            Err(e) => serde_json::json!({"ok": false, "error": e}),
+        },
+        "disk": {
+            "ok": !disk.is_low(),
+            "free_bytes": disk.free_bytes,
+            "min_free_bytes": disk.min_free_bytes,
+        },
+    });
+    let status = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
 /// Largest JSON body `/v1` accepts; real requests are a few hundred bytes.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
@@ -128,10 +157,7 @@ pub fn router(db: Db, recorder: Recorder, config: ApiConfig) -> Router {
         live_resources: Default::default(),
     });
     let router = Router::new()
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(healthz))
         .nest(
             "/v1",
             v1::routes()

@@ -51,6 +51,9 @@ named_enum! {
         OutputFailed = "output_failed",
         /// A fault of Reel's own (its database, its disk).
         InternalError = "internal_error",
+        /// Reel's disk refused writes (full, read-only) for a while: the output was made
+        /// but misses those intervals (`details.missing`). Said of a truncated asset.
+        DiskFull = "disk_full",
     }
 }
 
@@ -73,7 +76,7 @@ impl FailureCode {
     pub fn fault(self) -> Fault {
         match self {
             Self::NothingRecorded | Self::NoMedia => Fault::Client,
-            Self::OutputFailed | Self::InternalError => Fault::Ours,
+            Self::OutputFailed | Self::InternalError | Self::DiskFull => Fault::Ours,
         }
     }
 }

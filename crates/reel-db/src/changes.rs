@@ -33,6 +33,12 @@ pub enum Change {
         participant: String,
     },
     InsertTrack(Track),
+    /// Media the track lost (Unix ms): its journal's disk refused writes then.
+    TrackGap {
+        track: String,
+        from_ms: i64,
+        to_ms: i64,
+    },
     InsertAsset(Asset),
     /// Where an asset goes: its object key and URL at the recording's destination; its
     /// upload is `pending` from now on.
@@ -154,6 +160,18 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
             sqlx::query("UPDATE publications SET participant = $1 WHERE id = $2")
                 .bind(participant)
                 .bind(id)
+                .execute(conn)
+                .await?;
+        }
+        Change::TrackGap {
+            track,
+            from_ms,
+            to_ms,
+        } => {
+            sqlx::query("INSERT INTO track_gaps (track_id, from_ms, to_ms) VALUES ($1, $2, $3)")
+                .bind(track)
+                .bind(from_ms)
+                .bind(to_ms)
                 .execute(conn)
                 .await?;
         }

@@ -38,6 +38,15 @@ pub enum DbError {
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
+/// The file of a `sqlite://path[?…]` URL.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
 impl DbError {
     /// The database could not take the request now (locked past `busy_timeout`, disk full,
     /// unreachable, no connection free) and the same request may succeed later. Callers
@@ -76,6 +85,9 @@ impl DbError {
 pub struct Db {
     pool: AnyPool,
     is_sqlite: bool,
+    /// The SQLite file and its inode when opened: a file removed or replaced under a running
+    /// server is written to blindly (the open descriptors keep the deleted one alive).
+    sqlite_file: Option<(std::path::PathBuf, u64)>,
 }
 
 impl Db {
@@ -115,9 +127,41 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        let db = Db { pool, is_sqlite };
+        let sqlite_file = sqlite_path(&url).and_then(|path| {
+            use std::os::unix::fs::MetadataExt;
+            let inode = std::fs::metadata(&path).ok()?.ino();
+            Some((path, inode))
+        });
+        let db = Db {
+            pool,
+            is_sqlite,
+            sqlite_file,
+        };
         migrations::run(&db).await?;
         Ok(db)
+    }
+
+    /// Whether the database answers now (for `/healthz`): a query, and for SQLite, its file
+    /// still the one opened.
+    pub async fn check(&self) -> Result<(), String> {
+        if let Some((path, inode)) = &self.sqlite_file {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata(path) {
+                Ok(m) if m.ino() == *inode => {}
+                _ => {
+                    return Err(format!(
+                        "the database file {} was removed or replaced while Reel runs (what it writes goes to the removed file): restore it and restart",
+                        path.display()
+                    ))
+                }
+            }
+        }
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer within 2 s".into()),
+        }
     }
 
     pub fn pool(&self) -> &AnyPool {

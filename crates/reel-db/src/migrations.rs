@@ -255,6 +255,13 @@ CREATE TABLE call_metadata (
         // event, so a restart in between finishes the upload and sends the event.
         "CREATE TABLE transcript_uploads (recording_id TEXT PRIMARY KEY REFERENCES recordings(id), payload TEXT NOT NULL, created_at BIGINT NOT NULL)",
     ),
+    (
+        15,
+        // Media a track lost while its journal's disk refused writes (full, read-only):
+        // the stream asset says it is truncated and where.
+        "CREATE TABLE track_gaps (track_id TEXT NOT NULL REFERENCES tracks(id), from_ms BIGINT NOT NULL, to_ms BIGINT NOT NULL); \
+         CREATE INDEX track_gaps_track ON track_gaps(track_id)",
+    ),
 ];
 
 pub async fn run(db: &Db) -> Result<()> {

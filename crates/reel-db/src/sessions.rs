@@ -160,6 +160,14 @@ impl Db {
     }
 
     /// Sessions still marked live: at start-up these were interrupted by a crash.
+    /// Whether the database has ever held a session (a lost or replaced database has not).
+    pub async fn has_sessions(&self) -> Result<bool> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM sessions LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn live_sessions(&self) -> Result<Vec<Session>> {
         sqlx::query("SELECT * FROM sessions WHERE state = 'live'")
             .fetch_all(self.pool())
@@ -240,6 +248,18 @@ impl Db {
             .fetch_all(self.pool())
             .await?,
         )
+    }
+
+    /// Media the publication's tracks lost to a disk that refused writes, as (from, to)
+    /// Unix ms, earliest first.
+    pub async fn publication_gaps(&self, publication_id: &str) -> Result<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT g.from_ms, g.to_ms FROM track_gaps g JOIN tracks t ON t.id = g.track_id \
+             WHERE t.publication_id = $1 ORDER BY g.from_ms",
+        )
+        .bind(publication_id)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     pub async fn list_session_tracks(&self, session_id: &str) -> Result<Vec<Track>> {

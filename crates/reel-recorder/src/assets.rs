@@ -33,6 +33,38 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// The media lost within [start, end) (Unix ms): the tracks' gaps, merged and clipped.
+fn missing_intervals(mut gaps: Vec<(i64, i64)>, start: i64, end: i64) -> Vec<(i64, i64)> {
+    gaps.sort();
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for (from, to) in gaps {
+        let (from, to) = (from.max(start), to.min(end));
+        if from >= to {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => out.push((from, to)),
+        }
+    }
+    out
+}
+
+/// As the asset and its event say it: ms into the file, and Unix ms.
+fn missing_json(missing: &[(i64, i64)], start_ms: i64) -> serde_json::Value {
+    missing
+        .iter()
+        .map(|(from, to)| {
+            serde_json::json!({
+                "from_ms": from - start_ms,
+                "to_ms": to - start_ms,
+                "from_unix_ms": from,
+                "to_unix_ms": to,
+            })
+        })
+        .collect()
+}
+
 struct Made {
     asset_type: AssetType,
     report: remux::RemuxReport,
@@ -161,6 +193,20 @@ pub async fn process_publication(
     match made {
         Ok(m) => {
             let start_ms = m.report.start_unix_us / 1000;
+            let end_ms = start_ms + m.report.duration_ms as i64;
+            let missing =
+                missing_intervals(db.publication_gaps(publication_id).await?, start_ms, end_ms);
+            let mut details = serde_json::to_value(&m.report).expect("report serializes");
+            if !missing.is_empty() {
+                tracing::warn!(
+                    publication = publication_id,
+                    ?missing,
+                    "stream asset truncated: its disk refused writes"
+                );
+                details["truncated"] = true.into();
+                details["truncation_code"] = FailureCode::DiskFull.as_str().into();
+                details["missing"] = missing_json(&missing, start_ms);
+            }
             let asset = Asset {
                 id: asset_id.to_string(),
                 application_id: session.application_id.clone(),
@@ -177,7 +223,7 @@ pub async fn process_publication(
                 duration_ms: m.report.duration_ms.round() as i64,
                 size_bytes: m.size as i64,
                 sha256: m.sha256,
-                details: serde_json::to_value(&m.report).expect("report serializes"),
+                details,
                 created_at: now_ms(),
                 ..Asset::on_local_disk()
             };
@@ -185,6 +231,11 @@ pub async fn process_publication(
             payload["asset_id"] = asset.id.clone().into();
             payload["asset_type"] = asset.asset_type.as_str().into();
             payload["duration_ms"] = asset.duration_ms.into();
+            if !missing.is_empty() {
+                payload["truncated"] = true.into();
+                payload["code"] = FailureCode::DiskFull.as_str().into();
+                payload["missing"] = missing_json(&missing, start_ms);
+            }
             // The asset, the job's marker and the event in one transaction: a crash leaves
             // either all three or none, and then recovery runs the job again.
             db.commit(&[
@@ -226,5 +277,20 @@ pub async fn process_publication(
             .await?;
             Ok(Outcome::Failed { code, reason })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_intervals;
+
+    #[test]
+    fn gaps_of_several_tracks_merge_and_clip_to_the_asset() {
+        let gaps = vec![(50, 120), (100, 150), (10, 20), (400, 500), (200, 210)];
+        assert_eq!(
+            missing_intervals(gaps, 15, 450),
+            [(15, 20), (50, 150), (200, 210), (400, 450)]
+        );
+        assert!(missing_intervals(vec![(0, 10)], 10, 20).is_empty());
     }
 }

@@ -12,11 +12,10 @@
 //! spread over several threads (by publication, so one publication's records stay in order
 //! and its close is one thread's), so one slow fsync does not hold every journal.
 
+use crate::journal_file::{JournalFile, Refused};
 use reel_core::{EndReason, PublicationId, TrackId};
-use reel_media::journal::{JournalHeader, JournalWriter, Record};
+use reel_media::journal::{JournalHeader, Record};
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -130,20 +129,34 @@ pub enum CaptureNotice {
         publication: PublicationId,
         reason: EndReason,
     },
-    /// A journal could not be written (disk full, permissions): the track stops recording.
-    JournalFailed {
+    /// The disk refused a journal's write (full, read-only): its records are dropped until
+    /// it takes them again, tried every [`RESUME_INTERVAL`].
+    JournalStalled {
         publication: PublicationId,
         track: TrackId,
         error: String,
     },
+    /// What a stalled journal lost: from its first dropped record to when it resumed
+    /// (`resumed`), or to when its track closed still stalled.
+    MediaLost {
+        publication: PublicationId,
+        track: TrackId,
+        from_unix_us: i64,
+        to_unix_us: i64,
+        resumed: bool,
+    },
 }
+
+/// How often a stalled journal tries the disk again.
+const RESUME_INTERVAL: Duration = Duration::from_secs(1);
 
 struct OpenJournal {
     publication: PublicationId,
     session: String,
-    writer: JournalWriter<BufWriter<File>>,
+    file: JournalFile,
     dirty: bool,
-    failed: bool,
+    /// Since when the journal is stalled (its records dropped).
+    stalled_since: Option<i64>,
     /// Capture is off for this journal's session: frames are dropped.
     paused: bool,
     /// A frame was dropped (too large): the next one written is marked a discontinuity.
@@ -340,6 +353,7 @@ fn run(
     // Sessions whose capture is off, with when it went off.
     let mut off: HashMap<String, i64> = HashMap::new();
     let mut next_sync = Instant::now() + SYNC_INTERVAL;
+    let mut next_resume = Instant::now() + RESUME_INTERVAL;
     loop {
         let wait = next_sync.saturating_duration_since(Instant::now());
         let command = match rx.recv_timeout(wait) {
@@ -350,14 +364,14 @@ fn run(
                 at_unix_us,
                 flushed,
             })) => {
-                set_capture(&mut journals, &mut off, session, on, at_unix_us);
+                set_capture(&mut journals, &mut off, session, on, at_unix_us, &notices);
                 flushed.count_down();
                 None
             }
             Ok(ThreadCommand::All(Broadcast::Shutdown))
             | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                for j in journals.values_mut() {
-                    sync(j);
+                for (track, j) in journals.iter_mut() {
+                    j.sync(track, &notices);
                 }
                 return;
             }
@@ -370,85 +384,45 @@ fn run(
                 path,
                 header,
             }) => {
-                let opened = path
-                    .parent()
-                    .map(fs::create_dir_all)
-                    .unwrap_or(Ok(()))
-                    .and_then(|_| File::create(&path))
-                    .map_err(reel_media::MediaError::from)
-                    .and_then(|f| {
-                        let mut w =
-                            JournalWriter::create(BufWriter::with_capacity(64 << 10, f), &header)?;
-                        // The header reaches the file at once: a journal cut off before its
-                        // first sync is then a journal with no frames, not an empty file.
-                        w.get_mut().flush()?;
-                        Ok(w)
-                    });
-                match opened {
-                    Ok(mut writer) => {
-                        let session = header.session_id.clone();
-                        // A track that opens during a pause starts paused, since the same
-                        // instant as the others, so every track gets the same cut.
-                        let mut failed = false;
-                        let paused = off.get(&session).copied();
-                        if let Some(since) = paused {
-                            failed = writer.append(&Record::Pause { at_unix_us: since }).is_err();
-                        }
-                        let journal = OpenJournal {
-                            publication,
-                            session,
-                            writer,
-                            dirty: true,
-                            failed,
-                            paused: paused.is_some(),
-                            gap: false,
-                            dropped_frames: 0,
-                        };
-                        journals.insert(track, journal);
-                    }
-                    Err(e) => {
-                        let _ = notices.send(CaptureNotice::JournalFailed {
-                            publication,
-                            track,
-                            error: e.to_string(),
-                        });
-                    }
+                // The header is on disk before the first frame: a journal cut off before its
+                // first sync is a journal with no frames, not an empty file.
+                let (file, refused) = JournalFile::create(path, &header);
+                let session = header.session_id.clone();
+                let mut journal = OpenJournal {
+                    publication,
+                    session,
+                    file,
+                    dirty: true,
+                    stalled_since: None,
+                    paused: false,
+                    gap: false,
+                    dropped_frames: 0,
+                };
+                if let Some(error) = refused {
+                    journal.stalled(&track, error, &notices);
                 }
+                // A track that opens during a pause starts paused, since the same instant
+                // as the others, so every track gets the same cut.
+                if let Some(&since) = off.get(&journal.session) {
+                    journal.paused = true;
+                    journal.write(&track, &Record::Pause { at_unix_us: since }, &notices);
+                }
+                journals.insert(track, journal);
             }
             Some(CaptureCommand::Append { track, record, .. }) => {
                 queued.bytes.fetch_sub(cost(&record), Ordering::AcqRel);
                 if let Some(j) = journals.get_mut(&track) {
-                    if j.failed || (j.paused && matches!(record, Record::Frame { .. })) {
+                    if j.paused && matches!(record, Record::Frame { .. }) {
                         continue;
                     }
                     let mut record = record;
                     if let Record::Frame { flags: f, .. } = &mut record {
-                        if std::mem::take(&mut j.gap) {
+                        if j.gap && j.stalled_since.is_none() {
+                            j.gap = false;
                             *f |= reel_media::journal::flags::DISCONTINUITY;
                         }
                     }
-                    match j.writer.append(&record) {
-                        Ok(()) => {}
-                        // The sender's oversized frame is dropped and marked as a gap; the
-                        // track goes on (the remux waits for the next keyframe).
-                        Err(e @ reel_media::MediaError::FrameTooLarge(_)) => {
-                            j.gap = true;
-                            j.dropped_frames += 1;
-                            if j.dropped_frames == 1 {
-                                tracing::warn!(%track, error = %e, "frame dropped");
-                            }
-                            continue;
-                        }
-                        Err(e) => {
-                            j.failed = true;
-                            let _ = notices.send(CaptureNotice::JournalFailed {
-                                publication: j.publication.clone(),
-                                track: track.clone(),
-                                error: e.to_string(),
-                            });
-                        }
-                    }
-                    j.dirty = true;
+                    j.write(&track, &record, &notices);
                 }
             }
             Some(CaptureCommand::Finish {
@@ -462,12 +436,26 @@ fn run(
                     .collect();
                 for track in tracks {
                     let mut j = journals.remove(&track).expect("listed above");
-                    if !j.failed {
-                        let _ = j.writer.append(&Record::End {
-                            at_unix_us: unix_us_now(),
+                    // A last try, so that a journal whose disk came back ends whole.
+                    j.try_resume(&track, &notices);
+                    if let Some(from) = j.stalled_since.take() {
+                        let _ = notices.send(CaptureNotice::MediaLost {
+                            publication: j.publication.clone(),
+                            track: track.clone(),
+                            from_unix_us: from,
+                            to_unix_us: unix_us_now(),
+                            resumed: false,
                         });
+                        continue;
                     }
-                    sync(&mut j);
+                    j.write(
+                        &track,
+                        &Record::End {
+                            at_unix_us: unix_us_now(),
+                        },
+                        &notices,
+                    );
+                    j.sync(&track, &notices);
                 }
                 let _ = notices.send(CaptureNotice::PublicationClosed {
                     publication,
@@ -478,8 +466,14 @@ fn run(
             Some(CaptureCommand::SetCapture { .. } | CaptureCommand::Shutdown) | None => {}
         }
         if Instant::now() >= next_sync {
-            for j in journals.values_mut().filter(|j| j.dirty) {
-                sync(j);
+            for (track, j) in journals.iter_mut().filter(|(_, j)| j.dirty) {
+                j.sync(track, &notices);
+            }
+            if Instant::now() >= next_resume {
+                for (track, j) in journals.iter_mut() {
+                    j.try_resume(track, &notices);
+                }
+                next_resume = Instant::now() + RESUME_INTERVAL;
             }
             next_sync = Instant::now() + SYNC_INTERVAL;
         }
@@ -493,6 +487,7 @@ fn set_capture(
     session: String,
     on: bool,
     at_unix_us: i64,
+    notices: &UnboundedSender<CaptureNotice>,
 ) {
     let changed = if on {
         off.remove(&session).is_some()
@@ -509,27 +504,85 @@ fn set_capture(
         } else {
             Record::Pause { at_unix_us }
         };
-        for j in journals
-            .values_mut()
-            .filter(|j| j.session == session && !j.failed)
-        {
-            j.failed = j.writer.append(&record).is_err();
+        for (track, j) in journals.iter_mut().filter(|(_, j)| j.session == session) {
+            j.write(track, &record, notices);
             j.paused = !on;
-            j.dirty = true;
         }
     }
-    for j in journals.values_mut().filter(|j| j.session == session) {
-        sync(j);
+    for (track, j) in journals.iter_mut().filter(|(_, j)| j.session == session) {
+        j.sync(track, notices);
     }
 }
 
-fn sync(j: &mut OpenJournal) {
-    let w = j.writer.get_mut();
-    let ok = w.flush().is_ok() && w.get_ref().sync_data().is_ok();
-    if !ok {
-        tracing::warn!("journal sync failed");
+impl OpenJournal {
+    /// Appends a record, or drops it while the journal is stalled (a refusal stalls it).
+    fn write(
+        &mut self,
+        track: &TrackId,
+        record: &Record,
+        notices: &UnboundedSender<CaptureNotice>,
+    ) {
+        if self.stalled_since.is_some() {
+            return;
+        }
+        match self.file.append(record) {
+            Ok(()) => self.dirty = true,
+            // The sender's oversized frame is dropped and marked as a gap; the track goes
+            // on (the remux waits for the next keyframe).
+            Err(Refused::TooLarge(e)) => {
+                self.gap = true;
+                self.dropped_frames += 1;
+                if self.dropped_frames == 1 {
+                    tracing::warn!(%track, error = %e, "frame dropped");
+                }
+            }
+            Err(Refused::Stalled(error)) => self.stalled(track, error, notices),
+        }
     }
-    j.dirty = false;
+
+    fn sync(&mut self, track: &TrackId, notices: &UnboundedSender<CaptureNotice>) {
+        if self.stalled_since.is_some() {
+            return;
+        }
+        if let Err(error) = self.file.sync() {
+            self.stalled(track, error, notices);
+        }
+        self.dirty = false;
+    }
+
+    fn stalled(
+        &mut self,
+        track: &TrackId,
+        error: String,
+        notices: &UnboundedSender<CaptureNotice>,
+    ) {
+        self.stalled_since = Some(unix_us_now());
+        let _ = notices.send(CaptureNotice::JournalStalled {
+            publication: self.publication.clone(),
+            track: track.clone(),
+            error,
+        });
+    }
+
+    /// A stalled journal tries the disk again; resumed, its next frame is marked a
+    /// discontinuity and what it lost is reported.
+    fn try_resume(&mut self, track: &TrackId, notices: &UnboundedSender<CaptureNotice>) {
+        let Some(from) = self.stalled_since else {
+            return;
+        };
+        if self.file.resume().is_err() {
+            return;
+        }
+        self.stalled_since = None;
+        self.gap = true;
+        let _ = notices.send(CaptureNotice::MediaLost {
+            publication: self.publication.clone(),
+            track: track.clone(),
+            from_unix_us: from,
+            to_unix_us: unix_us_now(),
+            resumed: true,
+        });
+    }
 }
 
 #[cfg(test)]
@@ -693,7 +746,7 @@ mod tests {
             .map(|(_, _, fifo)| {
                 let fifo = fifo.clone();
                 std::thread::spawn(move || {
-                    std::io::copy(&mut File::open(fifo)?, &mut std::io::sink())
+                    std::io::copy(&mut std::fs::File::open(fifo)?, &mut std::io::sink())
                 })
             })
             .collect();
@@ -723,7 +776,14 @@ mod tests {
         while let Ok(n) = notice_rx.try_recv() {
             match n {
                 CaptureNotice::PublicationClosed { .. } => closed += 1,
-                CaptureNotice::JournalFailed { error, .. } => panic!("journal failed: {error}"),
+                // The FIFOs are not files: fsync refuses them. A real journal must not stall.
+                CaptureNotice::JournalStalled { track, .. }
+                | CaptureNotice::MediaLost { track, .. }
+                    if publishers.iter().any(|(_, t)| *t == track) =>
+                {
+                    panic!("journal {track} stalled")
+                }
+                _ => {}
             }
         }
         assert_eq!(closed, publishers.len() + stalled.len());

@@ -62,6 +62,15 @@ pub enum Input {
         publication: PublicationId,
     },
     TrackOpened(Track),
+    /// A track lost media while its journal's disk refused writes (Unix ms); `resumed` when
+    /// the journal writes again (its decoder then needs a keyframe).
+    MediaLost {
+        publication: PublicationId,
+        track: String,
+        from_ms: i64,
+        to_ms: i64,
+        resumed: bool,
+    },
     /// The capture thread closed every journal of the publication.
     PublicationClosed {
         publication: PublicationId,
@@ -381,6 +390,28 @@ impl Engine {
                     s.captured = true;
                 }
                 self.persist(vec![Change::InsertTrack(track)]);
+            }
+            Input::MediaLost {
+                publication,
+                track,
+                from_ms,
+                to_ms,
+                resumed,
+            } => {
+                self.persist(vec![Change::TrackGap {
+                    track,
+                    from_ms,
+                    to_ms,
+                }]);
+                if resumed {
+                    if let Some(ctx) = self.contexts.get(&publication) {
+                        self.out.push_back(Output::Media {
+                            call: ctx.call.is_some(),
+                            publication,
+                            order: MediaOrder::RequestKeyframes,
+                        });
+                    }
+                }
             }
             Input::PublicationClosed {
                 publication,

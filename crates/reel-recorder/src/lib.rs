@@ -18,8 +18,10 @@
 pub mod assets;
 pub mod capture;
 pub mod composites;
+pub mod disk;
 pub mod engine;
 mod jobs;
+mod journal_file;
 pub mod orphans;
 pub mod recordings;
 pub mod recovery;
@@ -65,6 +67,11 @@ pub enum RecorderError {
     /// The database cannot take the change now; it is kept and written when it can.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// Free space is below the floor: nothing new is admitted (what records goes on).
+    #[error(
+        "the recorder's disk is full: {free_mb} MB free, {min_mb} MB needed to admit a publisher"
+    )]
+    DiskFull { free_mb: u64, min_mb: u64 },
 }
 
 pub type Result<T, E = RecorderError> = std::result::Result<T, E>;
@@ -165,6 +172,7 @@ pub struct Recorder {
     tx: mpsc::UnboundedSender<Msg>,
     media: mpsc::UnboundedSender<MediaCommand>,
     capture: CaptureHandle,
+    disk: disk::DiskSpace,
 }
 
 pub struct RecorderParts {
@@ -184,7 +192,9 @@ impl Recorder {
         uploads: uploads::UploadContext,
         render: composites::RenderContext,
         capture: capture::CaptureConfig,
+        min_free_disk_bytes: u64,
     ) -> RecorderParts {
+        let disk = disk::DiskSpace::new(&data_dir, min_free_disk_bytes);
         let (tx, rx) = mpsc::unbounded_channel();
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (calls_tx, calls_rx) = mpsc::unbounded_channel();
@@ -226,6 +236,7 @@ impl Recorder {
                 tx,
                 media: media_tx,
                 capture,
+                disk,
             },
             media_commands: media_rx,
             call_commands: calls_rx,
@@ -235,6 +246,23 @@ impl Recorder {
 
     pub fn capture(&self) -> &CaptureHandle {
         &self.capture
+    }
+
+    /// Free space where the recorder writes, against its floor.
+    pub fn disk(&self) -> disk::DiskReport {
+        self.disk.report()
+    }
+
+    /// Refuses a new publisher or call while free space is below the floor.
+    pub fn admit_by_disk(&self) -> Result<()> {
+        let report = self.disk();
+        if report.is_low() {
+            return Err(RecorderError::DiskFull {
+                free_mb: report.free_bytes >> 20,
+                min_mb: report.min_free_bytes >> 20,
+            });
+        }
+        Ok(())
     }
 
     /// A WHIP publisher arrives: the media loop admits its offer first (capacity, offers
@@ -247,6 +275,7 @@ impl Recorder {
         kind: PublicationKind,
         sdp: String,
     ) -> Result<(PublicationContext, String)> {
+        self.admit_by_disk()?;
         let publication = PublicationId::generate();
         let offerer = reel_whip::Offerer {
             token: format!("{}/{participant}", room.id),
@@ -596,13 +625,34 @@ impl Brain {
                 publication,
                 reason,
             },
-            Msg::Capture(CaptureNotice::JournalFailed {
+            Msg::Capture(CaptureNotice::JournalStalled {
                 publication,
                 track,
                 error,
             }) => {
-                tracing::error!(%publication, %track, %error, "journal write failed; track stops recording");
+                tracing::error!(%publication, %track, %error, "journal write refused (disk full?): the track's media is dropped until the disk takes it again");
                 return;
+            }
+            Msg::Capture(CaptureNotice::MediaLost {
+                publication,
+                track,
+                from_unix_us,
+                to_unix_us,
+                resumed,
+            }) => {
+                let lost_ms = (to_unix_us - from_unix_us) / 1000;
+                if resumed {
+                    tracing::warn!(%publication, %track, lost_ms, "journal writes again; the gap is marked on the asset");
+                } else {
+                    tracing::error!(%publication, %track, lost_ms, "track closed with its journal still refused; the gap is marked on the asset");
+                }
+                Input::MediaLost {
+                    publication,
+                    track: track.to_string(),
+                    from_ms: from_unix_us / 1000,
+                    to_ms: to_unix_us / 1000,
+                    resumed,
+                }
             }
             Msg::StartRecording {
                 room,

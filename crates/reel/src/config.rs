@@ -32,6 +32,7 @@ pub struct Settings {
     pub connect_timeout_secs: u64,
     pub keyframe_interval_secs: u64,
     pub capture_buffer_secs: u64,
+    pub min_free_disk_mb: u64,
     pub api_rate_limit_per_second: u64,
     pub api_rate_limit_burst: u64,
     pub test_clock_file: String,

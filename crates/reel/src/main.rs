@@ -342,6 +342,31 @@ fn master_key(s: &config::Settings, data_dir: &std::path::Path) -> Result<[u8; 3
         .map_err(|_| "master_key: expected 32 bytes".to_string())
 }
 
+/// A database that never held a session beside journals that did is a lost or replaced
+/// one (an unlinked `reel.db` is recreated empty): starting on it would hide every earlier
+/// recording and let retention and the sweep of `assets/` act as if they never were.
+async fn refuse_a_lost_database(db: &Db, data_dir: &std::path::Path) -> Result<(), String> {
+    let journals = data_dir.join("journals");
+    let recorded = std::fs::read_dir(&journals)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if recorded
+        && !db
+            .has_sessions()
+            .await
+            .map_err(|e| format!("database: {e}"))?
+    {
+        return Err(format!(
+            "the database holds no session, but {} holds journals of earlier sessions: the \
+             database was lost or replaced. Restore it (or point database_url at it); to start \
+             afresh on purpose, move {} away first",
+            journals.display(),
+            journals.display()
+        ));
+    }
+    Ok(())
+}
+
 async fn run(s: config::Settings) -> Result<(), String> {
     std::fs::create_dir_all(&s.data_dir).map_err(|e| format!("{}: {e}", s.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&s.data_dir).map_err(|e| e.to_string())?;
@@ -352,6 +377,7 @@ async fn run(s: config::Settings) -> Result<(), String> {
     let db = Db::connect(&url)
         .await
         .map_err(|e| format!("database: {e}"))?;
+    refuse_a_lost_database(&db, &data_dir).await?;
 
     let recovered = recovery::recover(&db)
         .await
@@ -396,6 +422,7 @@ async fn run(s: config::Settings) -> Result<(), String> {
         uploads.clone(),
         render,
         capture,
+        s.min_free_disk_mb << 20,
     );
     let recorder = parts.recorder.clone();
     {

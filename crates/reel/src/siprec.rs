@@ -657,6 +657,11 @@ impl Decide {
         offer: &Offer,
         metadata: Option<Metadata>,
     ) -> Result<Prepared, (u16, String)> {
+        // A call answered now would only lose its media to a full disk: the SRC tries
+        // another recorder, or this one later.
+        self.recorder
+            .admit_by_disk()
+            .map_err(|e| (503, format!("Service Unavailable: {e}")))?;
         let room = self.room(user.as_deref()).await?;
         // Validated when it was set; a policy Reel cannot read records what the server says.
         let policy = serde_json::from_value::<RoomPolicy>(room.policy.clone())

@@ -279,3 +279,237 @@ fn postgresql_stopped_for_60s_while_two_participants_leave_loses_nothing() {
     assert_events_once(&server);
     assert_new_publisher_recorded(&server);
 }
+
+/// A tmpfs of the test's own, mounted on `path` (root only: CI runs as root) and unmounted
+/// when dropped: a disk the test can fill.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, mb: u64) -> Tmpfs {
+        assert!(
+            is_root(),
+            "this test mounts a tmpfs: run it as root (CI does)"
+        );
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        Tmpfs(path.to_path_buf())
+    }
+
+    /// Writes a file until the disk refuses more; returns it (removing it frees the space).
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0x5a; 1 << 20];
+        while f.write_all(&block).is_ok() {}
+        let mut small = vec![0x5a; 4096];
+        while !small.is_empty() {
+            if f.write_all(&small).is_err() {
+                small.truncate(small.len() / 2);
+            }
+        }
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Every API answer a client would make during the fault: never a 500.
+fn api_answers(server: &Server, session: &str) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for (method, path, body) in [
+        ("GET", "/v1/rooms".to_string(), None),
+        ("GET", format!("/v1/sessions/{session}"), None),
+        ("GET", format!("/v1/assets?session_id={session}"), None),
+        (
+            "POST",
+            "/v1/rooms".to_string(),
+            Some(("application/json", &b"{}"[..])),
+        ),
+        ("GET", "/healthz".to_string(), None),
+    ] {
+        let r = http::request(method, &server.url(&path), Some(ADMIN_KEY), body).unwrap();
+        assert!(
+            r.status < 500 || r.status == 503,
+            "{method} {path}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        statuses.push(r.status);
+    }
+    statuses
+}
+
+#[test]
+fn a_full_disk_for_30s_during_a_meeting_truncates_marks_and_resumes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("data"), 96);
+    let server = Server::start_with(dir.path(), &[("REEL_MIN_FREE_DISK_MB", "8")]);
+    let room = server.room(1);
+    let publishers: Vec<_> = ["ana", "ben", "cy"]
+        .into_iter()
+        .map(|name| {
+            let (token, whip) = server.token(&room, name, "camera");
+            std::thread::spawn(move || publish(&camera(&whip, &token, 45)).expect("publish"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(8));
+    let session = server.get(&format!("/v1/sessions?room_id={room}"))["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (token, whip) = server.token(&room, "dee", "camera");
+    let filler = disk.fill();
+    let full_at = Instant::now();
+    // A newcomer is refused while the disk is full, with a reason and a time to retry.
+    let refused = publish(&camera(&whip, &token, 2)).unwrap_err();
+    assert!(
+        refused.contains("503") && refused.contains("insufficient_storage"),
+        "{refused}"
+    );
+    let mut healthz_down = false;
+    while full_at.elapsed() < Duration::from_secs(30) {
+        let statuses = api_answers(&server, &session);
+        healthz_down |= *statuses.last().unwrap() == 503;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(healthz_down, "/healthz never said the disk was full");
+    std::fs::remove_file(&filler).unwrap();
+    let freed_at = Instant::now();
+
+    // After the space returns: a newcomer recorded whole.
+    std::thread::sleep(Duration::from_secs(2));
+    let late = std::thread::spawn(move || publish(&camera(&whip, &token, 10)).expect("publish"));
+    let mut reports: Vec<_> = publishers.into_iter().map(|p| p.join().unwrap()).collect();
+    reports.push(late.join().unwrap());
+    assert_eq!(
+        http::request("GET", &server.url("/healthz"), None, None)
+            .unwrap()
+            .status,
+        200
+    );
+
+    let assets = server.wait_assets(&session, 4, Duration::from_secs(90));
+    let out = tempfile::tempdir().unwrap();
+    let gap_s = freed_at.duration_since(full_at).as_secs_f64();
+    for asset in &assets {
+        let who = asset["participant"].as_str().unwrap();
+        let file = server.download(asset, out.path());
+        let probe = ffprobe(&file);
+        // Every frame decodes: the gap is a gap, not corruption.
+        let (errors, _) = decode(&file);
+        assert!(errors.is_empty(), "{who}: {errors}");
+        let details = &asset["details"];
+        eprintln!(
+            "{who}: {:.1} s recorded, truncated {}, missing {}",
+            probe.duration, details["truncated"], details["missing"]
+        );
+        if who == "dee" {
+            assert!(details["truncated"].is_null(), "{asset:#}");
+            assert!((probe.duration - 10.0).abs() < 1.5, "{probe:?}");
+            continue;
+        }
+        // The media before and after the fault is there; the fault's 30 s are marked.
+        assert!(probe.duration > 40.0, "{who}: {probe:?}");
+        assert_eq!(details["truncated"], true, "{asset:#}");
+        assert_eq!(details["truncation_code"], "disk_full");
+        let missing: f64 = details["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["to_ms"].as_i64().unwrap() - m["from_ms"].as_i64().unwrap()) as f64)
+            .sum::<f64>()
+            / 1000.0;
+        assert!(
+            (gap_s - 1.0..=gap_s + 2.5).contains(&missing),
+            "{who}: {missing} s marked missing of a {gap_s:.1} s fault"
+        );
+        let from = details["missing"][0]["from_ms"].as_i64().unwrap() as f64 / 1000.0;
+        assert!(
+            (6.0..=11.0).contains(&from),
+            "{who}: the gap starts at {from} s"
+        );
+    }
+    // Their events say so too.
+    let truncated = events(&server)
+        .into_iter()
+        .filter(|(t, p)| t == "stream.recording.success" && p["truncated"] == true)
+        .count();
+    assert_eq!(truncated, 3);
+    assert_nothing_live(&server, &session);
+}
+
+#[test]
+fn a_lost_database_is_noticed_while_running_and_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let room = server.room(1);
+    let (token, whip) = server.token(&room, "ana", "camera");
+    let report = publish(&camera(&whip, &token, 2)).unwrap();
+    server.wait_assets(&report.session_id, 1, Duration::from_secs(30));
+
+    // Unlinked under the running server: /healthz says so.
+    let data = dir.path().join("data");
+    for f in ["reel.db", "reel.db-wal", "reel.db-shm"] {
+        let _ = std::fs::remove_file(data.join(f));
+    }
+    let r = http::request("GET", &server.url("/healthz"), None, None).unwrap();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    assert_eq!(body["database"]["ok"], false, "{body:#}");
+    assert!(
+        body["database"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("removed or replaced"),
+        "{body:#}"
+    );
+    server.stop();
+
+    // A restart on the empty database it would create, beside the journals: refused.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--media-port",
+            "0",
+            "--sip-port",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("REEL_MEDIA_BIND", "127.0.0.1")
+        .env("REEL_SIPREC_BIND", "127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("reel started on an empty database beside earlier journals");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(!status.success());
+    assert!(said.contains("database was lost or replaced"), "{said}");
+}
