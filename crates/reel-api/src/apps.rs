@@ -3,7 +3,7 @@
 //! never learns that another application exists: those ids answer 404 like unknown ones.
 
 use crate::dto;
-use crate::extract::{Auth, Json};
+use crate::extract::{Auth, Json, OptionalJson};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -156,12 +156,24 @@ pub(crate) async fn update_application(
 }
 
 /// Creates an application key. The secret is in this response only; Reel keeps its hash.
+/// A new key takes no settings: the body is empty or `{}`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct NewKey(serde_json::Map<String, serde_json::Value>);
+
 #[utoipa::path(post, path = "/v1/applications/{id}/keys", params(("id" = String, Path, description = "application id")), responses((status = 201, body = crate::openapi::CreatedKey), (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn create_key(
     State(s): State<AppState>,
     Auth(key): Auth,
     Path(id): Path<String>,
+    OptionalJson(NewKey(settings)): OptionalJson<NewKey>,
 ) -> Result<Response, ApiError> {
+    if let Some(field) = settings.keys().next() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{field}: unknown field: a new key takes no settings (send no body, or {{}})"),
+        ));
+    }
     let app = visible_application(&s, &key, &id).await?;
     let secret = format!("reel_{}", random_token(40));
     let key_id = format!("key_{}", random_token(16));

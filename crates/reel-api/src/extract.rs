@@ -45,6 +45,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// A JSON body that may be left out (an empty body reads as `T::default()`); one that is sent
+/// must be JSON of `T` (its fields denied when unknown), within `MAX_JSON_BODY`. For
+/// endpoints with nothing to say today: a client's 10 MB or non-UTF-8 body is an error, not
+/// ignored, and fields added later are not silently dropped by older servers.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, crate::MAX_JSON_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!(
+                        "request bodies are limited to {} bytes",
+                        crate::MAX_JSON_BODY
+                    ),
+                )
+            })?;
+        if bytes.is_empty() {
+            return Ok(OptionalJson(T::default()));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(OptionalJson(v))
+    }
+}
+
 /// serde's words, as a person reads them: `"field: must be a whole number, not a string"`
 /// for axum's "Failed to deserialize the JSON body into the target type: field: invalid
 /// type: string \"x\", expected u64 at line 1 column 9".

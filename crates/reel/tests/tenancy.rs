@@ -298,3 +298,60 @@ fn a_key_of_one_application_sees_nothing_of_another() {
         .to_string();
     assert!(!keys.contains(&key_a) && !keys.contains("hash"), "{keys}");
 }
+
+/// A key is made from an empty body or `{}` only: anything else is refused with the reason,
+/// and makes no key.
+#[test]
+fn a_key_request_with_a_body_it_does_not_understand_makes_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (app, _, _) = application(&server, "keys");
+    let url = server.url(&format!("/v1/applications/{app}/keys"));
+    let keys = || {
+        server.get(&format!("/v1/applications/{app}/keys"))["data"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = keys();
+    // 10 MB: refused before it is read (a 413, or the connection closed under the writer).
+    let huge = vec![b' '; 10 << 20];
+    let r = http::request(
+        "POST",
+        &url,
+        Some(ADMIN_KEY),
+        Some(("application/json", &huge)),
+    );
+    assert!(
+        r.as_ref().map_or(true, |r| r.status == 413),
+        "{:?}",
+        r.map(|r| r.status)
+    );
+    let large = vec![b' '; 100 << 10];
+    for (body, status, code) in [
+        (&large[..], 413, "payload_too_large"),
+        (&[0xff, 0xfe, b'{'][..], 400, "invalid_json"),
+        (&br#"{"role": "admin"}"#[..], 422, "invalid_field"),
+        (&b"[]"[..], 422, "invalid_field"),
+    ] {
+        let r = http::request(
+            "POST",
+            &url,
+            Some(ADMIN_KEY),
+            Some(("application/json", body)),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.status, r.json()["code"].as_str().map(String::from)),
+            (status, Some(code.to_string())),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    assert_eq!(keys(), before, "a refused request made a key");
+    for body in [None, Some(("application/json", &b"{}"[..]))] {
+        let r = http::request("POST", &url, Some(ADMIN_KEY), body).unwrap();
+        assert_eq!(r.status, 201);
+    }
+    assert_eq!(keys(), before + 2);
+}
