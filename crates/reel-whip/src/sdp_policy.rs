@@ -9,6 +9,33 @@ pub const SUPPORTED_CODECS: &[&str] = &["opus", "vp8", "vp9", "h264"];
 /// Largest offer accepted; real offers with simulcast stay well under 16 KiB.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 
+/// Simulcast layers (`a=rid`) per media section: browsers send three; more is a broken or
+/// hostile sender (each layer costs a journal).
+pub const MAX_RIDS_PER_SECTION: usize = 8;
+/// RFC 8839: ice-ufrag and ice-pwd are at most 256 characters.
+const MAX_ICE_CREDENTIAL: usize = 256;
+
+/// One audio or video section of an offer, as far as recording it goes.
+#[derive(Default)]
+struct Section {
+    port_zero: bool,
+    bundle_only: bool,
+    /// `a=sendonly` / `recvonly` / `inactive` / `sendrecv`, else the session's.
+    direction: Option<String>,
+    supported_codec: bool,
+    rids: usize,
+}
+
+impl Section {
+    /// Whether the publisher sends media Reel can record in it: not disabled (port 0
+    /// without `bundle-only`), sending (`sendonly` or `sendrecv`), in a codec Reel keeps.
+    fn recordable(&self, session_direction: Option<&str>) -> bool {
+        let direction = self.direction.as_deref().or(session_direction);
+        let sends = matches!(direction, None | Some("sendonly") | Some("sendrecv"));
+        (!self.port_zero || self.bundle_only) && sends && self.supported_codec
+    }
+}
+
 pub fn check_offer(sdp: &str) -> Result<(), WhipError> {
     if sdp.len() > MAX_OFFER_BYTES {
         return Err(WhipError::BadSdp(format!(
@@ -19,9 +46,11 @@ pub fn check_offer(sdp: &str) -> Result<(), WhipError> {
     if lines.next() != Some("v=0") {
         return Err(WhipError::BadSdp("an SDP offer starts with v=0".into()));
     }
-    let mut media_sections = 0;
+    let mut sections: Vec<Section> = Vec::new();
+    let mut session_direction: Option<String> = None;
+    // Inside an audio/video section (false: session level, or another kind of section).
     let mut in_media = false;
-    let mut supported = false;
+    let mut at_session_level = true;
     for line in lines {
         let Some((kind, value)) = line.split_once('=') else {
             return Err(WhipError::BadSdp(format!("line without '=': {:.40}", line)));
@@ -30,26 +59,71 @@ pub fn check_offer(sdp: &str) -> Result<(), WhipError> {
             return Err(WhipError::BadSdp(format!("bad line type: {:.40}", line)));
         }
         if kind == "m" {
+            at_session_level = false;
             in_media = value.starts_with("audio ") || value.starts_with("video ");
-            media_sections += usize::from(in_media);
-        } else if kind == "a" && in_media {
-            if let Some(map) = value.strip_prefix("rtpmap:") {
-                let name = map
+            if in_media {
+                sections.push(Section {
+                    port_zero: value.split_whitespace().nth(1) == Some("0"),
+                    ..Section::default()
+                });
+            }
+            continue;
+        }
+        if kind != "a" {
+            continue;
+        }
+        let (name, rest) = value.split_once(':').unwrap_or((value, ""));
+        if matches!(name, "ice-ufrag" | "ice-pwd") && rest.len() > MAX_ICE_CREDENTIAL {
+            return Err(WhipError::BadSdp(format!(
+                "a={name} longer than {MAX_ICE_CREDENTIAL} characters (RFC 8839)"
+            )));
+        }
+        let direction = matches!(name, "sendonly" | "recvonly" | "inactive" | "sendrecv");
+        if at_session_level {
+            if direction {
+                session_direction = Some(name.to_string());
+            }
+            continue;
+        }
+        let Some(section) = sections.last_mut().filter(|_| in_media) else {
+            continue;
+        };
+        match name {
+            _ if direction => section.direction = Some(name.to_string()),
+            "bundle-only" => section.bundle_only = true,
+            "rid" => {
+                section.rids += 1;
+                if section.rids > MAX_RIDS_PER_SECTION {
+                    return Err(WhipError::BadSdp(format!(
+                        "more than {MAX_RIDS_PER_SECTION} simulcast layers (a=rid) in one section"
+                    )));
+                }
+            }
+            "rtpmap" => {
+                let encoding = rest
                     .split_whitespace()
                     .nth(1)
                     .and_then(|e| e.split('/').next());
-                if name.is_some_and(|n| SUPPORTED_CODECS.contains(&n.to_ascii_lowercase().as_str()))
+                if encoding
+                    .is_some_and(|n| SUPPORTED_CODECS.contains(&n.to_ascii_lowercase().as_str()))
                 {
-                    supported = true;
+                    section.supported_codec = true;
                 }
             }
+            _ => {}
         }
     }
-    if media_sections == 0 {
+    if sections.is_empty() {
         return Err(WhipError::NothingToReceive);
     }
-    if !supported {
+    if !sections.iter().any(|s| s.supported_codec) {
         return Err(WhipError::NoSupportedCodec);
+    }
+    if !sections
+        .iter()
+        .any(|s| s.recordable(session_direction.as_deref()))
+    {
+        return Err(WhipError::NothingToReceive);
     }
     Ok(())
 }
@@ -151,5 +225,38 @@ mod tests {
         assert!(check_offer(h264).is_ok());
         let vp8 = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
         assert!(check_offer(vp8).is_ok());
+    }
+
+    /// Offers that would be answered 201 and then record nothing, or cost without bound.
+    #[test]
+    fn offers_that_cannot_be_recorded_are_refused() {
+        let section = |port: u16, extra: &str| {
+            format!("m=video {port} UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n{extra}")
+        };
+        let offer = |body: String| format!("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\n{body}");
+        let nothing = |sdp: String| matches!(check_offer(&sdp), Err(WhipError::NothingToReceive));
+        assert!(nothing(offer(section(9, "a=recvonly\r\n"))));
+        assert!(nothing(offer(section(9, "a=inactive\r\n"))));
+        assert!(nothing(offer(format!("a=recvonly\r\n{}", section(9, "")))));
+        assert!(nothing(offer(section(0, ""))));
+        // Bundled sections of port 0 are not disabled (JSEP max-bundle).
+        assert!(check_offer(&offer(format!(
+            "{}{}",
+            section(9, "a=recvonly\r\n"),
+            section(0, "a=bundle-only\r\na=sendonly\r\n")
+        )))
+        .is_ok());
+        let rids: String = (0..100).map(|i| format!("a=rid:r{i} send\r\n")).collect();
+        assert!(matches!(
+            check_offer(&offer(section(9, &rids))),
+            Err(WhipError::BadSdp(m)) if m.contains("simulcast")
+        ));
+        let three: String = (0..3).map(|i| format!("a=rid:r{i} send\r\n")).collect();
+        assert!(check_offer(&offer(section(9, &three))).is_ok());
+        let ufrag = format!("a=ice-ufrag:{}\r\n", "u".repeat(60_000));
+        assert!(matches!(
+            check_offer(&offer(section(9, &ufrag))),
+            Err(WhipError::BadSdp(m)) if m.contains("ice-ufrag")
+        ));
     }
 }
