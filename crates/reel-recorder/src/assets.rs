@@ -33,6 +33,22 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// Whether the journal holds at least one frame (read up to the first one only). A missing
+/// or empty file holds none; an unreadable header is an error.
+fn has_frames(path: &Path) -> Result<bool> {
+    match fs::metadata(path) {
+        Ok(m) if m.len() > 0 => {}
+        _ => return Ok(false),
+    }
+    let mut reader = JournalReader::open(BufReader::new(File::open(path)?))?;
+    while let Ok(Some(record)) = reader.next_record() {
+        if matches!(record, reel_media::journal::Record::Frame { .. }) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The media lost within [start, end) (Unix ms): the tracks' gaps, merged and clipped.
 fn missing_intervals(mut gaps: Vec<(i64, i64)>, start: i64, end: i64) -> Vec<(i64, i64)> {
     gaps.sort();
@@ -144,13 +160,22 @@ pub async fn process_publication(
         return Ok(Outcome::Made(Box::new(existing)));
     }
     let tracks = db.list_tracks(publication_id).await?;
-    // A track whose journal never got its first bytes (the publisher or the server was
-    // gone within moments) holds nothing: it is left out rather than read as a bad journal.
-    let journals: Vec<PathBuf> = tracks
+    // A track whose journal holds no frame (never got its first bytes, or only its header:
+    // the publisher or the server was gone within moments) holds nothing: it is left out
+    // rather than read as a bad journal, and a publication of only such tracks sent no media.
+    let paths: Vec<PathBuf> = tracks
         .iter()
         .map(|t| PathBuf::from(&t.journal_path))
-        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
         .collect();
+    let journals = tokio::task::spawn_blocking(move || {
+        paths
+            .into_iter()
+            // One that cannot be read stays: making the asset says why (Reel's fault).
+            .filter(|p| !matches!(has_frames(p), Ok(false)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| RecorderError::Internal(e.to_string()))?;
     let asset_id = AssetId::generate();
     let made = if journals.is_empty() {
         // Whose fault it was: a publisher Reel could not connect did not choose to send nothing.

@@ -144,3 +144,76 @@ async fn no_asset_without_its_event_and_recovery_makes_both() {
 async fn sqlx_exec(db: &Db, sql: &'static str) {
     sqlx::query(sql).execute(db.pool()).await.unwrap();
 }
+
+/// A journal with its header and no frame (the publisher left before its first frame) is
+/// a publication that sent no media: the client's `no_media`, not Reel's `output_failed`.
+#[tokio::test]
+async fn a_header_only_journal_is_no_media_not_an_output_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::db_with_room(dir.path()).await;
+    let journal = dir.path().join("trk_h.journal");
+    let header = JournalHeader {
+        track_id: "trk_h".into(),
+        publication_id: "pub_h".into(),
+        session_id: "ses_h".into(),
+        room_id: "room_1".into(),
+        participant: "hal".into(),
+        kind: MediaKind::Video,
+        codec: Codec::Vp8,
+        clock_rate: 90_000,
+        mid: "0".into(),
+        rid: None,
+        created_unix_us: 1_700_000_000_000_000,
+    };
+    drop(JournalWriter::create(std::fs::File::create(&journal).unwrap(), &header).unwrap());
+    db.commit(&[
+        Change::InsertSession(Session {
+            id: "ses_h".into(),
+            application_id: "app_a".into(),
+            room_id: "room_1".into(),
+            state: SessionState::Ended,
+            started_at: 1_700_000_000_000,
+            ended_at: Some(1_700_000_002_000),
+            end_reason: Some(EndReason::Left),
+            call_id: None,
+        }),
+        Change::InsertPublication(Publication {
+            id: "pub_h".into(),
+            session_id: "ses_h".into(),
+            room_id: "room_1".into(),
+            participant: "hal".into(),
+            kind: PublicationKind::Camera,
+            state: PublicationState::Ended,
+            started_at: 1_700_000_000_000,
+            ended_at: None,
+            end_reason: None,
+            failure: None,
+        }),
+        Change::InsertTrack(Track {
+            id: "trk_h".into(),
+            publication_id: "pub_h".into(),
+            session_id: "ses_h".into(),
+            mid: "0".into(),
+            rid: None,
+            media_kind: MediaKind::Video,
+            codec: Codec::Vp8,
+            clock_rate: 90_000,
+            journal_path: journal.to_string_lossy().into_owned(),
+            started_at: 1_700_000_000_000,
+        }),
+    ])
+    .await
+    .unwrap();
+    let window = Window {
+        from_unix_us: None,
+        to_unix_us: None,
+    };
+    let outcome =
+        reel_recorder::assets::process_publication(&db, dir.path(), "pub_h", "rec_h", window)
+            .await
+            .unwrap();
+    let reel_recorder::Outcome::Failed { code, reason } = outcome else {
+        panic!("an asset from a journal without frames");
+    };
+    assert_eq!(code, reel_core::recording::FailureCode::NoMedia, "{reason}");
+}
