@@ -721,7 +721,9 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
                     enc.set_property("cbr", true);
                     // Speech: LAME's fast engine is transparent enough and about twice as fast.
                     enc.set_property_from_str("encoding-engine-quality", "fast");
-                    vec![enc]
+                    // A Xing header with the frame count: players (and the asset's
+                    // duration_ms) read the exact duration instead of guessing from the size.
+                    vec![enc, make("xingmux")?]
                 }
                 AudioFormat::Wav => {
                     // 16-bit PCM, what every player and speech engine reads (the mix
@@ -814,7 +816,40 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
     for f in feeders {
         let _ = f.join();
     }
-    result.map(|()| rendered)
+    result?;
+    // The asset's duration is the file's, as a player reads it: the encoders' last frame
+    // and padding make it 30–140 ms longer than the timeline.
+    if let Some(ms) = file_duration_ms(&job.path) {
+        rendered.duration_ms = ms;
+    }
+    Ok(rendered)
+}
+
+/// The duration a player reads from the file (prerolled with fake sinks, not played).
+fn file_duration_ms(path: &std::path::Path) -> Option<i64> {
+    let uri = gst::glib::filename_to_uri(path, None).ok()?;
+    let playbin = gst::ElementFactory::make("playbin")
+        .property("uri", uri.as_str())
+        .build()
+        .ok()?;
+    for sink in ["audio-sink", "video-sink"] {
+        playbin.set_property(sink, gst::ElementFactory::make("fakesink").build().ok()?);
+    }
+    playbin.set_state(gst::State::Paused).ok()?;
+    let bus = playbin.bus()?;
+    let mut duration = None;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(10)) {
+        match msg.view() {
+            gst::MessageView::AsyncDone(..) => {
+                duration = playbin.query_duration::<gst::ClockTime>();
+                break;
+            }
+            gst::MessageView::Error(_) | gst::MessageView::Eos(_) => break,
+            _ => {}
+        }
+    }
+    let _ = playbin.set_state(gst::State::Null);
+    duration.map(|d| d.mseconds() as i64)
 }
 
 #[allow(clippy::too_many_arguments)]

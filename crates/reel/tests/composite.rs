@@ -632,6 +632,7 @@ fn every_format_renders_and_decodes() {
             vec!["opus", "vp8"],
         ),
         ("audio", json!({"format": "ogg"}), vec!["opus"]),
+        ("audio", json!({"format": "mp3"}), vec!["mp3"]),
         ("audio", json!({"format": "m4a"}), vec!["aac"]),
         ("audio", json!({"format": "wav"}), vec!["pcm_s16le"]),
     ] {
@@ -646,11 +647,18 @@ fn every_format_renders_and_decodes() {
         let rec = r.json()["id"].as_str().unwrap().to_string();
         let done = wait_recording(&server, &rec, Duration::from_secs(120));
         assert_eq!(done["state"], "available", "{options}: {done:#}");
-        let (_, file) = asset_of(&server, &rec, dir.path());
+        let (asset, file) = asset_of(&server, &rec, dir.path());
         let probe = ffprobe(&file);
         let mut got = probe.codecs.clone();
         got.sort();
         assert_eq!(got, codecs, "{options}");
+        // The asset says the file's duration, as a player reads it.
+        let said = asset["duration_ms"].as_i64().unwrap() as f64 / 1000.0;
+        assert!(
+            (said - probe.duration).abs() <= 0.025,
+            "{options}: duration_ms says {said} s, the file is {} s",
+            probe.duration
+        );
         assert!(
             (probe.duration - length).abs() < 0.3,
             "{options}: {} s vs {length} s",
