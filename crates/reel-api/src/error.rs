@@ -126,8 +126,7 @@ impl From<RecorderError> for ApiError {
                     "the server is shutting down",
                 )
             },
-            RecorderError::Unavailable(e) => ApiError::unavailable(e),
-            e @ RecorderError::DiskFull { .. } => ApiError {
+            e @ (RecorderError::DiskFull { .. } | RecorderError::NoSpace(_)) => ApiError {
                 retry_after: Some(30),
                 ..ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -103,9 +103,17 @@ async fn healthz(
     let ok = database.is_ok() && !disk.is_low();
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "unavailable" },
+        // The detail goes to the log: /healthz answers anyone.
         "database": match &database {
             Ok(()) => serde_json::json!({"ok": true}),
-            Err(e) => serde_json::json!({"ok": false, "error": e}),
+            Err(e) => {
+                tracing::error!(error = %e, "healthz: the database is not usable");
+                serde_json::json!({"ok": false, "error": if e.contains("removed or replaced") {
+                    "the database file was removed or replaced"
+                } else {
+                    "the database does not answer"
+                }})
+            }
         },
         "disk": {
             "ok": !disk.is_low(),

@@ -43,6 +43,10 @@ impl LiveResources {
             },
         );
         order.push_back(publication.to_string());
+        // Ids forgotten on leave stay in `order` until they are dropped here.
+        if order.len() > 2 * CAPACITY {
+            order.retain(|id| map.contains_key(id));
+        }
     }
 
     /// Whether `token_secret` published `publication` in `room` (as far as this process knows).

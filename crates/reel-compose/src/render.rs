@@ -721,9 +721,7 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
                     enc.set_property("cbr", true);
                     // Speech: LAME's fast engine is transparent enough and about twice as fast.
                     enc.set_property_from_str("encoding-engine-quality", "fast");
-                    // A Xing header with the frame count: players (and the asset's
-                    // duration_ms) read the exact duration instead of guessing from the size.
-                    vec![enc, make("xingmux")?]
+                    vec![enc]
                 }
                 AudioFormat::Wav => {
                     // 16-bit PCM, what every player and speech engine reads (the mix
@@ -818,15 +816,19 @@ pub fn render(job: &Job) -> Result<Rendered, ComposeError> {
     }
     result?;
     // The asset's duration is the file's, as a player reads it: the encoders' last frame
-    // and padding make it 30–140 ms longer than the timeline.
+    // and padding make it 30–300 ms longer than the timeline.
     if let Some(ms) = file_duration_ms(&job.path) {
         rendered.duration_ms = ms;
     }
     Ok(rendered)
 }
 
-/// The duration a player reads from the file (prerolled with fake sinks, not played).
+/// The duration a player reads from the file: an mp3's frames counted (GStreamer estimates
+/// a stream without a Xing header), anything else prerolled with fake sinks, not played.
 fn file_duration_ms(path: &std::path::Path) -> Option<i64> {
+    if path.extension().is_some_and(|e| e == "mp3") {
+        return reel_media::mp3::duration_us(&std::fs::read(path).ok()?).map(|us| us / 1000);
+    }
     let uri = gst::glib::filename_to_uri(path, None).ok()?;
     let playbin = gst::ElementFactory::make("playbin")
         .property("uri", uri.as_str())

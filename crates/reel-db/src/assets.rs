@@ -171,13 +171,8 @@ impl Db {
         payload: &serde_json::Value,
         notify: bool,
     ) -> Result<()> {
-        self.commit_one(Change::Event {
-            application: app.into(),
-            kind: event_type,
-            payload: payload.clone(),
-            notify,
-        })
-        .await
+        self.commit_one(Change::event(app, event_type, payload.clone(), notify))
+            .await
     }
 
     /// The outbox of one application, oldest first: (id, type, payload, created_at).
@@ -276,7 +271,7 @@ impl Db {
             .collect()
     }
 
-    /// The file of every asset (deleted ones too): what the start-up sweep keeps.
+    /// The file of every asset row: what the start-up sweep keeps.
     pub async fn asset_paths(&self) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar("SELECT path FROM assets")
             .fetch_all(self.pool())

@@ -65,8 +65,11 @@ pub enum Change {
         version: i64,
         xml: String,
     },
-    /// An event in the outbox; with `notify` false it is kept but not delivered.
+    /// An event in the outbox; with `notify` false it is kept but not delivered. Its id is
+    /// made with the change (`Change::event`), so a batch written again after an unknown
+    /// outcome (a connection lost during COMMIT) cannot put it in the outbox twice.
     Event {
+        id: String,
         application: String,
         kind: EventKind,
         payload: serde_json::Value,
@@ -75,14 +78,24 @@ pub enum Change {
 }
 
 impl Change {
-    /// An event about `rec`, delivered as its `notificationEvents` say.
-    pub fn recording_event(rec: &Recording, kind: EventKind, payload: serde_json::Value) -> Change {
+    pub fn event(
+        application: impl Into<String>,
+        kind: EventKind,
+        payload: serde_json::Value,
+        notify: bool,
+    ) -> Change {
         Change::Event {
-            application: rec.application_id.clone(),
+            id: reel_core::EventId::generate().to_string(),
+            application: application.into(),
             kind,
             payload,
-            notify: rec.notifies(),
+            notify,
         }
+    }
+
+    /// An event about `rec`, delivered as its `notificationEvents` say.
+    pub fn recording_event(rec: &Recording, kind: EventKind, payload: serde_json::Value) -> Change {
+        Change::event(rec.application_id.clone(), kind, payload, rec.notifies())
     }
 }
 
@@ -168,7 +181,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
             from_ms,
             to_ms,
         } => {
-            sqlx::query("INSERT INTO track_gaps (track_id, from_ms, to_ms) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO track_gaps (track_id, from_ms, to_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                 .bind(track)
                 .bind(from_ms)
                 .bind(to_ms)
@@ -257,20 +270,13 @@ async fn apply(conn: &mut sqlx::AnyConnection, change: &Change) -> Result<()> {
             .await?;
         }
         Change::Event {
+            id,
             application,
             kind,
             payload,
             notify,
         } => {
-            crate::assets::insert_event_on(
-                conn,
-                reel_core::EventId::generate().as_str(),
-                application,
-                *kind,
-                payload,
-                *notify,
-            )
-            .await?;
+            crate::assets::insert_event_on(conn, id, application, *kind, payload, *notify).await?;
         }
     }
     Ok(())

@@ -65,15 +65,30 @@ impl DbError {
                 let code = db.code().unwrap_or_default();
                 // SQLite primary result codes (an extended code keeps the primary in its
                 // low byte): BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, FULL 13,
-                // CANTOPEN 14. PostgreSQL SQLSTATE classes: 08 connection, 53 resources,
-                // 57 operator intervention (shutdown, admin_shutdown), 40001 serialization.
+                // CANTOPEN 14. PostgreSQL SQLSTATEs that pass: the connection's (08000-08006;
+                // not 08P01, a protocol violation), insufficient resources (53100 disk full,
+                // 53200 out of memory, 53300 too many connections; not 53400, a
+                // configuration limit), the server shutting down or starting (57P01-57P03;
+                // not 57014, a cancelled statement), serialization failure and deadlock.
                 if let Ok(n) = code.parse::<i64>() {
                     matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14)
                 } else {
-                    code.starts_with("08")
-                        || code.starts_with("53")
-                        || code.starts_with("57")
-                        || code == "40001"
+                    matches!(
+                        code.as_ref(),
+                        "08000"
+                            | "08001"
+                            | "08003"
+                            | "08004"
+                            | "08006"
+                            | "53100"
+                            | "53200"
+                            | "53300"
+                            | "57P01"
+                            | "57P02"
+                            | "57P03"
+                            | "40001"
+                            | "40P01"
+                    )
                 }
             }
             _ => false,
@@ -159,8 +174,8 @@ impl Db {
         let probe = sqlx::query("SELECT 1").execute(&self.pool);
         match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("no answer within 2 s".into()),
+            Ok(Err(e)) => Err(format!("the database refused a query: {e}")),
+            Err(_) => Err("the database did not answer within 2 s".into()),
         }
     }
 
@@ -204,6 +219,13 @@ pub(crate) struct WriteTx {
 }
 
 impl WriteTx {
+    /// Ends the transaction writing nothing; the connection goes back to the pool.
+    pub(crate) async fn rollback(mut self) -> Result<()> {
+        sqlx::query("ROLLBACK").execute(&mut *self.conn).await?;
+        self.committed = true;
+        Ok(())
+    }
+
     pub(crate) async fn commit(mut self) -> Result<()> {
         sqlx::query("COMMIT").execute(&mut *self.conn).await?;
         self.committed = true;

@@ -259,8 +259,7 @@ CREATE TABLE call_metadata (
         15,
         // Media a track lost while its journal's disk refused writes (full, read-only):
         // the stream asset says it is truncated and where.
-        "CREATE TABLE track_gaps (track_id TEXT NOT NULL REFERENCES tracks(id), from_ms BIGINT NOT NULL, to_ms BIGINT NOT NULL); \
-         CREATE INDEX track_gaps_track ON track_gaps(track_id)",
+        "CREATE TABLE track_gaps (track_id TEXT NOT NULL REFERENCES tracks(id), from_ms BIGINT NOT NULL, to_ms BIGINT NOT NULL, PRIMARY KEY (track_id, from_ms))",
     ),
 ];
 
@@ -278,6 +277,7 @@ pub async fn run(db: &Db) -> Result<()> {
                 .fetch_optional(&mut *tx)
                 .await?;
         if done.is_some() {
+            tx.rollback().await?;
             continue;
         }
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {

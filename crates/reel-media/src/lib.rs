@@ -12,6 +12,7 @@ pub mod g722;
 pub mod h264;
 pub mod ivf;
 pub mod journal;
+pub mod mp3;
 pub mod mp4;
 pub mod ogg;
 pub mod pcm;

@@ -66,19 +66,65 @@ fn missing_intervals(mut gaps: Vec<(i64, i64)>, start: i64, end: i64) -> Vec<(i6
     out
 }
 
-/// As the asset and its event say it: ms into the file, and Unix ms.
-fn missing_json(missing: &[(i64, i64)], start_ms: i64) -> serde_json::Value {
-    missing
-        .iter()
-        .map(|(from, to)| {
-            serde_json::json!({
-                "from_ms": from - start_ms,
-                "to_ms": to - start_ms,
-                "from_unix_ms": from,
-                "to_unix_ms": to,
+/// Wall-clock time against the file's: the file starts at `start` and leaves out its
+/// pauses.
+struct FileTimeline {
+    start_ms: i64,
+    duration_ms: i64,
+    /// (paused at, resumed at), Unix ms.
+    pauses: Vec<(i64, i64)>,
+}
+
+impl FileTimeline {
+    fn of(report: &remux::RemuxReport) -> FileTimeline {
+        let start_ms = report.start_unix_us / 1000;
+        FileTimeline {
+            start_ms,
+            duration_ms: report.duration_ms as i64,
+            pauses: report
+                .pauses
+                .iter()
+                .map(|p| {
+                    let resumed = p.resumed_at_unix_ms.unwrap_or(p.paused_at_unix_ms);
+                    (p.paused_at_unix_ms.max(start_ms), resumed.max(start_ms))
+                })
+                .collect(),
+        }
+    }
+
+    /// Paused time cut from the file before `t`.
+    fn cut_before(&self, t: i64) -> i64 {
+        self.pauses
+            .iter()
+            .map(|&(from, to)| (t.min(to) - from).max(0))
+            .sum()
+    }
+
+    /// The wall-clock end of the file: its duration plus what was cut.
+    fn end_unix_ms(&self) -> i64 {
+        self.start_ms
+            + self.duration_ms
+            + self
+                .pauses
+                .iter()
+                .map(|&(f, t)| (t - f).max(0))
+                .sum::<i64>()
+    }
+
+    /// As the asset and its event say it: ms into the file, and the wall clock's Unix ms.
+    fn json(&self, missing: &[(i64, i64)]) -> serde_json::Value {
+        missing
+            .iter()
+            .map(|&(from, to)| {
+                serde_json::json!({
+                    "from_ms": from - self.start_ms - self.cut_before(from),
+                    "to_ms": to - self.start_ms - self.cut_before(to),
+                    "from_unix_ms": from,
+                    "to_unix_ms": to,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
 }
 
 struct Made {
@@ -111,20 +157,30 @@ fn make(
     // Write beside, then rename: a listed asset is always a complete file. The container
     // (hence the extension) is known once the remux has seen the codecs.
     let partial = asset_path(data_dir, &publication.session_id, asset_id.as_str(), "part");
-    fs::create_dir_all(partial.parent().expect("asset path has a parent"))?;
-    let (out, report) =
-        remux::remux_window(tracks, window, BufWriter::new(File::create(&partial)?))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| RecorderError::Io(e.into_error()))?;
-    file.sync_all()?;
-    let path = asset_path(
-        data_dir,
-        &publication.session_id,
-        asset_id.as_str(),
-        report.container,
-    );
-    fs::rename(&partial, &path)?;
+    let written = (|| -> Result<_> {
+        fs::create_dir_all(partial.parent().expect("asset path has a parent"))?;
+        let (out, report) =
+            remux::remux_window(tracks, window, BufWriter::new(File::create(&partial)?))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| RecorderError::Io(e.into_error()))?;
+        file.sync_all()?;
+        let path = asset_path(
+            data_dir,
+            &publication.session_id,
+            asset_id.as_str(),
+            report.container,
+        );
+        fs::rename(&partial, &path)?;
+        Ok((report, path))
+    })();
+    let (report, path) = match written {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
     let size = fs::metadata(&path)?.len();
     let sha256 = sha256_file(&path)?;
     Ok(Made {
@@ -176,8 +232,17 @@ pub async fn process_publication(
     })
     .await
     .map_err(|e| RecorderError::Internal(e.to_string()))?;
+    let gaps = db.publication_gaps(publication_id).await?;
     let asset_id = AssetId::generate();
-    let made = if journals.is_empty() {
+    let made = if journals.is_empty() && !gaps.is_empty() {
+        // The participant sent; Reel's disk kept none of it.
+        Err((
+            FailureCode::DiskFull,
+            "no media was kept: Reel's disk refused writes (full or read-only) while the \
+             participant published"
+                .to_string(),
+        ))
+    } else if journals.is_empty() {
         // Whose fault it was: a publisher Reel could not connect did not choose to send nothing.
         let why = match publication.end_reason {
             Some(EndReason::IceFailed) => {
@@ -197,10 +262,14 @@ pub async fn process_publication(
         let dir = data_dir.to_path_buf();
         let p = publication.clone();
         let id = asset_id.clone();
-        tokio::task::spawn_blocking(move || make(&dir, &p, &journals, &id, window))
+        match tokio::task::spawn_blocking(move || make(&dir, &p, &journals, &id, window))
             .await
             .map_err(|e| RecorderError::Internal(e.to_string()))?
-            .map_err(|e| (FailureCode::OutputFailed, e.to_string()))
+        {
+            // The journals are intact; the disk could not take the file now: tried again.
+            Err(e) if e.is_no_space() => return Err(RecorderError::NoSpace(e.to_string())),
+            made => made.map_err(|e| (FailureCode::OutputFailed, e.to_string())),
+        }
     };
     let base = serde_json::json!({
         "session_id": publication.session_id,
@@ -218,9 +287,8 @@ pub async fn process_publication(
     match made {
         Ok(m) => {
             let start_ms = m.report.start_unix_us / 1000;
-            let end_ms = start_ms + m.report.duration_ms as i64;
-            let missing =
-                missing_intervals(db.publication_gaps(publication_id).await?, start_ms, end_ms);
+            let timeline = FileTimeline::of(&m.report);
+            let missing = missing_intervals(gaps, start_ms, timeline.end_unix_ms());
             let mut details = serde_json::to_value(&m.report).expect("report serializes");
             if !missing.is_empty() {
                 tracing::warn!(
@@ -230,7 +298,7 @@ pub async fn process_publication(
                 );
                 details["truncated"] = true.into();
                 details["truncation_code"] = FailureCode::DiskFull.as_str().into();
-                details["missing"] = missing_json(&missing, start_ms);
+                details["missing"] = timeline.json(&missing);
             }
             let asset = Asset {
                 id: asset_id.to_string(),
@@ -259,25 +327,31 @@ pub async fn process_publication(
             if !missing.is_empty() {
                 payload["truncated"] = true.into();
                 payload["code"] = FailureCode::DiskFull.as_str().into();
-                payload["missing"] = missing_json(&missing, start_ms);
+                payload["missing"] = timeline.json(&missing);
             }
             // The asset, the job's marker and the event in one transaction: a crash leaves
             // either all three or none, and then recovery runs the job again.
-            db.commit(&[
-                Change::InsertAsset(asset.clone()),
-                Change::PublicationOutcome {
-                    id: publication_id.into(),
-                    state: PublicationState::Processed,
-                    failure: None,
-                },
-                Change::Event {
-                    application: session.application_id.clone(),
-                    kind: EventKind::StreamSuccess,
-                    payload,
-                    notify,
-                },
-            ])
-            .await?;
+            let committed = db
+                .commit(&[
+                    Change::InsertAsset(asset.clone()),
+                    Change::PublicationOutcome {
+                        id: publication_id.into(),
+                        state: PublicationState::Processed,
+                        failure: None,
+                    },
+                    Change::event(
+                        session.application_id.clone(),
+                        EventKind::StreamSuccess,
+                        payload,
+                        notify,
+                    ),
+                ])
+                .await;
+            if let Err(e) = committed {
+                // No row names the file: the job's next run makes it again.
+                let _ = fs::remove_file(&m.path);
+                return Err(e.into());
+            }
             tracing::info!(publication = publication_id, asset = %asset.id, kind = %asset.asset_type, "stream asset ready");
             Ok(Outcome::Made(Box::new(asset)))
         }
@@ -292,12 +366,12 @@ pub async fn process_publication(
                     state: PublicationState::Failed,
                     failure: Some(reason.clone()),
                 },
-                Change::Event {
-                    application: session.application_id.clone(),
-                    kind: EventKind::StreamFailure,
+                Change::event(
+                    session.application_id.clone(),
+                    EventKind::StreamFailure,
                     payload,
                     notify,
-                },
+                ),
             ])
             .await?;
             Ok(Outcome::Failed { code, reason })

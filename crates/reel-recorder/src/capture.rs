@@ -157,6 +157,14 @@ struct OpenJournal {
     dirty: bool,
     /// Since when the journal is stalled (its records dropped).
     stalled_since: Option<i64>,
+    /// When the file last held everything written to it: a journal closed still stalled
+    /// loses what it had buffered since.
+    last_synced: i64,
+    /// Whether the journal file's last pause record is a Pause: a stall may have dropped
+    /// the capture switch, which is written again when the journal resumes.
+    file_paused: bool,
+    /// Since when capture is off for this journal's session.
+    pause_at: Option<i64>,
     /// Capture is off for this journal's session: frames are dropped.
     paused: bool,
     /// A frame was dropped (too large): the next one written is marked a discontinuity.
@@ -371,7 +379,10 @@ fn run(
             Ok(ThreadCommand::All(Broadcast::Shutdown))
             | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 for (track, j) in journals.iter_mut() {
-                    j.sync(track, &notices);
+                    j.try_resume(track, &notices);
+                    if !j.closed_stalled(track, &notices) {
+                        j.sync(track, &notices);
+                    }
                 }
                 return;
             }
@@ -394,6 +405,9 @@ fn run(
                     file,
                     dirty: true,
                     stalled_since: None,
+                    last_synced: unix_us_now(),
+                    file_paused: false,
+                    pause_at: None,
                     paused: false,
                     gap: false,
                     dropped_frames: 0,
@@ -405,6 +419,7 @@ fn run(
                 // as the others, so every track gets the same cut.
                 if let Some(&since) = off.get(&journal.session) {
                     journal.paused = true;
+                    journal.pause_at = Some(since);
                     journal.write(&track, &Record::Pause { at_unix_us: since }, &notices);
                 }
                 journals.insert(track, journal);
@@ -438,14 +453,7 @@ fn run(
                     let mut j = journals.remove(&track).expect("listed above");
                     // A last try, so that a journal whose disk came back ends whole.
                     j.try_resume(&track, &notices);
-                    if let Some(from) = j.stalled_since.take() {
-                        let _ = notices.send(CaptureNotice::MediaLost {
-                            publication: j.publication.clone(),
-                            track: track.clone(),
-                            from_unix_us: from,
-                            to_unix_us: unix_us_now(),
-                            resumed: false,
-                        });
+                    if j.closed_stalled(&track, &notices) {
                         continue;
                     }
                     j.write(
@@ -507,10 +515,24 @@ fn set_capture(
         for (track, j) in journals.iter_mut().filter(|(_, j)| j.session == session) {
             j.write(track, &record, notices);
             j.paused = !on;
+            j.pause_at = (!on).then_some(at_unix_us);
         }
     }
     for (track, j) in journals.iter_mut().filter(|(_, j)| j.session == session) {
         j.sync(track, notices);
+        // A stop flushes the journals for the assets made from them now: what a stalled
+        // one lost so far is reported now (and counted again from here), not at its resume.
+        if let Some(from) = j.stalled_since {
+            let now = unix_us_now();
+            let _ = notices.send(CaptureNotice::MediaLost {
+                publication: j.publication.clone(),
+                track: track.clone(),
+                from_unix_us: from,
+                to_unix_us: now,
+                resumed: false,
+            });
+            j.stalled_since = Some(now);
+        }
     }
 }
 
@@ -526,7 +548,14 @@ impl OpenJournal {
             return;
         }
         match self.file.append(record) {
-            Ok(()) => self.dirty = true,
+            Ok(()) => {
+                self.dirty = true;
+                match record {
+                    Record::Pause { .. } => self.file_paused = true,
+                    Record::Resume { .. } => self.file_paused = false,
+                    _ => {}
+                }
+            }
             // The sender's oversized frame is dropped and marked as a gap; the track goes
             // on (the remux waits for the next keyframe).
             Err(Refused::TooLarge(e)) => {
@@ -544,10 +573,31 @@ impl OpenJournal {
         if self.stalled_since.is_some() {
             return;
         }
-        if let Err(error) = self.file.sync() {
-            self.stalled(track, error, notices);
+        match self.file.sync() {
+            Ok(()) => self.last_synced = unix_us_now(),
+            Err(error) => self.stalled(track, error, notices),
         }
         self.dirty = false;
+    }
+
+    /// At close: a journal still stalled reports what it lost, from its last sync (what it
+    /// had buffered is lost too). True if it was stalled.
+    fn closed_stalled(
+        &mut self,
+        track: &TrackId,
+        notices: &UnboundedSender<CaptureNotice>,
+    ) -> bool {
+        let Some(from) = self.stalled_since.take() else {
+            return false;
+        };
+        let _ = notices.send(CaptureNotice::MediaLost {
+            publication: self.publication.clone(),
+            track: track.clone(),
+            from_unix_us: from.min(self.last_synced),
+            to_unix_us: unix_us_now(),
+            resumed: false,
+        });
+        true
     }
 
     fn stalled(
@@ -575,6 +625,15 @@ impl OpenJournal {
         }
         self.stalled_since = None;
         self.gap = true;
+        self.last_synced = unix_us_now();
+        // The capture switches the stall dropped: the journal says the session's state.
+        if self.paused && !self.file_paused {
+            let at_unix_us = self.pause_at.unwrap_or_else(unix_us_now);
+            self.write(track, &Record::Pause { at_unix_us }, notices);
+        } else if !self.paused && self.file_paused {
+            let at_unix_us = unix_us_now();
+            self.write(track, &Record::Resume { at_unix_us }, notices);
+        }
         let _ = notices.send(CaptureNotice::MediaLost {
             publication: self.publication.clone(),
             track: track.clone(),

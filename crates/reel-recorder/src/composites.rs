@@ -354,11 +354,17 @@ pub async fn process_recording(
             payload["asset_id"] = asset.id.clone().into();
             payload["duration_ms"] = asset.duration_ms.into();
             // The asset and its event in one transaction: a crash leaves both or neither.
-            db.commit(&[
-                Change::InsertAsset(asset.clone()),
-                Change::recording_event(&rec, EventKind::CompositeSuccess, payload),
-            ])
-            .await?;
+            let committed = db
+                .commit(&[
+                    Change::InsertAsset(asset.clone()),
+                    Change::recording_event(&rec, EventKind::CompositeSuccess, payload),
+                ])
+                .await;
+            if let Err(e) = committed {
+                // No row names the file: the job's next run renders it again.
+                let _ = std::fs::remove_file(&job.path);
+                return Err(e.into());
+            }
             tracing::info!(recording = %rec.id, asset = %asset.id, "composite ready");
             Ok(Outcome::Made(Box::new(asset)))
         }

@@ -461,12 +461,7 @@ impl Engine {
                 if let (Value::Object(base), Value::Object(more)) = (&mut payload, extra) {
                     base.extend(more);
                 }
-                self.persist(vec![Change::Event {
-                    application,
-                    kind,
-                    payload,
-                    notify,
-                }]);
+                self.persist(vec![Change::event(application, kind, payload, notify)]);
             }
             Input::CallMetadata {
                 session,

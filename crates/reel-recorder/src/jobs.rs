@@ -66,7 +66,7 @@ pub(crate) async fn run(
             }
             Attempt::Done => return,
             Attempt::Unavailable(e) => {
-                tracing::warn!(error = %e, ?backoff, "job: the database is unavailable; retrying");
+                tracing::warn!(error = %e, ?backoff, "job: the database or the disk cannot take it now; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
             }
@@ -80,10 +80,12 @@ enum Attempt {
     Unavailable(String),
 }
 
-/// The database was unavailable: the job is tried again rather than reported failed.
+/// The database was unavailable, or the disk refused a write: the job is tried again
+/// rather than reported failed.
 fn unavailable<T>(r: &Result<T>) -> Option<String> {
     match r {
         Err(RecorderError::Db(e)) if e.is_unavailable() => Some(e.to_string()),
+        Err(e) if e.is_no_space() => Some(e.to_string()),
         _ => None,
     }
 }

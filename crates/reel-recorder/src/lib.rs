@@ -64,9 +64,10 @@ pub enum RecorderError {
     InvalidState(String),
     #[error("internal: {0}")]
     Internal(String),
-    /// The database cannot take the change now; it is kept and written when it can.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
+    /// The disk refused a write (full, over quota, read-only): what needed it is tried
+    /// again later.
+    #[error("the disk refused the write: {0}")]
+    NoSpace(String),
     /// Free space is below the floor: nothing new is admitted (what records goes on).
     #[error(
         "the recorder's disk is full: {free_mb} MB free, {min_mb} MB needed to admit a publisher"
@@ -75,6 +76,22 @@ pub enum RecorderError {
 }
 
 pub type Result<T, E = RecorderError> = std::result::Result<T, E>;
+
+impl RecorderError {
+    /// A write the disk refused for want of space or for being read-only: worth trying
+    /// again once an operator frees space, unlike a broken input.
+    pub fn is_no_space(&self) -> bool {
+        let io = match self {
+            RecorderError::Io(e) | RecorderError::Media(reel_media::MediaError::Io(e)) => e,
+            RecorderError::NoSpace(_) => return true,
+            _ => return false,
+        };
+        matches!(
+            io.raw_os_error(),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS)
+        )
+    }
+}
 
 /// What an output job (a stream asset, a composite, a mix) made: its asset, or why it
 /// could not, with a stable code. Either way its event is already in the outbox.
@@ -563,7 +580,15 @@ impl Brain {
         loop {
             let wake = self.execute().await;
             if self.drained {
-                while self.jobs.join_next().await.is_some() {}
+                // Jobs may wait for kept batches: keep writing them while the jobs end.
+                loop {
+                    let retry_at = self.writes.retry_at();
+                    tokio::select! {
+                        joined = self.jobs.join_next() => if joined.is_none() { break },
+                        _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => self.writes.retry(),
+                        _ = self.writes.retried() => {}
+                    }
+                }
                 self.engine.handle(now(), Input::EndAll);
                 self.execute().await;
                 self.writes.finish().await;
@@ -731,22 +756,21 @@ impl Brain {
     }
 
     /// Executes the engine's outputs in order until it has none; returns when to wake it.
-    /// A write that is refused or kept for later turns the replies that follow it into
-    /// errors (and undoes a join): nothing is answered as done that the database does not
-    /// hold. Kept writes still happen, in order, when the database takes them.
+    /// A write that is refused turns the replies that follow it into errors (and undoes a
+    /// join). A write kept for later (the database unavailable for now) does not: it will
+    /// be written, in order, before anything written after it.
     async fn execute(&mut self) -> Instant {
-        // Every reply after a kept (true) or refused (false) batch becomes an error.
-        let mut refused: Option<(bool, String)> = None;
+        // Every reply after a refused batch becomes an error. A kept one is not refused: the
+        // engine's decision stands and its writes follow, in order, when the database takes
+        // them.
+        let mut refused: Option<String> = None;
         loop {
             match self.engine.poll_output() {
                 Output::Timeout(at) => return at,
                 Output::Persist(changes) => match self.writes.persist(changes).await {
-                    write_behind::Persisted::Written => {}
-                    write_behind::Persisted::Held(e) => {
-                        refused = Some((true, e));
-                    }
+                    write_behind::Persisted::Written | write_behind::Persisted::Held => {}
                     write_behind::Persisted::Refused(e) => {
-                        refused = Some((false, format!("the database refused the change: {e}")));
+                        refused = Some(format!("the database refused the change: {e}"));
                     }
                 },
                 Output::SetCapture {
@@ -802,7 +826,7 @@ impl Brain {
                 }
                 Output::Reply { to, result } => {
                     let result = match (&refused, result) {
-                        (Some((kept, e)), Ok(reply)) => {
+                        (Some(e), Ok(reply)) => {
                             if let Reply::Joined(ctx) = &reply {
                                 self.engine.handle(
                                     now(),
@@ -811,11 +835,7 @@ impl Brain {
                                     },
                                 );
                             }
-                            Err(if *kept {
-                                RecorderError::Unavailable(e.clone())
-                            } else {
-                                RecorderError::Internal(e.clone())
-                            })
+                            Err(RecorderError::Internal(e.clone()))
                         }
                         (_, result) => result,
                     };

@@ -16,9 +16,10 @@ pub struct Swept {
     pub quarantined: usize,
 }
 
-/// Scratch files a job writes beside its output: nothing in them is media to keep.
+/// Scratch files a job writes beside its output: nothing in them is media to keep (a
+/// transcript's per-speaker wav is made again from the journals).
 fn is_scratch(name: &str) -> bool {
-    name.ends_with(".job.json") || name.ends_with(".part")
+    name.ends_with(".job.json") || name.ends_with(".part") || name.ends_with(".speaker.wav")
 }
 
 /// A file by its session directory and name: rows keep the path as the data directory was
@@ -70,17 +71,21 @@ fn sweep_files(data_dir: &Path, named: &Named) -> std::io::Result<Swept> {
                 continue;
             }
             let name = file.file_name().to_string_lossy().into_owned();
-            if is_scratch(&name) {
-                std::fs::remove_file(&path)?;
-                out.removed += 1;
+            // One file that cannot be moved is left where it is, said, and skipped: the
+            // server still starts.
+            let moved = if is_scratch(&name) {
+                std::fs::remove_file(&path).map(|()| out.removed += 1)
             } else {
                 let to = data_dir
                     .join("quarantine")
                     .join(session.file_name())
                     .join(&name);
-                std::fs::create_dir_all(to.parent().expect("has a parent"))?;
-                std::fs::rename(&path, &to)?;
-                out.quarantined += 1;
+                std::fs::create_dir_all(to.parent().expect("has a parent"))
+                    .and_then(|()| std::fs::rename(&path, &to))
+                    .map(|()| out.quarantined += 1)
+            };
+            if let Err(e) = moved {
+                tracing::warn!(file = %path.display(), error = %e, "start-up sweep: left in place");
             }
         }
     }

@@ -24,7 +24,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub(crate) enum Persisted {
     Written,
     /// Kept for a retry: the database was unavailable (or earlier batches still wait).
-    Held(String),
+    Held,
     /// Refused for good (a constraint, a corrupt row): dropped, as retrying cannot help.
     Refused(DbError),
 }
@@ -39,7 +39,6 @@ pub(crate) struct WriteBehind {
     retrying: Option<JoinHandle<VecDeque<Batch>>>,
     retry_at: Option<Instant>,
     backoff: Duration,
-    last_error: String,
     enqueued: u64,
     written: Arc<watch::Sender<u64>>,
 }
@@ -52,7 +51,6 @@ impl WriteBehind {
             retrying: None,
             retry_at: None,
             backoff: FIRST_BACKOFF,
-            last_error: String::new(),
             enqueued: 0,
             written: Arc::new(watch::channel(0).0),
         }
@@ -74,7 +72,7 @@ impl WriteBehind {
         let seq = self.enqueued;
         if self.is_holding() {
             self.queue.push_back((seq, changes));
-            return Persisted::Held(self.last_error.clone());
+            return Persisted::Held;
         }
         match self.db.commit(&changes).await {
             Ok(()) => {
@@ -83,11 +81,10 @@ impl WriteBehind {
             }
             Err(e) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "recorder: the database is unavailable; changes are kept and retried");
-                self.last_error = e.to_string();
                 self.queue.push_back((seq, changes));
                 self.backoff = FIRST_BACKOFF;
                 self.retry_at = Some(Instant::now() + self.backoff);
-                Persisted::Held(self.last_error.clone())
+                Persisted::Held
             }
             Err(e) => {
                 tracing::error!(error = %e, "recorder: the database refused a change");
@@ -133,7 +130,13 @@ impl WriteBehind {
     /// Resolves when the retry in flight ends (pending forever when none is).
     pub(crate) async fn retried(&mut self) {
         let left = match self.retrying.as_mut() {
-            Some(task) => task.await.unwrap_or_default(),
+            Some(task) => match task.await {
+                Ok(left) => left,
+                Err(e) => {
+                    tracing::error!(error = %e, "recorder: the retry of kept changes failed; they are lost");
+                    VecDeque::new()
+                }
+            },
             None => std::future::pending().await,
         };
         self.retrying = None;
@@ -154,8 +157,9 @@ impl WriteBehind {
         }
     }
 
-    /// At shutdown: a last few tries at what is kept (the shutdown deadline bounds them);
-    /// what is still refused is reported, as a restart's recovery cannot rebuild it.
+    /// At shutdown: tries what is kept until the database takes it (the shutdown deadline
+    /// bounds this; what it cuts off is lost, as a restart's recovery cannot rebuild it,
+    /// so each try says what is still waiting).
     pub(crate) async fn finish(&mut self) {
         if self.retrying.is_some() {
             self.retried().await;
@@ -166,6 +170,10 @@ impl WriteBehind {
             if self.queue.is_empty() {
                 break;
             }
+            tracing::error!(
+                batches = self.queue.len(),
+                "shutting down with changes the database has not taken; still trying"
+            );
             tokio::time::sleep(self.backoff).await;
         }
     }

@@ -675,18 +675,25 @@ impl Engine {
     }
 
     /// Refuses the call's pending offer (new call: the call is gone; in a call: it goes on).
+    /// A 503 says when to try again (`Retry-After`), so the SRC retries or fails over.
     pub fn reject(&mut self, now: Instant, call_id: &str, code: u16, reason: &str) {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
         let tag = call.to_tag.clone();
+        let retry = [("Retry-After", "5".to_string())];
+        let extra: &[(&str, String)] = if code == 503 { &retry } else { &[] };
         if let Some((r, from)) = call.update.take() {
-            return self.answer_once(now, from, &r, code, reason, &[]);
+            return self.answer_once(now, from, &r, code, reason, extra);
         }
         let Some(tx) = call.invite.take().filter(|tx| tx.response.is_none()) else {
             return;
         };
-        let resp = tx.request.respond(code, reason, Some(&tag), &[], None);
+        // Refused before it began: its ports were never bound (the unconfirmed budget).
+        if !call.established {
+            call.ports = 0;
+        }
+        let resp = tx.request.respond(code, reason, Some(&tag), extra, None);
         self.pending(now, tx.from, tx.request, resp, false);
     }
 

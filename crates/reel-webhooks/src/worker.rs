@@ -120,6 +120,8 @@ type Attempted = (DueDelivery, Sent, Duration);
 #[derive(Default)]
 struct Dispatcher {
     jobs: tokio::task::JoinSet<Attempted>,
+    /// Each task's delivery and endpoint, so a place is freed however the task ends.
+    tasks: HashMap<tokio::task::Id, (String, String)>,
     in_flight: HashSet<String>,
     per_endpoint: HashMap<String, usize>,
 }
@@ -155,12 +157,14 @@ impl Dispatcher {
             }
             self.in_flight.insert(d.id.clone());
             *self.per_endpoint.entry(d.endpoint.id.clone()).or_default() += 1;
+            let ids = (d.id.clone(), d.endpoint.id.clone());
             let cfg = cfg.clone();
-            self.jobs.spawn_blocking(move || {
+            let task = self.jobs.spawn_blocking(move || {
                 let started = Instant::now();
                 let sent = send(&d, &cfg, now);
                 (d, sent, started.elapsed())
             });
+            self.tasks.insert(task.id(), ids);
         }
         Ok(())
     }
@@ -169,28 +173,31 @@ impl Dispatcher {
         !self.jobs.is_empty()
     }
 
-    /// The next attempt to end (pending forever when none is in flight).
+    fn free(&mut self, task: tokio::task::Id) {
+        let Some((delivery, endpoint)) = self.tasks.remove(&task) else {
+            return;
+        };
+        self.in_flight.remove(&delivery);
+        if let Some(n) = self.per_endpoint.get_mut(&endpoint) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_endpoint.remove(&endpoint);
+            }
+        }
+    }
+
+    /// The next attempt to end (None when none is in flight). A send that panicked frees
+    /// its place; its delivery stays pending and is tried again.
     async fn next(&mut self) -> Option<Attempted> {
         loop {
-            match self.jobs.join_next().await {
-                None => return None,
-                Some(Ok(done)) => {
-                    self.in_flight.remove(&done.0.id);
-                    if let Some(n) = self.per_endpoint.get_mut(&done.0.endpoint.id) {
-                        *n -= 1;
-                        if *n == 0 {
-                            self.per_endpoint.remove(&done.0.endpoint.id);
-                        }
-                    }
+            match self.jobs.join_next_with_id().await? {
+                Ok((task, done)) => {
+                    self.free(task);
                     return Some(done);
                 }
-                // A send that panicked: its delivery stays pending and is tried again; its
-                // place is freed when the bookkeeping is rebuilt below.
-                Some(Err(_)) => {
-                    if self.jobs.is_empty() {
-                        self.in_flight.clear();
-                        self.per_endpoint.clear();
-                    }
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook send failed");
+                    self.free(e.id());
                 }
             }
         }

@@ -711,7 +711,9 @@ impl Decide {
                     .join_call(prepared.room.clone(), call_id, planned.name.clone())
                     .await
                 {
-                    Err(RecorderError::Unavailable(e)) if backoff < Duration::from_secs(60) => {
+                    Err(RecorderError::Db(e))
+                        if e.is_unavailable() && backoff < Duration::from_secs(60) =>
+                    {
                         tracing::warn!(call = %call_id, error = %e, "joining the call: the database is unavailable; retrying");
                         tokio::time::sleep(backoff).await;
                         backoff *= 2;
@@ -738,8 +740,17 @@ impl Decide {
     /// The room named by the Request-URI's user part (a room id), else the default room.
     async fn room(&self, user: Option<&str>) -> Result<Room, (u16, String)> {
         for id in plan::room_candidates(user, &self.settings.default_room) {
-            if let Ok(room) = self.db.get_room(None, id).await {
-                return Ok(room);
+            match self.db.get_room(None, id).await {
+                Ok(room) => return Ok(room),
+                // Not "no such room": the SRC should try again (or another recorder).
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(error = %e, "call refused: the database is unavailable");
+                    return Err((
+                        503,
+                        "Service Unavailable: the database is unavailable".into(),
+                    ));
+                }
+                Err(_) => {}
             }
         }
         Err((404, "Not Found: no room records this address".into()))

@@ -120,8 +120,14 @@ fn an_sqlite_lock_held_30s_while_two_participants_leave_loses_nothing() {
     assert!(r.header("retry-after").is_some());
     std::thread::sleep(Duration::from_secs(30).saturating_sub(locked_at.elapsed()));
     drop(lock);
+    let released = Instant::now();
 
     let assets = server.wait_assets(&session, 2, Duration::from_secs(60));
+    eprintln!(
+        "SQLite lock held {:.1} s: both assets registered {:.1} s after its release",
+        released.duration_since(locked_at).as_secs_f64(),
+        released.elapsed().as_secs_f64()
+    );
     let out = tempfile::tempdir().unwrap();
     for (asset, report) in assets.iter().zip(&reports) {
         let probe = ffprobe(&server.download(asset, out.path()));
@@ -263,8 +269,14 @@ fn postgresql_stopped_for_60s_while_two_participants_leave_loses_nothing() {
     assert!(r.header("retry-after").is_some());
     std::thread::sleep(Duration::from_secs(60).saturating_sub(stopped_at.elapsed()));
     pg.run();
+    let restarted = Instant::now();
 
     let assets = server.wait_assets(&session, 2, Duration::from_secs(90));
+    eprintln!(
+        "PostgreSQL stopped {:.1} s: both assets registered {:.1} s after its restart",
+        restarted.duration_since(stopped_at).as_secs_f64(),
+        restarted.elapsed().as_secs_f64()
+    );
     let out = tempfile::tempdir().unwrap();
     for (asset, report) in assets.iter().zip(&reports) {
         let probe = ffprobe(&server.download(asset, out.path()));

@@ -293,6 +293,13 @@ fn a_two_party_call_gives_an_mp3_with_both_tones_and_a_dual_channel_file() {
     let file = server.download(mix[0], dir.path());
     let call = call_length_s(&session);
     let probe = ffprobe(&file);
+    // The asset says the file's duration, as a player reads it.
+    let said = mix[0]["duration_ms"].as_i64().unwrap() as f64 / 1000.0;
+    assert!(
+        (said - probe.duration).abs() <= 0.025,
+        "duration_ms says {said} s, the mp3 is {} s",
+        probe.duration
+    );
     // An mp3 carries up to a frame (24 ms) plus the encoder's padding beyond its audio.
     assert!(
         (probe.duration - call).abs() <= 0.3,
