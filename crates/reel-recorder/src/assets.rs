@@ -352,6 +352,10 @@ pub async fn process_publication(
                 let _ = fs::remove_file(&m.path);
                 return Err(e.into());
             }
+            // Reported done: on disk, with everything committed before it.
+            if let Err(e) = db.make_durable().await {
+                tracing::warn!(error = %e, "checkpoint after an asset");
+            }
             tracing::info!(publication = publication_id, asset = %asset.id, kind = %asset.asset_type, "stream asset ready");
             Ok(Outcome::Made(Box::new(asset)))
         }

@@ -365,6 +365,10 @@ pub async fn process_recording(
                 let _ = std::fs::remove_file(&job.path);
                 return Err(e.into());
             }
+            // Reported done: on disk, with everything committed before it.
+            if let Err(e) = db.make_durable().await {
+                tracing::warn!(error = %e, "checkpoint after an asset");
+            }
             tracing::info!(recording = %rec.id, asset = %asset.id, "composite ready");
             Ok(Outcome::Made(Box::new(asset)))
         }
