@@ -47,6 +47,40 @@ impl Drop for WriteLock {
     }
 }
 
+/// Camera publishers of `secs` each, on threads.
+fn publishers(
+    server: &Server,
+    room: &str,
+    names: &[&str],
+    secs: u64,
+) -> Vec<std::thread::JoinHandle<reel_testkit::PublishReport>> {
+    names
+        .iter()
+        .map(|name| {
+            let (token, whip) = server.token(room, name, "camera");
+            std::thread::spawn(move || publish(&camera(&whip, &token, secs)).expect("publish"))
+        })
+        .collect()
+}
+
+/// Each asset plays as long as its publisher sent (within 1.5 s).
+fn assert_recorded_as_sent(
+    server: &Server,
+    assets: &[serde_json::Value],
+    reports: &[reel_testkit::PublishReport],
+) {
+    let out = tempfile::tempdir().unwrap();
+    for (asset, report) in assets.iter().zip(reports) {
+        let probe = ffprobe(&server.download(asset, out.path()));
+        let sent = report.sent_for.as_secs_f64();
+        assert!(
+            (probe.duration - sent).abs() < 1.5,
+            "{} s recorded of {sent} s sent: {asset:#}",
+            probe.duration
+        );
+    }
+}
+
 /// The session's publications, none of them still `live`, and its state.
 fn assert_nothing_live(server: &Server, session: &str) {
     let s = server.wait_session_ended(session, Duration::from_secs(30));
@@ -93,13 +127,7 @@ fn an_sqlite_lock_held_30s_while_two_participants_leave_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let room = server.room(1);
-    let publishers: Vec<_> = ["ana", "ben"]
-        .into_iter()
-        .map(|name| {
-            let (token, whip) = server.token(&room, name, "camera");
-            std::thread::spawn(move || publish(&camera(&whip, &token, 10)).expect("publish"))
-        })
-        .collect();
+    let publishers = publishers(&server, &room, &["ana", "ben"], 10);
     std::thread::sleep(Duration::from_secs(5));
 
     let lock = WriteLock::take(&dir.path().join("data/reel.db"));
@@ -128,16 +156,7 @@ fn an_sqlite_lock_held_30s_while_two_participants_leave_loses_nothing() {
         released.duration_since(locked_at).as_secs_f64(),
         released.elapsed().as_secs_f64()
     );
-    let out = tempfile::tempdir().unwrap();
-    for (asset, report) in assets.iter().zip(&reports) {
-        let probe = ffprobe(&server.download(asset, out.path()));
-        let sent = report.sent_for.as_secs_f64();
-        assert!(
-            (probe.duration - sent).abs() < 1.5,
-            "{} s recorded of {sent} s sent: {asset:#}",
-            probe.duration
-        );
-    }
+    assert_recorded_as_sent(&server, &assets, &reports);
     assert_nothing_live(&server, &session);
     assert_events_once(&server);
     assert!(
@@ -251,13 +270,7 @@ fn postgresql_stopped_for_60s_while_two_participants_leave_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), &[("REEL_DATABASE_URL", &pg.url())]);
     let room = server.room(1);
-    let publishers: Vec<_> = ["ana", "ben"]
-        .into_iter()
-        .map(|name| {
-            let (token, whip) = server.token(&room, name, "camera");
-            std::thread::spawn(move || publish(&camera(&whip, &token, 10)).expect("publish"))
-        })
-        .collect();
+    let publishers = publishers(&server, &room, &["ana", "ben"], 10);
     std::thread::sleep(Duration::from_secs(5));
 
     pg.pg_ctl(&["-m", "fast", "-w", "stop"]);
@@ -277,16 +290,7 @@ fn postgresql_stopped_for_60s_while_two_participants_leave_loses_nothing() {
         restarted.duration_since(stopped_at).as_secs_f64(),
         restarted.elapsed().as_secs_f64()
     );
-    let out = tempfile::tempdir().unwrap();
-    for (asset, report) in assets.iter().zip(&reports) {
-        let probe = ffprobe(&server.download(asset, out.path()));
-        let sent = report.sent_for.as_secs_f64();
-        assert!(
-            (probe.duration - sent).abs() < 1.5,
-            "{} s recorded of {sent} s sent: {asset:#}",
-            probe.duration
-        );
-    }
+    assert_recorded_as_sent(&server, &assets, &reports);
     assert_nothing_live(&server, &session);
     assert_events_once(&server);
     assert_new_publisher_recorded(&server);
@@ -369,13 +373,7 @@ fn a_full_disk_for_30s_during_a_meeting_truncates_marks_and_resumes() {
     let disk = Tmpfs::mount(&dir.path().join("data"), 96);
     let server = Server::start_with(dir.path(), &[("REEL_MIN_FREE_DISK_MB", "8")]);
     let room = server.room(1);
-    let publishers: Vec<_> = ["ana", "ben", "cy"]
-        .into_iter()
-        .map(|name| {
-            let (token, whip) = server.token(&room, name, "camera");
-            std::thread::spawn(move || publish(&camera(&whip, &token, 45)).expect("publish"))
-        })
-        .collect();
+    let publishers = publishers(&server, &room, &["ana", "ben", "cy"], 45);
     std::thread::sleep(Duration::from_secs(8));
     let session = server.get(&format!("/v1/sessions?room_id={room}"))["data"][0]["id"]
         .as_str()
